@@ -1,0 +1,44 @@
+/** Entry point: dispatch to a command. bin/meshcap calls `main` with the real process. */
+import { captureCommand } from './capture.js';
+import type { Command, CommandContext } from './context.js';
+import { ExitCode } from './exit-codes.js';
+import { MAIN_HELP } from './help.js';
+import { meshcapVersion } from '../version.js';
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  'istio-iptables': async () => captureCommand('istio-iptables'),
+  apply: async () => captureCommand('apply'),
+  doctor: async () => (await import('./doctor.js')).doctorCommand,
+  demo: async () => (await import('./demo.js')).demoCommand,
+};
+
+export async function main(argv: readonly string[], ctx: CommandContext): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    ctx.stdout(MAIN_HELP);
+    return name === undefined ? ExitCode.InvalidConfig : ExitCode.Ok;
+  }
+  if (name === 'version' || name === '--version') {
+    ctx.stdout(`meshcap ${meshcapVersion()}\n`);
+    return ExitCode.Ok;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    ctx.stderr(`meshcap: unknown command ${JSON.stringify(name)}. Run 'meshcap --help' for the list.\n`);
+    return ExitCode.InvalidConfig;
+  }
+  return (await load())(rest, ctx);
+}
+
+export function processContext(): CommandContext {
+  return {
+    env: process.env,
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text),
+    readStdin: async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    },
+  };
+}
