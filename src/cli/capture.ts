@@ -4,9 +4,9 @@ import { readHostFacts } from '../backend/host.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
 import { MeshcapError } from '../errors.js';
-import { renderIstioDryRunTrace } from '../render/iptables.js';
-import { renderNftCleanup, renderNftTransaction } from '../render/nftables.js';
-import { buildRuleset } from '../rules/build.js';
+import { realSystem, recordingSystem } from '../backend/system.js';
+import { runCapture } from '../reconcile/engine.js';
+import { renderIptablesTrace, renderNftTrace } from '../render/trace.js';
 import type { Command, CommandContext } from './context.js';
 import { ExitCode } from './exit-codes.js';
 import { captureHelp } from './help.js';
@@ -29,13 +29,18 @@ export function captureCommand(name: string): Command {
       const config = parseCaptureConfig(argv, ctx.env, readHostFacts());
       const log = createLogger(ctx, { json: config.logJson, debug: config.debug });
       logDecisions(config, log);
-      if (config.dryRun) return dryRun(config, ctx);
-      throw new MeshcapError(
-        ExitCode.Unsupported,
-        `${name} without --dry-run`,
-        'applying rules to the kernel is not available in this build',
-        `run 'meshcap ${name} --dry-run ...' to see the rules`,
-      );
+      if (config.dryRun) return await dryRun(config, ctx, log);
+      if (config.skipRuleApply) {
+        log.info('--skip-rule-apply: rules and routes left as they are');
+        return ExitCode.Ok;
+      }
+      const report = await runCapture(config, ctx.env, { sys: realSystem(ctx.env), log });
+      for (const family of report.families) {
+        log.info(`${family.family === 'ipv4' ? 'IPv4' : 'IPv6'}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
+      }
+      for (const note of report.notes) log.info(note);
+      log.info(`capture ${config.cleanupOnly ? 'removed' : 'in place'} (${report.backend})`);
+      return ExitCode.Ok;
     } catch (error) {
       return reportError(error, ctx, name);
     }
@@ -52,11 +57,11 @@ function logDecisions(config: CaptureConfig, log: Logger): void {
   }
 }
 
-function dryRun(config: CaptureConfig, ctx: CommandContext): number {
-  const ruleset = buildRuleset(config);
-  const text = config.nativeNftables
-    ? `${(config.cleanupOnly ? renderNftCleanup() : renderNftTransaction(ruleset)).join('\n')}\n`
-    : renderIstioDryRunTrace(ruleset);
+/** The engine against a recording stub, as Istio's --dry-run: the state reads as clean, nothing changes. */
+async function dryRun(config: CaptureConfig, ctx: CommandContext, log: Logger): Promise<number> {
+  const sys = recordingSystem(realSystem(ctx.env));
+  await runCapture(config, ctx.env, { sys, log });
+  const text = config.nativeNftables ? renderNftTrace(sys.calls) : renderIptablesTrace(sys.calls);
   ctx.stdout(text);
   if (config.dryRunFilePath) {
     try {

@@ -8,7 +8,7 @@ import type { Match, Rule, Ruleset, Table, Target } from '../rules/model.js';
 
 type NftTableName = (typeof NftTable)[keyof typeof NftTable];
 
-interface ChainDecl {
+export interface ChainDecl {
   readonly name: string;
   /** Base-chain spec, e.g. `type nat hook output priority -100`. */
   readonly base?: string;
@@ -155,11 +155,24 @@ export function renderNftRuleBody(rule: Rule): string {
   return parts.join(' ');
 }
 
-/** The transaction lines for applying the ruleset (Istio's nftables golden format). */
-export function renderNftTransaction(ruleset: Ruleset): string[] {
-  const lines: string[] = [];
+export interface NftRuleOp {
+  readonly chain: string;
+  /** Insert position (already converted: an index past the end became an append). */
+  readonly index?: number;
+  readonly body: string;
+}
+
+export interface NftTableOps {
+  readonly table: 'nat' | 'mangle' | 'raw';
+  readonly name: string;
+  readonly chains: readonly ChainDecl[];
+  readonly rules: readonly NftRuleOp[];
+}
+
+/** The transaction as data: per table, the chains that get rules and the rule operations in order. */
+export function nftTableOps(ruleset: Ruleset): NftTableOps[] {
+  const result: NftTableOps[] = [];
   for (const table of NFT_TABLES) {
-    const name = NftTable[table];
     const rules = ruleset.rules.filter((rule) => rule.table === table && (rule.family !== 'ipv6' || ruleset.ipv6));
     // In an inet table a family-scoped rule without an address matches both families; Istio
     // writes such a rule once even where iptables needs one per family (the raw DNS jump).
@@ -171,25 +184,43 @@ export function renderNftTransaction(ruleset: Ruleset): string[] {
       if (!twin) bodies.push({ rule, chain, body });
     }
     if (bodies.length === 0) continue;
-    lines.push(`add table inet ${name}`, `flush table inet ${name}`);
-    for (const decl of CHAIN_DECLS[table]) {
-      if (!bodies.some((b) => b.chain === decl.name)) continue;
-      lines.push(`add chain inet ${name} ${decl.name}${decl.base ? ` { ${decl.base} ; }` : ''}`);
-    }
     const counts = new Map<string, number>();
+    const ops: NftRuleOp[] = [];
     for (const { rule, chain, body } of bodies) {
       const count = counts.get(chain) ?? 0;
       const index = rule.insertAt === undefined ? undefined : rule.insertAt - 1;
       // nft refuses an index at or past the end of the chain: that is an append.
-      if (index !== undefined && index < count) {
-        lines.push(`insert rule inet ${name} ${chain} index ${index} ${body}`);
-      } else {
-        lines.push(`add rule inet ${name} ${chain} ${body}`);
-      }
+      ops.push(index !== undefined && index < count ? { chain, index, body } : { chain, body });
       counts.set(chain, count + 1);
     }
+    result.push({
+      table,
+      name: NftTable[table],
+      chains: CHAIN_DECLS[table].filter((decl) => ops.some((op) => op.chain === decl.name)),
+      rules: ops,
+    });
   }
-  return lines;
+  return result;
+}
+
+export function renderChainDecl(table: string, decl: ChainDecl): string {
+  return `add chain inet ${table} ${decl.name}${decl.base ? ` { ${decl.base} ; }` : ''}`;
+}
+
+export function renderRuleOp(table: string, op: NftRuleOp): string {
+  return op.index === undefined
+    ? `add rule inet ${table} ${op.chain} ${op.body}`
+    : `insert rule inet ${table} ${op.chain} index ${op.index} ${op.body}`;
+}
+
+/** The transaction lines for applying the ruleset (Istio's nftables golden format). */
+export function renderNftTransaction(ruleset: Ruleset): string[] {
+  return nftTableOps(ruleset).flatMap((ops) => [
+    `add table inet ${ops.name}`,
+    `flush table inet ${ops.name}`,
+    ...ops.chains.map((decl) => renderChainDecl(ops.name, decl)),
+    ...ops.rules.map((op) => renderRuleOp(ops.name, op)),
+  ]);
 }
 
 /** Removes the three tables; `add` first so the delete cannot fail on a missing table. */

@@ -1,0 +1,138 @@
+/**
+ * The one injectable seam between meshcap and the machine: running binaries,
+ * finding them on PATH and reading kernel files. The engine uses it for real
+ * runs; a recording stub makes the very same engine produce dry-run traces;
+ * tests may wrap it. Nothing else in src/ spawns processes.
+ */
+import { spawn } from 'node:child_process';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export interface RunOptions {
+  /** Written to the child's stdin (restore input goes this way, never through a temp file). */
+  readonly input?: string;
+  readonly timeoutMs?: number;
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export interface RunResult {
+  readonly file: string;
+  readonly args: readonly string[];
+  /** Exit code; 127 when the binary could not be started. */
+  readonly code: number;
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** The binary does not exist (ENOENT) or is not executable (EACCES). */
+  readonly notFound: boolean;
+}
+
+export interface System {
+  run(file: string, args: readonly string[], options?: RunOptions): Promise<RunResult>;
+  /** Absolute path of a binary on PATH (resolved the way Istio resolves it), or undefined. */
+  which(name: string): string | undefined;
+  /** A file's text, or undefined when it cannot be read. */
+  readFile(path: string): string | undefined;
+  /** True when this system only records (dry-run): nothing is changed. */
+  readonly recording: boolean;
+}
+
+export function realSystem(env: Readonly<Record<string, string | undefined>> = process.env): System {
+  const whichCache = new Map<string, string | undefined>();
+  return {
+    recording: false,
+    run: (file, args, options = {}) => runProcess(file, args, options, env),
+    which(name) {
+      if (!whichCache.has(name)) whichCache.set(name, findOnPath(name, env.PATH ?? ''));
+      return whichCache.get(name);
+    },
+    readFile(path) {
+      try {
+        return readFileSync(path, 'utf8');
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+export function findOnPath(name: string, path: string): string | undefined {
+  if (name.includes('/')) return isExecutable(name) ? name : undefined;
+  for (const dir of path.split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function runProcess(
+  file: string,
+  args: readonly string[],
+  options: RunOptions,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, {
+      env: { ...env, ...options.env, LC_ALL: 'C' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: options.timeoutMs ?? 120_000,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    let spawnError: NodeJS.ErrnoException | undefined;
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      spawnError = error;
+    });
+    // A child that exits before reading stdin must not crash us with EPIPE.
+    child.stdin.on('error', () => {});
+    child.stdin.end(options.input ?? '');
+    child.on('close', (code, signal) => {
+      const notFound = spawnError?.code === 'ENOENT' || spawnError?.code === 'EACCES';
+      resolve({
+        file,
+        args,
+        code: spawnError ? 127 : (code ?? 128),
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: spawnError && !err.length ? `${file}: ${spawnError.message}` : Buffer.concat(err).toString('utf8'),
+        notFound,
+      });
+    });
+  });
+}
+
+export interface RecordedCall {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly input?: string;
+}
+
+/**
+ * A stub for dry runs, like Istio's: every command succeeds with empty output
+ * (so the state reads as clean), and every call is recorded.
+ */
+export function recordingSystem(base: Pick<System, 'which' | 'readFile'>): System & { readonly calls: RecordedCall[] } {
+  const calls: RecordedCall[] = [];
+  return {
+    recording: true,
+    calls,
+    which: (name) => base.which(name) ?? name,
+    readFile: (path) => base.readFile(path),
+    async run(file, args, options = {}) {
+      calls.push(options.input === undefined ? { file, args } : { file, args, input: options.input });
+      return { file, args, code: 0, signal: null, stdout: '', stderr: '', notFound: false };
+    },
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * Turns a failed iptables / nft / ip run into an error that names the cause and
+ * the fix, keeping the raw output. The knowledge here is what operators keep
+ * rediscovering in istio-init logs.
+ */
+import { ExitCode } from '../cli/exit-codes.js';
+import { MeshcapError } from '../errors.js';
+import { PACKAGE_OF } from './binaries.js';
+import type { RunResult } from './system.js';
+
+export interface FailureContext {
+  /** What meshcap was doing, e.g. "applying the IPv4 rules with iptables-nft-restore". */
+  readonly action: string;
+  readonly input?: string;
+  readonly lockTimeoutSeconds?: number;
+}
+
+/** The input line a restore error points at ("Error occurred at line: 7", "line 7 failed"). */
+export function failingInputLine(stderr: string, input: string | undefined): string | undefined {
+  if (!input) return undefined;
+  const match = /(?:Error occurred at line: |line )(\d+)(?: failed)?/.exec(stderr);
+  if (!match) return undefined;
+  const line = input.split('\n')[Number(match[1]) - 1];
+  return line === undefined ? undefined : `input line ${match[1]}: ${line}`;
+}
+
+/** Failures a concurrent writer can cause; the engine re-reads the state and tries again. */
+export function isConcurrencyConflict(result: RunResult): boolean {
+  return /Chain already exists|does not exist|Bad rule \(does a matching rule exist|Couldn't load target `ISTIO_|Too many links|Device or resource busy|No chain\/target\/match by that name|Resource busy/.test(
+    result.stderr,
+  );
+}
+
+export function toolFailure(result: RunResult, context: FailureContext): MeshcapError {
+  const tool = result.file.split('/').pop() ?? result.file;
+  const where = failingInputLine(result.stderr, context.input);
+  const detail = [result.stderr.trim(), where].filter(Boolean).join('\n');
+  const base = tool.replace(/-(legacy|nft)(-save|-restore)?$/, '').replace(/-(save|restore)$/, '');
+
+  if (result.notFound) {
+    const pkg = PACKAGE_OF[base] ?? base;
+    return new MeshcapError(
+      ExitCode.Unsupported,
+      `${context.action}: ${tool} was not found on PATH`,
+      `the image or host has no ${tool} binary`,
+      `install it (Debian/Ubuntu: apt-get install ${pkg}; Alpine: apk add ${pkg}), or use an image that ships it`,
+      detail,
+    );
+  }
+  const err = result.stderr;
+  if (/Permission denied \(you must be root\)|Operation not permitted|you must be root/i.test(err)) {
+    return new MeshcapError(
+      ExitCode.Permission,
+      `${context.action}: permission denied`,
+      'the process is not root or lacks CAP_NET_ADMIN / CAP_NET_RAW in this network namespace',
+      'run as uid 0 with securityContext.capabilities.add [NET_ADMIN, NET_RAW] (what istio-init uses)',
+      detail,
+    );
+  }
+  if (/holding the xtables lock|Can't lock .*xtables|Resource temporarily unavailable.*lock/i.test(err)) {
+    return new MeshcapError(
+      ExitCode.LockTimeout,
+      `${context.action}: the xtables lock was not obtained within ${context.lockTimeoutSeconds ?? '?'}s`,
+      'another process (kube-proxy, a CNI plugin, another init) held /run/xtables.lock the whole time',
+      'retry, raise --lock-timeout, or find the holder (fuser -v /run/xtables.lock); the nft backend needs no lock',
+      detail,
+    );
+  }
+  const table = /can't initialize iptables table `(\w+)'|unable to initialize table '(\w+)'|Table does not exist.*?(\w+)/i.exec(err);
+  if (table) {
+    const name = table[1] ?? table[2] ?? table[3] ?? 'nat';
+    const v6 = tool.startsWith('ip6');
+    return new MeshcapError(
+      ExitCode.Unsupported,
+      `${context.action}: the kernel has no '${name}' table for this backend`,
+      `the ${v6 ? 'ip6table' : 'iptable'}_${name} module is not loaded (and cannot be loaded from a container), or this backend does not match the node's`,
+      `on the node: modprobe ${v6 ? 'ip6table' : 'iptable'}_${name} (or run meshcap's node-prep DaemonSet); or pin the other backend with --backend=${/legacy/.test(tool) ? 'nft' : 'legacy'}`,
+      detail,
+    );
+  }
+  const extension = /Couldn't load (match|target) `([^']+)'|Extension (\S+) revision \d+ not supported|unknown option "--(\S+)"/.exec(err);
+  if (extension && !/`ISTIO_/.test(err)) {
+    const name = extension[2] ?? extension[3] ?? extension[4] ?? 'unknown';
+    const kind = extension[1] ?? 'extension';
+    return new MeshcapError(
+      ExitCode.Unsupported,
+      `${context.action}: the kernel cannot load the '${name}' ${kind}`,
+      `the xt_${name} module (or the nft_compat bridge for it) is missing on the node`,
+      `on the node: modprobe xt_${name}; or pin the other backend with --backend=${/legacy/.test(tool) ? 'nft' : 'legacy'}`,
+      detail,
+    );
+  }
+  return new MeshcapError(
+    ExitCode.Unexpected,
+    `${context.action} failed (exit ${result.code})`,
+    'the tool rejected the input; its message is below',
+    'check the message; run with --log_output_level=default:debug to see the full input',
+    detail,
+  );
+}

@@ -1,0 +1,189 @@
+/**
+ * The capture engine: config -> ruleset -> backend -> reconcile -> verify ->
+ * routes. The same code runs for real and, with the recording System, for
+ * --dry-run (where it produces Istio's trace).
+ */
+import { type IptablesBinaries, PACKAGE_OF, plainBinaries } from '../backend/binaries.js';
+import { type BackendSnapshot, detectBackend, snapshotBackend } from '../backend/detect.js';
+import type { System } from '../backend/system.js';
+import { ExitCode } from '../cli/exit-codes.js';
+import type { Logger } from '../cli/log.js';
+import type { CaptureConfig } from '../config/types.js';
+import { MeshcapError } from '../errors.js';
+import type { IdResolver } from '../render/iptables-save-form.js';
+import { buildRuleset } from '../rules/build.js';
+import type { Family, Ruleset } from '../rules/model.js';
+import { cleanIptables, type FamilyOutcome, reconcileIptables } from './iptables.js';
+import { cleanNftables, reconcileNftables } from './nftables.js';
+import { cleanTproxyRouting, ensureIpv6Passthrough, ensureTproxyRouting } from './routes.js';
+
+export interface EngineOptions {
+  readonly sys: System;
+  readonly log: Logger;
+  readonly resolveId?: IdResolver;
+}
+
+export interface CaptureReport {
+  readonly backend: string;
+  readonly reason: string;
+  readonly changed: boolean;
+  readonly families: readonly FamilyOutcome[];
+  readonly notes: readonly string[];
+}
+
+function nftBinary(sys: System): string {
+  const nft = sys.which('nft');
+  if (!nft) {
+    throw new MeshcapError(
+      ExitCode.Unsupported,
+      'native nftables is enabled, but the nft binary was not found on PATH',
+      'the image has no nftables tools',
+      `install it (Debian/Ubuntu: apt-get install ${PACKAGE_OF.nft}; Alpine: apk add nftables), or drop --native-nftables`,
+    );
+  }
+  return nft;
+}
+
+function pinnedBy(config: CaptureConfig, env: Readonly<Record<string, string | undefined>>): string {
+  return env.FORCE_IPTABLES_BINARY ? `FORCE_IPTABLES_BINARY=${config.backend}` : `--backend=${config.backend}`;
+}
+
+function requireUsable(snapshot: BackendSnapshot, reason: string, config: CaptureConfig): void {
+  if (!snapshot.binaries.ipv4) {
+    throw new MeshcapError(
+      ExitCode.Unsupported,
+      `no iptables-${snapshot.variant} binaries (iptables-${snapshot.variant}-save / -restore) on PATH`,
+      `the ${snapshot.variant} backend was chosen (${reason}) but its binaries are missing`,
+      `install iptables (apt-get install ${PACKAGE_OF.iptables}), or choose the other backend with --backend`,
+    );
+  }
+  if (!snapshot.usable) {
+    throw new MeshcapError(
+      ExitCode.Unsupported,
+      `the iptables-${snapshot.variant} backend cannot read this namespace's rules`,
+      snapshot.problem ?? 'its save command failed',
+      snapshot.variant === 'nft'
+        ? 'the kernel may lack nf_tables; try --backend=legacy'
+        : 'the kernel may lack ip_tables; try --backend=nft',
+    );
+  }
+  if (config.ipv6.enabled && !snapshot.binaries.ipv6) {
+    throw new MeshcapError(
+      ExitCode.Unsupported,
+      `IPv6 rules are needed (${config.ipv6.reason}) but ip6tables-${snapshot.variant} binaries are missing`,
+      'the image ships only the IPv4 tools',
+      'install the full iptables package, or run with --ipv6=false if the pod has no IPv6',
+    );
+  }
+}
+
+export async function runCapture(config: CaptureConfig, env: Readonly<Record<string, string | undefined>>, opts: EngineOptions): Promise<CaptureReport> {
+  const ruleset = buildRuleset(config);
+  const { sys, log } = opts;
+  const notes: string[] = [];
+
+  if (config.nativeNftables) {
+    const nft = nftBinary(sys);
+    if (config.cleanupOnly) {
+      const removed = await cleanNftables({ sys, log, nft });
+      return { backend: 'nftables', reason: '--native-nftables', changed: removed.length > 0, families: [], notes: removed.map((t) => `deleted table inet ${t}`) };
+    }
+    const result = await reconcileNftables(ruleset, { sys, log, nft, force: config.forceApply });
+    if (!sys.recording) {
+      // Mesh rules left in an iptables backend would capture twice, or hide where the capture is.
+      for (const variant of ['legacy', 'nft'] as const) {
+        const snapshot = await snapshotBackend(sys, variant);
+        if (snapshot.meshRules === 0) continue;
+        log.warn(`removing ${snapshot.meshRules} mesh rules left in iptables-${variant}: native nftables now holds the capture`);
+        await cleanIptables({ sys, log, binaries: snapshot.binaries, prefetched: snapshot.saves, lockTimeoutSeconds: config.lockTimeoutSeconds });
+        notes.push(`removed mesh rules from iptables-${variant}`);
+      }
+      notes.push(...(await applyRoutes(config, opts)));
+    }
+    return { backend: 'nftables', reason: '--native-nftables', changed: result.changed, families: [], notes };
+  }
+
+  let binaries: Partial<Record<Family, IptablesBinaries>>;
+  let prefetched: Partial<Record<Family, string>> | undefined;
+  let backend = 'iptables';
+  let reason = 'dry run';
+  let other: BackendSnapshot | undefined;
+  if (sys.recording) {
+    binaries = { ipv4: plainBinaries('ipv4'), ipv6: plainBinaries('ipv6') };
+  } else {
+    const detection = await detectBackend(sys, config.backend, pinnedBy(config, env));
+    requireUsable(detection.chosen, detection.reason, config);
+    binaries = detection.chosen.binaries;
+    prefetched = detection.chosen.saves;
+    backend = `iptables-${detection.chosen.variant}`;
+    reason = detection.reason;
+    other = detection.other;
+    log.info(`backend ${backend}: ${reason}`);
+  }
+
+  if (config.cleanupOnly) {
+    const scoped: Partial<Record<Family, IptablesBinaries>> = config.ipv6.enabled ? binaries : { ipv4: binaries.ipv4! };
+    const cleaned = await cleanIptables({ sys, log, binaries: scoped, prefetched, lockTimeoutSeconds: config.lockTimeoutSeconds });
+    if (!sys.recording) notes.push(...(await cleanTproxyRouting({ sys, log })));
+    return { backend, reason, changed: cleaned.length > 0 || notes.length > 0, families: [], notes: [...cleaned.map((f) => `removed the ${f} mesh rules`), ...notes] };
+  }
+
+  const families = await reconcileIptables(ruleset, {
+    sys,
+    log,
+    binaries,
+    prefetched,
+    lockTimeoutSeconds: config.lockTimeoutSeconds,
+    force: config.forceApply,
+    resolveId: opts.resolveId,
+  });
+
+  if (!sys.recording) {
+    if (other && other.meshRules > 0) {
+      log.warn(`iptables-${other.variant} also holds ${other.meshRules} mesh rules; removing them so the capture lives in one place (${backend})`);
+      await cleanIptables({ sys, log, binaries: other.binaries, prefetched: other.saves, lockTimeoutSeconds: config.lockTimeoutSeconds });
+      notes.push(`removed stale mesh rules from iptables-${other.variant}`);
+    }
+    const nft = sys.which('nft');
+    if (nft) {
+      const removed = await cleanNftables({ sys, log, nft });
+      if (removed.length > 0) {
+        log.warn(`removed native nftables mesh tables (${removed.join(', ')}): ${backend} now holds the capture`);
+        notes.push(`removed nftables tables ${removed.join(', ')}`);
+      }
+    }
+    notes.push(...(await applyRoutes(config, opts)));
+  }
+  return { backend, reason, changed: families.some((f) => f.changed) || notes.length > 0, families, notes };
+}
+
+async function applyRoutes(config: CaptureConfig, opts: EngineOptions): Promise<string[]> {
+  const notes: string[] = [];
+  if (config.ipv6.enabled && (await ensureIpv6Passthrough(opts))) notes.push('added ::6/128 to lo');
+  if (config.mode === 'TPROXY' && config.inboundPorts.kind !== 'none') {
+    notes.push(...(await ensureTproxyRouting(opts, { mark: config.tproxyMark, table: config.tproxyRouteTable, ipv6: config.ipv6.enabled })));
+  }
+  return notes;
+}
+
+/** `meshcap clean`: every mesh chain, rule, table and TPROXY route, from every backend. */
+export async function cleanEverything(opts: EngineOptions & { lockTimeoutSeconds: number }): Promise<string[]> {
+  const { sys, log } = opts;
+  const removed: string[] = [];
+  for (const variant of ['legacy', 'nft'] as const) {
+    const snapshot = await snapshotBackend(sys, variant);
+    if (!snapshot.usable || snapshot.meshRules === 0 && !hasMeshChains(snapshot)) continue;
+    const families = await cleanIptables({ sys, log, binaries: snapshot.binaries, prefetched: snapshot.saves, lockTimeoutSeconds: opts.lockTimeoutSeconds });
+    removed.push(...families.map((family) => `iptables-${variant} ${family === 'ipv4' ? 'IPv4' : 'IPv6'} mesh chains and rules`));
+  }
+  const nft = sys.which('nft');
+  if (nft) removed.push(...(await cleanNftables({ sys, log, nft })).map((table) => `nftables table inet ${table}`));
+  removed.push(...(await cleanTproxyRouting(opts)));
+  return removed;
+}
+
+function hasMeshChains(snapshot: BackendSnapshot): boolean {
+  return Object.values(snapshot.saves).some((text) => /^:ISTIO_/m.test(text ?? ''));
+}
+
+export type { Ruleset };

@@ -1,0 +1,188 @@
+/**
+ * The iptables apply loop: read -> plan -> one restore per family -> read back
+ * and verify. Families run side by side. A restore that fails because another
+ * writer changed the state in between (a `-D` that finds nothing, a `-N` that
+ * finds a chain) is retried from a fresh read, so concurrent runs converge
+ * without a lock of our own; the xtables lock is still taken where the backend
+ * has one.
+ */
+import type { IptablesBinaries } from '../backend/binaries.js';
+import { type SaveState, parseSave } from '../backend/save.js';
+import type { System } from '../backend/system.js';
+import { isConcurrencyConflict, toolFailure } from '../backend/tool-errors.js';
+import { ExitCode } from '../cli/exit-codes.js';
+import { MeshcapError } from '../errors.js';
+import type { IdResolver } from '../render/iptables-save-form.js';
+import type { Family, Ruleset } from '../rules/model.js';
+import { type FamilyPlan, cleanupInput, currentView, diffViews, planFamily } from './plan.js';
+import type { Logger } from '../cli/log.js';
+
+export interface IptablesRunOptions {
+  readonly sys: System;
+  readonly log: Logger;
+  readonly binaries: Partial<Record<Family, IptablesBinaries>>;
+  /** Save output already read (by detection), used for the first read. */
+  readonly prefetched?: Partial<Record<Family, string>>;
+  readonly lockTimeoutSeconds: number;
+  readonly force?: boolean;
+  readonly resolveId?: IdResolver;
+  /** Attempts before giving up on a state that keeps changing under us. */
+  readonly maxAttempts?: number;
+}
+
+export interface FamilyOutcome {
+  readonly family: Family;
+  readonly changed: boolean;
+  readonly attempts: number;
+  readonly changes: readonly string[];
+}
+
+const describeFamily = (family: Family) => (family === 'ipv4' ? 'IPv4' : 'IPv6');
+
+async function readState(opts: IptablesRunOptions, bins: IptablesBinaries, prefetched: string | undefined): Promise<SaveState> {
+  if (prefetched !== undefined) return parseSave(prefetched);
+  const result = await opts.sys.run(bins.save, []);
+  if (result.code !== 0) {
+    throw toolFailure(result, { action: `reading the ${describeFamily(bins.family)} rules with ${bins.save}` });
+  }
+  return parseSave(result.stdout);
+}
+
+export function restoreArgs(bins: IptablesBinaries, lockTimeoutSeconds: number): string[] {
+  return bins.usesXtablesLock ? ['--noflush', `--wait=${lockTimeoutSeconds}`] : ['--noflush'];
+}
+
+async function restore(opts: IptablesRunOptions, bins: IptablesBinaries, input: string) {
+  return opts.sys.run(bins.restore, restoreArgs(bins, opts.lockTimeoutSeconds), {
+    input,
+    timeoutMs: (opts.lockTimeoutSeconds + 30) * 1000,
+  });
+}
+
+const jitter = () => new Promise((resolve) => setTimeout(resolve, 5 + Math.floor(Math.random() * 40)));
+
+/**
+ * Reconcile the families that need it: a family is touched when it has desired
+ * rules or holds mesh leftovers (IPv6 turned off after being on, for example).
+ */
+export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptions): Promise<FamilyOutcome[]> {
+  const families = (['ipv4', 'ipv6'] as const).filter((family) => opts.binaries[family] !== undefined);
+  const maxAttempts = opts.maxAttempts ?? 8;
+  const outcomes = new Map<Family, FamilyOutcome>();
+  let pending: Family[] = [...families];
+  const prefetched: Partial<Record<Family, string | undefined>> = { ...opts.prefetched };
+
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    // Read: every pending family at once (Istio's order: v4 save, then v6 save).
+    const states = await Promise.all(pending.map((family) => readState(opts, opts.binaries[family]!, prefetched[family])));
+    for (const family of pending) prefetched[family] = undefined;
+    const plans = pending.map((family, i) =>
+      planFamily(ruleset, family, states[i]!, { force: (opts.force ?? false) && attempt === 1, resolveId: opts.resolveId }),
+    );
+    for (const plan of plans) {
+      if (plan.noop && !outcomes.has(plan.family)) {
+        outcomes.set(plan.family, { family: plan.family, changed: false, attempts: attempt, changes: [] });
+      }
+      if (!plan.noop) {
+        opts.log.info(`${describeFamily(plan.family)}: ${plan.fresh ? 'no mesh rules yet, applying' : 'reconciling'} (${plan.changes.length} difference${plan.changes.length === 1 ? '' : 's'})`);
+        for (const change of plan.changes) opts.log.debug(`  ${change}`);
+        opts.log.debug(`restore input (${describeFamily(plan.family)}):\n${plan.restoreInput}`);
+      }
+    }
+    const toApply = plans.filter((plan) => !plan.noop && plan.restoreInput !== '');
+    const results = await Promise.all(toApply.map((plan) => restore(opts, opts.binaries[plan.family]!, plan.restoreInput)));
+
+    const retry: Family[] = [];
+    results.forEach((result, i) => {
+      const plan = toApply[i]!;
+      if (result.code === 0) return;
+      if (isConcurrencyConflict(result) && attempt < maxAttempts) {
+        opts.log.info(`${describeFamily(plan.family)}: the rules changed while applying (another run?); reading them again`);
+        retry.push(plan.family);
+        return;
+      }
+      throw toolFailure(result, {
+        action: `applying the ${describeFamily(plan.family)} rules with ${opts.binaries[plan.family]!.restore}`,
+        input: plan.restoreInput,
+        lockTimeoutSeconds: opts.lockTimeoutSeconds,
+      });
+    });
+
+    // Read back what was applied and compare it with what was asked for.
+    const applied = toApply.filter((plan) => !retry.includes(plan.family));
+    const verified = await verifyPlans(opts, applied);
+    for (const { plan, differences } of verified) {
+      if (differences.length === 0) {
+        outcomes.set(plan.family, { family: plan.family, changed: true, attempts: attempt, changes: plan.changes });
+        continue;
+      }
+      if (attempt < maxAttempts) {
+        opts.log.info(`${describeFamily(plan.family)}: the rules read back differ (another run?); reconciling again`);
+        retry.push(plan.family);
+        continue;
+      }
+      throw new MeshcapError(
+        ExitCode.VerifyFailed,
+        `verifying the ${describeFamily(plan.family)} rules after applying them`,
+        'the rules read back from the kernel are not the ones applied; something else rewrites them, or the backend transforms them',
+        "compare with 'iptables-save' / 'iptables-legacy-save'; find the other writer; re-run meshcap to reconcile",
+        differences.join('\n'),
+      );
+    }
+    pending = retry;
+    if (pending.length > 0) await jitter();
+  }
+  return families.map((family) => outcomes.get(family)!).filter(Boolean);
+}
+
+async function verifyPlans(opts: IptablesRunOptions, plans: readonly FamilyPlan[]) {
+  const saves = await Promise.all(plans.map((plan) => opts.sys.run(opts.binaries[plan.family]!.save, [])));
+  return plans.map((plan, i) => {
+    const result = saves[i]!;
+    if (opts.sys.recording) return { plan, differences: [] as string[] };
+    if (result.code !== 0) {
+      throw toolFailure(result, { action: `reading back the ${describeFamily(plan.family)} rules with ${opts.binaries[plan.family]!.save}` });
+    }
+    let live = currentView(parseSave(result.stdout));
+    if (plan.keptStaleChains.length > 0) {
+      // Chains a foreign rule still jumps to were flushed but had to stay.
+      live = new Map(
+        [...live].map(([table, view]) => [
+          table,
+          { ...view, meshChains: new Map([...view.meshChains].filter(([chain]) => !plan.keptStaleChains.includes(`${table}/${chain}`))) },
+        ]),
+      );
+    }
+    return { plan, differences: diffViews(plan.desired, live) };
+  });
+}
+
+/** Removes every mesh chain and rule from the given backend's families. Returns what was removed. */
+export async function cleanIptables(
+  opts: Pick<IptablesRunOptions, 'sys' | 'log' | 'binaries' | 'prefetched' | 'lockTimeoutSeconds'>,
+): Promise<Family[]> {
+  const cleaned: Family[] = [];
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const bins = opts.binaries[family];
+    if (!bins) continue;
+    for (let attempt = 1; ; attempt++) {
+      const state = await readState({ ...opts, binaries: opts.binaries }, bins, attempt === 1 ? opts.prefetched?.[family] : undefined);
+      const input = cleanupInput(state);
+      if (input === '') break;
+      const result = await opts.sys.run(bins.restore, restoreArgs(bins, opts.lockTimeoutSeconds), { input });
+      if (result.code === 0) {
+        cleaned.push(family);
+        break;
+      }
+      if (!isConcurrencyConflict(result) || attempt >= 8) {
+        throw toolFailure(result, {
+          action: `removing the ${describeFamily(family)} mesh rules with ${bins.restore}`,
+          input,
+          lockTimeoutSeconds: opts.lockTimeoutSeconds,
+        });
+      }
+      await jitter();
+    }
+  }
+  return cleaned;
+}

@@ -1,0 +1,86 @@
+/**
+ * A rule as iptables-save prints it back (both backends print the same text):
+ * addresses and interfaces first, implicit `-m tcp`, hex marks, expanded target
+ * options. Comparing live rules with desired ones in this form makes a re-run a
+ * true no-op. Pure; the kernel checks it in the integration tests.
+ */
+import { formatCidr, maskCidr } from '../net/ip.js';
+import type { Match, Rule, Target } from '../rules/model.js';
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+const not = (negate: boolean | undefined) => (negate ? '! ' : '');
+
+/** Resolves a group or user name to its number, as iptables does when adding the rule. */
+export type IdResolver = (kind: 'uid' | 'gid', name: string) => string;
+
+export const numericIds: IdResolver = (_kind, name) => name;
+
+function moduleMatch(match: Match, resolveId: IdResolver): string | undefined {
+  switch (match.kind) {
+    case 'dport':
+      return match.ports.length === 1
+        ? `-m ${match.proto} ${not(match.negate)}--dport ${match.ports[0]}`
+        : `-m multiport ${not(match.negate)}--dports ${match.ports.join(',')}`;
+    case 'sport':
+      return `-m ${match.proto} --sport ${match.port}`;
+    case 'uidOwner':
+      return `-m owner ${not(match.negate)}--uid-owner ${resolveId('uid', match.id)}`;
+    case 'gidOwner':
+      return `-m owner ${not(match.negate)}--gid-owner ${resolveId('gid', match.id)}`;
+    case 'ctstate':
+      return `-m conntrack --ctstate ${match.states.join(',')}`;
+    case 'mark':
+      return `-m mark ${not(match.negate)}--mark ${hex(match.mark)}`;
+    case 'connmark':
+      return `-m connmark --mark ${hex(match.mark)}`;
+    default:
+      return undefined;
+  }
+}
+
+function target(t: Target, family: 'ipv4' | 'ipv6'): string {
+  switch (t.kind) {
+    case 'return':
+      return '-j RETURN';
+    case 'accept':
+      return '-j ACCEPT';
+    case 'drop':
+      return '-j DROP';
+    case 'jump':
+      return `-j ${t.chain}`;
+    case 'redirect':
+      return `-j REDIRECT --to-ports ${t.port}`;
+    case 'tproxy':
+      return `-j TPROXY --on-port ${t.port} --on-ip ${family === 'ipv4' ? '0.0.0.0' : '::'} --tproxy-mark ${hex(t.mark)}/0xffffffff`;
+    case 'setMark':
+      return `-j MARK --set-xmark ${hex(t.mark)}/0xffffffff`;
+    case 'saveMark':
+      return '-j CONNMARK --save-mark --nfmask 0xffffffff --ctmask 0xffffffff';
+    case 'restoreMark':
+      return '-j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff';
+    case 'ctZone':
+      return `-j CT --zone ${t.zone}`;
+  }
+}
+
+export function renderSaveSpec(rule: Rule, family: 'ipv4' | 'ipv6', resolveId: IdResolver = numericIds): string {
+  const matches = rule.matches.filter((match) => match.only !== 'nft');
+  const find = <K extends Match['kind']>(kind: K) => matches.find((match) => match.kind === kind) as Extract<Match, { kind: K }> | undefined;
+  const parts: string[] = [];
+  const src = find('src');
+  const dst = find('dst');
+  const inIface = find('inIface');
+  const outIface = find('outIface');
+  const proto = find('proto');
+  if (src) parts.push(`${not(src.negate)}-s ${formatCidr(maskCidr(src.net.cidr))}`);
+  if (dst) parts.push(`${not(dst.negate)}-d ${formatCidr(maskCidr(dst.net.cidr))}`);
+  if (inIface) parts.push(`-i ${inIface.name}`);
+  if (outIface) parts.push(`-o ${outIface.name}`);
+  if (proto) parts.push(`-p ${proto.proto}`);
+  for (const match of matches) {
+    const text = moduleMatch(match, resolveId);
+    if (text) parts.push(text);
+  }
+  parts.push(target(rule.target, family));
+  return parts.join(' ');
+}
