@@ -10,6 +10,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   apply: async () => captureCommand('apply'),
   doctor: async () => (await import('./doctor.js')).doctorCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
+  clean: async () => (await import('./clean.js')).cleanCommand,
+  'probe-server': async () => (await import('./probe.js')).probeServerCommand,
+  'probe-connect': async () => (await import('./probe.js')).probeConnectCommand,
 };
 
 export async function main(argv: readonly string[], ctx: CommandContext): Promise<number> {

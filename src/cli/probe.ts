@@ -1,0 +1,72 @@
+/**
+ * Internal helpers the demo and tests run inside a network namespace:
+ *   meshcap probe-server --ports 15001,15006 --tag proxy   (prints "ready", serves until stdin closes)
+ *   meshcap probe-connect HOST PORT [--uid N --gid N] [--timeout MS]   (prints JSON)
+ */
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { probeConnect } from '../probe/client.js';
+import { startProbeServer } from '../probe/server.js';
+import type { Command } from './context.js';
+import { ExitCode } from './exit-codes.js';
+
+export const probeServerCommand: Command = async (argv, ctx) => {
+  const { values } = parseArgs({ args: [...argv], options: { ports: { type: 'string' }, tag: { type: 'string' }, host: { type: 'string' } } });
+  const ports = (values.ports ?? '').split(',').filter(Boolean).map(Number);
+  const server = await startProbeServer(ports, values.tag ?? 'probe', values.host ?? '::');
+  ctx.stdout(`ready ${server.ports.join(',')}\n`);
+  // Serve until the parent closes our stdin: no orphan survives a killed test.
+  await ctx.readStdin();
+  await server.close();
+  return ExitCode.Ok;
+};
+
+export const probeConnectCommand: Command = async (argv, ctx) => {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: { uid: { type: 'string' }, gid: { type: 'string' }, timeout: { type: 'string' }, source: { type: 'string' } },
+  });
+  const [host, port] = positionals;
+  if (!host || !port) {
+    ctx.stderr('usage: meshcap probe-connect HOST PORT [--uid N] [--gid N] [--timeout MS] [--source ADDR]\n');
+    return ExitCode.InvalidConfig;
+  }
+  if (values.uid !== undefined) {
+    // Connect as another user so the kernel's owner match sees that uid. The code is passed
+    // inline: that user may not be able to read meshcap's files (a mode-700 checkout).
+    const uid = Number(values.uid);
+    const gid = Number(values.gid ?? values.uid);
+    const args = ['-e', INLINE_CONNECT, host, port, values.timeout ?? '3000', values.source ?? ''];
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, args, { uid, gid, cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      child.on('error', (error) => {
+        ctx.stdout(`${JSON.stringify({ ok: false, error: `cannot run as uid ${uid}: ${error.message}` })}\n`);
+        resolve(ExitCode.Unexpected);
+      });
+      child.on('close', (code) => {
+        ctx.stdout(out);
+        resolve(code ?? ExitCode.Unexpected);
+      });
+    });
+  }
+  const result = await probeConnect(host, Number(port), Number(values.timeout ?? 3000), values.source);
+  ctx.stdout(`${JSON.stringify(result)}\n`);
+  return ExitCode.Ok;
+};
+
+/** probeConnect, self-contained, for a child running as another uid. */
+const INLINE_CONNECT = `
+const [host, port, timeout, source] = process.argv.slice(1);
+const net = require('node:net');
+let data = '', done = false;
+const finish = (r) => { if (done) return; done = true; clearTimeout(t); s.destroy(); process.stdout.write(JSON.stringify(r) + '\\n'); };
+const s = net.connect(source ? { host, port: Number(port), localAddress: source } : { host, port: Number(port) });
+const t = setTimeout(() => finish({ ok: false, error: 'no answer within ' + timeout + ' ms' }), Number(timeout));
+s.setEncoding('utf8');
+s.on('data', (c) => { data += c; if (data.includes('\\n')) finish({ ok: true, reply: data.trim() }); });
+s.on('end', () => finish(data ? { ok: true, reply: data.trim() } : { ok: false, error: 'closed without an answer' }));
+s.on('error', (e) => finish({ ok: false, error: e.code || e.message }));
+`;
