@@ -65,7 +65,8 @@ export function normaliseNftRule(text: string): string {
     .replace(/\bmeta (skuid|skgid)\b/g, '$1')
     .replace(/\bct mark set meta mark\b/g, 'ct mark set mark')
     .replace(/\bmeta mark (?!set\b)/g, 'mark ')
-    .replace(/\bmeta l4proto (tcp|udp) (?=\1 (dport|sport)\b)/g, '')
+    // nft drops a protocol match that a later port match already implies.
+    .replace(/\bmeta l4proto (tcp|udp) (?=.*\b\1 (dport|sport)\b)/g, '')
     .replace(/\b0x([0-9a-f]+)\b/g, (_m, hex: string) => String(parseInt(hex, 16)));
   s = s.replace(/\bct state (\S+)/g, (_m, states: string) => `ct state ${states.split(',').sort().join(',')}`);
   // Addresses: nft prints them masked, without a full-length prefix, in canonical form.

@@ -136,3 +136,63 @@ export function recordingSystem(base: Pick<System, 'which' | 'readFile'>): Syste
     },
   };
 }
+
+export interface Service {
+  /** Resolves with the first stdout line starting with `prefix`; rejects when the process exits first or the deadline passes. */
+  waitForLine(prefix: string, timeoutMs: number): Promise<string>;
+  /** Closes its stdin (our services exit on that) and kills it if it lingers. */
+  stop(): Promise<void>;
+}
+
+/** A long-running helper process (the demo's probe servers), stopped by closing its stdin. */
+export function startService(file: string, args: readonly string[]): Service {
+  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let buffer = '';
+  let exited = false;
+  const waiters: (() => void)[] = [];
+  const wake = () => waiters.splice(0).forEach((w) => w());
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    wake();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    wake();
+  });
+  child.on('error', () => {
+    exited = true;
+    wake();
+  });
+  child.on('close', () => {
+    exited = true;
+    wake();
+  });
+  child.stdin.on('error', () => {});
+  return {
+    waitForLine(prefix, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const line = buffer.split('\n').find((l) => l.startsWith(prefix));
+          if (line !== undefined) return resolve(line);
+          if (exited) return reject(new Error(`${file} ${args.join(' ')} exited: ${buffer.trim()}`));
+          if (Date.now() > deadline) return reject(new Error(`${file} ${args.join(' ')}: no '${prefix}' within ${timeoutMs} ms`));
+          waiters.push(check);
+          setTimeout(wake, Math.max(0, deadline - Date.now()) + 1).unref();
+        };
+        check();
+      });
+    },
+    stop() {
+      if (exited) return Promise.resolve();
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+        child.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        child.stdin.end();
+      });
+    },
+  };
+}

@@ -39,7 +39,8 @@ export function captureCommand(name: string): Command {
         log.info(`${family.family === 'ipv4' ? 'IPv4' : 'IPv6'}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
       }
       for (const note of report.notes) log.info(note);
-      log.info(`capture ${config.cleanupOnly ? 'removed' : 'in place'} (${report.backend})`);
+      if (config.cleanupOnly) log.info(report.changed ? `capture removed (${report.backend})` : 'no capture found: nothing to do');
+      else log.info(report.changed ? `capture in place (${report.backend})` : `already in place, nothing to do (${report.backend})`);
       return ExitCode.Ok;
     } catch (error) {
       return reportError(error, ctx, name);
