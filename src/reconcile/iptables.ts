@@ -39,13 +39,25 @@ export interface FamilyOutcome {
 
 const describeFamily = (family: Family) => (family === 'ipv4' ? 'IPv4' : 'IPv6');
 
-async function readState(opts: IptablesRunOptions, bins: IptablesBinaries, prefetched: string | undefined): Promise<SaveState> {
-  if (prefetched !== undefined) return parseSave(prefetched);
+async function readStateText(opts: Pick<IptablesRunOptions, 'sys'>, bins: IptablesBinaries, prefetched: string | undefined): Promise<string> {
+  if (prefetched !== undefined) return prefetched;
   const result = await opts.sys.run(bins.save, []);
   if (result.code !== 0) {
     throw toolFailure(result, { action: `reading the ${describeFamily(bins.family)} rules with ${bins.save}` });
   }
-  return parseSave(result.stdout);
+  return result.stdout;
+}
+
+async function readState(opts: Pick<IptablesRunOptions, 'sys'>, bins: IptablesBinaries, prefetched: string | undefined): Promise<SaveState> {
+  return parseSave(await readStateText(opts, bins, prefetched));
+}
+
+/** Has the mesh part of the state changed since it was read? */
+async function stateChanged(opts: IptablesRunOptions, family: Family, before: string | undefined): Promise<boolean> {
+  const now = await opts.sys.run(opts.binaries[family]!.save, []);
+  if (now.code !== 0 || before === undefined) return false;
+  const mesh = (text: string) => JSON.stringify([...currentView(parseSave(text))].map(([t, v]) => [t, [...v.meshChains], [...v.builtinRules]]));
+  return mesh(now.stdout) !== mesh(before);
 }
 
 export function restoreArgs(bins: IptablesBinaries, lockTimeoutSeconds: number): string[] {
@@ -74,7 +86,8 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
 
   for (let attempt = 1; pending.length > 0; attempt++) {
     // Read: every pending family at once (Istio's order: v4 save, then v6 save).
-    const states = await Promise.all(pending.map((family) => readState(opts, opts.binaries[family]!, prefetched[family])));
+    const statesText = await Promise.all(pending.map((family) => readStateText(opts, opts.binaries[family]!, prefetched[family])));
+    const states = statesText.map(parseSave);
     for (const family of pending) prefetched[family] = undefined;
     const plans = pending.map((family, i) =>
       planFamily(ruleset, family, states[i]!, { force: (opts.force ?? false) && attempt === 1, resolveId: opts.resolveId }),
@@ -93,20 +106,23 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
     const results = await Promise.all(toApply.map((plan) => restore(opts, opts.binaries[plan.family]!, plan.restoreInput)));
 
     const retry: Family[] = [];
-    results.forEach((result, i) => {
+    for (const [i, result] of results.entries()) {
       const plan = toApply[i]!;
-      if (result.code === 0) return;
-      if (isConcurrencyConflict(result) && attempt < maxAttempts) {
+      if (result.code === 0) continue;
+      // A restore planned on a state that another writer has since changed fails on a -N, -D
+      // or -X line; re-reading tells that apart from a real error.
+      const changedMeanwhile = isConcurrencyConflict(result) || (await stateChanged(opts, plan.family, statesText[pending.indexOf(plan.family)]));
+      if (changedMeanwhile && attempt < maxAttempts) {
         opts.log.info(`${describeFamily(plan.family)}: the rules changed while applying (another run?); reading them again`);
         retry.push(plan.family);
-        return;
+        continue;
       }
       throw toolFailure(result, {
         action: `applying the ${describeFamily(plan.family)} rules with ${opts.binaries[plan.family]!.restore}`,
         input: plan.restoreInput,
         lockTimeoutSeconds: opts.lockTimeoutSeconds,
       });
-    });
+    }
 
     // Read back what was applied and compare it with what was asked for.
     const applied = toApply.filter((plan) => !retry.includes(plan.family));
@@ -166,7 +182,7 @@ export async function cleanIptables(
     const bins = opts.binaries[family];
     if (!bins) continue;
     for (let attempt = 1; ; attempt++) {
-      const state = await readState({ ...opts, binaries: opts.binaries }, bins, attempt === 1 ? opts.prefetched?.[family] : undefined);
+      const state = await readState(opts, bins, attempt === 1 ? opts.prefetched?.[family] : undefined);
       const input = cleanupInput(state);
       if (input === '') break;
       const result = await opts.sys.run(bins.restore, restoreArgs(bins, opts.lockTimeoutSeconds), { input });
