@@ -14,7 +14,7 @@ import type { IdResolver } from '../render/iptables-save-form.js';
 import { buildRuleset } from '../rules/build.js';
 import type { Family, Ruleset } from '../rules/model.js';
 import { cleanIptables, type FamilyOutcome, reconcileIptables } from './iptables.js';
-import { cleanNftables, reconcileNftables } from './nftables.js';
+import { cleanNftables, hasMeshTables, listNftables, reconcileNftables } from './nftables.js';
 import { cleanTproxyRouting, ensureIpv6Passthrough, ensureTproxyRouting } from './routes.js';
 
 export interface EngineOptions {
@@ -108,6 +108,9 @@ export async function runCapture(config: CaptureConfig, env: Readonly<Record<str
   let backend = 'iptables';
   let reason = 'dry run';
   let other: BackendSnapshot | undefined;
+  // Native nftables mesh tables would capture a second time; look for them alongside detection.
+  const nft = sys.recording ? undefined : sys.which('nft');
+  const nftListing = nft ? listNftables(sys, nft).catch(() => new Map() as Awaited<ReturnType<typeof listNftables>>) : undefined;
   if (sys.recording) {
     binaries = { ipv4: plainBinaries('ipv4'), ipv6: plainBinaries('ipv6') };
   } else {
@@ -144,8 +147,7 @@ export async function runCapture(config: CaptureConfig, env: Readonly<Record<str
       await cleanIptables({ sys, log, binaries: other.binaries, prefetched: other.saves, lockTimeoutSeconds: config.lockTimeoutSeconds });
       notes.push(`removed stale mesh rules from iptables-${other.variant}`);
     }
-    const nft = sys.which('nft');
-    if (nft) {
+    if (nft && nftListing && hasMeshTables(await nftListing)) {
       const removed = await cleanNftables({ sys, log, nft });
       if (removed.length > 0) {
         log.warn(`removed native nftables mesh tables (${removed.join(', ')}): ${backend} now holds the capture`);

@@ -94,12 +94,15 @@ export function nftTransaction(ops: readonly NftTableOps[], live: NftListing): s
   return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
-async function listLive(opts: NftRunOptions): Promise<NftListing> {
-  if (opts.sys.recording) return new Map();
-  const result = await opts.sys.run(opts.nft, ['list', 'ruleset', 'inet']);
-  if (result.code !== 0) throw toolFailure(result, { action: `reading the nftables ruleset with ${opts.nft}` });
+/** The live inet tables (all of them; ours are picked by name). */
+export async function listNftables(sys: System, nft: string): Promise<NftListing> {
+  if (sys.recording) return new Map();
+  const result = await sys.run(nft, ['list', 'ruleset', 'inet']);
+  if (result.code !== 0) throw toolFailure(result, { action: `reading the nftables ruleset with ${nft}` });
   return parseNftListing(result.stdout);
 }
+
+const listLive = (opts: NftRunOptions) => listNftables(opts.sys, opts.nft);
 
 export async function reconcileNftables(ruleset: Ruleset, opts: NftRunOptions): Promise<{ changed: boolean; changes: string[] }> {
   const ops = nftTableOps(ruleset);
