@@ -13,6 +13,8 @@ export class MeshcapError extends Error {
     readonly fix: string,
     /** Raw output of the tool that failed, shown last. */
     readonly detail?: string,
+    /** The backend in use cannot do it (table or extension missing): another backend might. */
+    readonly backendSpecific = false,
   ) {
     super(`${what}: ${why}`);
     this.name = 'MeshcapError';

@@ -13,6 +13,9 @@ export interface RunOptions {
   readonly input?: string;
   readonly timeoutMs?: number;
   readonly env?: Readonly<Record<string, string>>;
+  /** Run as this user and group (needs root); the owner match sees them. */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 export interface RunResult {
@@ -33,6 +36,8 @@ export interface System {
   which(name: string): string | undefined;
   /** A file's text, or undefined when it cannot be read. */
   readFile(path: string): string | undefined;
+  /** A file's bytes (e.g. /proc/config.gz), or undefined when it cannot be read. */
+  readBytes(path: string): Buffer | undefined;
   /** True when this system only records (dry-run): nothing is changed. */
   readonly recording: boolean;
 }
@@ -49,6 +54,13 @@ export function realSystem(env: Readonly<Record<string, string | undefined>> = p
     readFile(path) {
       try {
         return readFileSync(path, 'utf8');
+      } catch {
+        return undefined;
+      }
+    },
+    readBytes(path) {
+      try {
+        return readFileSync(path);
       } catch {
         return undefined;
       }
@@ -86,6 +98,7 @@ function runProcess(
       env: { ...env, ...options.env, LC_ALL: 'C' },
       stdio: ['pipe', 'pipe', 'pipe'],
       timeout: options.timeoutMs ?? 120_000,
+      ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid, cwd: '/' }),
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -123,13 +136,14 @@ export interface RecordedCall {
  * A stub for dry runs, like Istio's: every command succeeds with empty output
  * (so the state reads as clean), and every call is recorded.
  */
-export function recordingSystem(base: Pick<System, 'which' | 'readFile'>): System & { readonly calls: RecordedCall[] } {
+export function recordingSystem(base: Pick<System, 'which' | 'readFile' | 'readBytes'>): System & { readonly calls: RecordedCall[] } {
   const calls: RecordedCall[] = [];
   return {
     recording: true,
     calls,
     which: (name) => base.which(name) ?? name,
     readFile: (path) => base.readFile(path),
+    readBytes: (path) => base.readBytes(path),
     async run(file, args, options = {}) {
       calls.push(options.input === undefined ? { file, args } : { file, args, input: options.input });
       return { file, args, code: 0, signal: null, stdout: '', stderr: '', notFound: false };

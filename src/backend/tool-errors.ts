@@ -76,6 +76,7 @@ export function toolFailure(result: RunResult, context: FailureContext): Meshcap
       `the ${v6 ? 'ip6table' : 'iptable'}_${name} module is not loaded (and cannot be loaded from a container), or this backend does not match the node's`,
       `on the node: modprobe ${v6 ? 'ip6table' : 'iptable'}_${name} (or run meshcap's node-prep DaemonSet); or pin the other backend with --backend=${/legacy/.test(tool) ? 'nft' : 'legacy'}`,
       detail,
+      true,
     );
   }
   const extension = /Couldn't load (match|target) `([^']+)'|Extension (\S+) revision \d+ not supported|unknown option "--(\S+)"/.exec(err);
@@ -88,6 +89,7 @@ export function toolFailure(result: RunResult, context: FailureContext): Meshcap
       `the xt_${name} module (or the nft_compat bridge for it) is missing on the node`,
       `on the node: modprobe xt_${name}; or pin the other backend with --backend=${/legacy/.test(tool) ? 'nft' : 'legacy'}`,
       detail,
+      true,
     );
   }
   return new MeshcapError(

@@ -12,6 +12,7 @@ import { ExitCode } from './exit-codes.js';
 import { captureHelp } from './help.js';
 import { createLogger, type Logger } from './log.js';
 import { reportError } from './report.js';
+import { runVerify } from './verify.js';
 
 export function wantsHelp(argv: readonly string[]): boolean {
   const end = argv.indexOf('--');
@@ -32,15 +33,17 @@ export function captureCommand(name: string): Command {
       if (config.dryRun) return await dryRun(config, ctx, log);
       if (config.skipRuleApply) {
         log.info('--skip-rule-apply: rules and routes left as they are');
-        return ExitCode.Ok;
+        return config.runValidation ? await runVerify(config, ctx, log) : ExitCode.Ok;
       }
       const report = await runCapture(config, ctx.env, { sys: realSystem(ctx.env), log });
       for (const family of report.families) {
+        if (family.family === 'ipv6' && !config.ipv6.enabled && !family.changed) continue;
         log.info(`${family.family === 'ipv4' ? 'IPv4' : 'IPv6'}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
       }
       for (const note of report.notes) log.info(note);
       if (config.cleanupOnly) log.info(report.changed ? `capture removed (${report.backend})` : 'no capture found: nothing to do');
       else log.info(report.changed ? `capture in place (${report.backend})` : `already in place, nothing to do (${report.backend})`);
+      if (config.runValidation && !config.cleanupOnly) return await runVerify(config, ctx, log);
       return ExitCode.Ok;
     } catch (error) {
       return reportError(error, ctx, name);

@@ -52,6 +52,8 @@ Usage: meshcap <command> [flags]
 Commands:
   istio-iptables [flags]   drop-in for Istio's istio-iptables (same flags, env vars and rules)
   apply [flags]            the same command under meshcap's name
+  clean                    remove the capture of any config and version, from every backend
+  verify [flags]           check the live rules and prove the capture with real connections
   demo                     apply the default istio-init capture in a throwaway namespace and prove it
   doctor [FILE|-]          read logs or rule dumps and name the root cause and the fix
   help, --help             this text

@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./doctor.js')).doctorCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   clean: async () => (await import('./clean.js')).cleanCommand,
+  verify: async () => (await import('./verify.js')).verifyCommand,
   'probe-server': async () => (await import('./probe.js')).probeServerCommand,
   'probe-connect': async () => (await import('./probe.js')).probeConnectCommand,
 };

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { probeConnect } from '../probe/client.js';
+import { INLINE_CONNECT, probeConnect } from '../probe/client.js';
 import { startProbeServer } from '../probe/server.js';
 import type { Command } from './context.js';
 import { ExitCode } from './exit-codes.js';
@@ -57,16 +57,3 @@ export const probeConnectCommand: Command = async (argv, ctx) => {
   return ExitCode.Ok;
 };
 
-/** probeConnect, self-contained, for a child running as another uid. */
-const INLINE_CONNECT = `
-const [host, port, timeout, source] = process.argv.slice(1);
-const net = require('node:net');
-let data = '', done = false;
-const finish = (r) => { if (done) return; done = true; clearTimeout(t); s.destroy(); process.stdout.write(JSON.stringify(r) + '\\n'); };
-const s = net.connect(source ? { host, port: Number(port), localAddress: source } : { host, port: Number(port) });
-const t = setTimeout(() => finish({ ok: false, error: 'no answer within ' + timeout + ' ms' }), Number(timeout));
-s.setEncoding('utf8');
-s.on('data', (c) => { data += c; if (data.includes('\\n')) finish({ ok: true, reply: data.trim() }); });
-s.on('end', () => finish(data ? { ok: true, reply: data.trim() } : { ok: false, error: 'closed without an answer' }));
-s.on('error', (e) => finish({ ok: false, error: e.code || e.message }));
-`;

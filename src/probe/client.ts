@@ -25,3 +25,22 @@ export function probeConnect(host: string, port: number, timeoutMs = 3000, local
     socket.on('error', (error: NodeJS.ErrnoException) => finish({ ok: false, error: error.code ?? error.message }));
   });
 }
+
+/** probeConnect, self-contained, for a child running as another uid. */
+export const INLINE_CONNECT = `
+const [host, port, timeout, source] = process.argv.slice(1);
+const net = require('node:net');
+let data = '', done = false;
+const finish = (r) => { if (done) return; done = true; clearTimeout(t); s.destroy(); process.stdout.write(JSON.stringify(r) + '\\n'); };
+const s = net.connect(source ? { host, port: Number(port), localAddress: source } : { host, port: Number(port) });
+const t = setTimeout(() => finish({ ok: false, error: 'no answer within ' + timeout + ' ms' }), Number(timeout));
+s.setEncoding('utf8');
+s.on('data', (c) => { data += c; if (data.includes('\\n')) finish({ ok: true, reply: data.trim() }); });
+s.on('end', () => finish(data ? { ok: true, reply: data.trim() } : { ok: false, error: 'closed without an answer' }));
+s.on('error', (e) => finish({ ok: false, error: e.code || e.message }));
+`;
+
+/** Runs probeConnect as another user through a node child (meshcap's files may be unreadable to it). */
+export function inlineConnectArgs(host: string, port: number, timeoutMs: number, source = ''): string[] {
+  return ['-e', INLINE_CONNECT, host, String(port), String(timeoutMs), source];
+}

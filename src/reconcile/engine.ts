@@ -16,6 +16,7 @@ import type { Family, Ruleset } from '../rules/model.js';
 import { cleanIptables, type FamilyOutcome, reconcileIptables } from './iptables.js';
 import { cleanNftables, hasMeshTables, listNftables, reconcileNftables } from './nftables.js';
 import { cleanTproxyRouting, ensureIpv6Passthrough, ensureTproxyRouting } from './routes.js';
+import { preflight } from '../preflight/run.js';
 
 export interface EngineOptions {
   readonly sys: System;
@@ -78,9 +79,14 @@ function requireUsable(snapshot: BackendSnapshot, reason: string, config: Captur
 }
 
 export async function runCapture(config: CaptureConfig, env: Readonly<Record<string, string | undefined>>, opts: EngineOptions): Promise<CaptureReport> {
-  const ruleset = buildRuleset(config);
   const { sys, log } = opts;
   const notes: string[] = [];
+  // Preflight reads files only; a dry run (like Istio's) assumes a capable environment.
+  const { ipv6Available } = sys.recording ? { ipv6Available: true } : preflight(config, sys, log);
+  if (!ipv6Available && config.ipv6.enabled) {
+    config = { ...config, ipv6: { enabled: false, reason: `${config.ipv6.reason}, but IPv6 is disabled in this namespace` } };
+  }
+  const ruleset = buildRuleset(config);
 
   if (config.nativeNftables) {
     const nft = nftBinary(sys);
@@ -116,7 +122,7 @@ export async function runCapture(config: CaptureConfig, env: Readonly<Record<str
   } else {
     const detection = await detectBackend(sys, config.backend, pinnedBy(config, env));
     requireUsable(detection.chosen, detection.reason, config);
-    binaries = detection.chosen.binaries;
+    binaries = ipv6Available ? detection.chosen.binaries : { ipv4: detection.chosen.binaries.ipv4! };
     prefetched = detection.chosen.saves;
     backend = `iptables-${detection.chosen.variant}`;
     reason = detection.reason;
@@ -131,15 +137,37 @@ export async function runCapture(config: CaptureConfig, env: Readonly<Record<str
     return { backend, reason, changed: cleaned.length > 0 || notes.length > 0, families: [], notes: [...cleaned.map((f) => `removed the ${f} mesh rules`), ...notes] };
   }
 
-  const families = await reconcileIptables(ruleset, {
-    sys,
-    log,
-    binaries,
-    prefetched,
-    lockTimeoutSeconds: config.lockTimeoutSeconds,
-    force: config.forceApply,
-    resolveId: opts.resolveId,
-  });
+  const reconcileWith = (chosenBinaries: Partial<Record<Family, IptablesBinaries>>, saves: Partial<Record<Family, string>> | undefined) =>
+    reconcileIptables(ruleset, {
+      sys,
+      log,
+      binaries: chosenBinaries,
+      prefetched: saves,
+      lockTimeoutSeconds: config.lockTimeoutSeconds,
+      force: config.forceApply,
+      resolveId: opts.resolveId,
+    });
+  let families: FamilyOutcome[];
+  try {
+    families = await reconcileWith(binaries, prefetched);
+  } catch (error) {
+    // The chosen backend cannot do it (table or extension missing); the other one may.
+    const canFallBack = error instanceof MeshcapError && error.backendSpecific && config.backend === 'auto' && other?.usable;
+    if (!canFallBack || !other) throw error;
+    log.warn(`${backend} cannot apply the rules (${error.what}); falling back to iptables-${other.variant}. Node-level fix: ${error.fix}`);
+    const fallback = other;
+    other = undefined;
+    requireUsable(fallback, 'fallback', config);
+    const failedBinaries = binaries;
+    binaries = ipv6Available ? fallback.binaries : { ipv4: fallback.binaries.ipv4! };
+    families = await reconcileWith(binaries, fallback.saves);
+    notes.push(`fell back from ${backend} to iptables-${fallback.variant}: ${error.why}`);
+    // One family may have committed on the failed backend before the other failed: remove it.
+    await cleanIptables({ sys, log, binaries: failedBinaries, lockTimeoutSeconds: config.lockTimeoutSeconds }).catch((cleanError: unknown) =>
+      log.warn(`could not remove partial mesh rules from ${backend}: ${(cleanError as Error).message}`),
+    );
+    backend = `iptables-${fallback.variant}`;
+  }
 
   if (!sys.recording) {
     if (other && other.meshRules > 0) {

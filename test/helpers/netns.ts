@@ -91,6 +91,9 @@ export class Lab {
       ['-n', lab.outside, 'link', 'set', 'lo', 'up'],
       ['-n', lab.outside, 'link', 'set', 'eth0', 'up'],
       ['-n', lab.pod, 'route', 'add', '198.18.1.0/24', 'via', OUTSIDE_V4],
+      // A pod has a default route; without one, connects to captured addresses fail before netfilter.
+      ['-n', lab.pod, 'route', 'add', 'default', 'via', OUTSIDE_V4],
+      ['-n', lab.pod, '-6', 'route', 'add', 'default', 'via', OUTSIDE_V6],
     ];
     try {
       for (const args of cmds) must('ip', args);

@@ -1,0 +1,112 @@
+/**
+ * What the kernel and the process must offer for a config, decided from files
+ * alone (no probe rules, no tables primed). Pure functions over text the shell
+ * reads: /proc/self/status, /proc/net/ip_tables_*, the kernel config, module lists.
+ */
+import type { CaptureConfig } from '../config/types.js';
+
+export const CAP_NET_ADMIN = 12;
+export const CAP_NET_RAW = 13;
+
+/** Effective capabilities from /proc/self/status (`CapEff: 000001ffffffffff`). */
+export function effectiveCapabilities(status: string): bigint | undefined {
+  const match = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+  return match ? BigInt(`0x${match[1]}`) : undefined;
+}
+
+export function hasCapability(caps: bigint, bit: number): boolean {
+  return (caps & (1n << BigInt(bit))) !== 0n;
+}
+
+export interface KernelNeed {
+  /** What the config needs it for, in words. */
+  readonly why: string;
+  /** xtables extension name as listed in /proc/net/ip_tables_{matches,targets}. */
+  readonly extension?: string;
+  readonly kind: 'table' | 'match' | 'target';
+  /** iptables table name, for kind 'table'. */
+  readonly table?: string;
+  /** Kernel config options, any of which provides it (built-in or module). */
+  readonly configs: readonly string[];
+  /** Module that provides it, for the fix. */
+  readonly module: string;
+}
+
+/** The tables, matches and targets a config's rules use. */
+export function kernelNeeds(config: CaptureConfig): KernelNeed[] {
+  const needs: KernelNeed[] = [
+    { kind: 'table', table: 'nat', why: 'the nat table holds the redirects', configs: ['IP_NF_NAT', 'NFT_NAT'], module: 'iptable_nat' },
+    { kind: 'target', extension: 'REDIRECT', why: 'redirecting to the proxy', configs: ['NETFILTER_XT_TARGET_REDIRECT', 'IP_NF_TARGET_REDIRECT'], module: 'xt_REDIRECT' },
+    { kind: 'match', extension: 'owner', why: "exempting the proxy's own traffic by uid/gid", configs: ['NETFILTER_XT_MATCH_OWNER'], module: 'xt_owner' },
+    { kind: 'match', extension: 'tcp', why: 'matching TCP ports', configs: ['NETFILTER_XTABLES', 'IP_NF_IPTABLES'], module: 'x_tables' },
+  ];
+  const dnsOn = config.dns.effective;
+  if (dnsOn) {
+    needs.push(
+      { kind: 'table', table: 'raw', why: 'DNS capture uses conntrack zones in the raw table', configs: ['IP_NF_RAW'], module: 'iptable_raw' },
+      { kind: 'target', extension: 'CT', why: 'DNS conntrack zones', configs: ['NETFILTER_XT_TARGET_CT'], module: 'xt_CT' },
+      { kind: 'match', extension: 'multiport', why: 'exempting DNS from the loopback rules', configs: ['NETFILTER_XT_MATCH_MULTIPORT'], module: 'xt_multiport' },
+    );
+  }
+  if (config.mode === 'TPROXY' || config.dropInvalid) {
+    needs.push(
+      { kind: 'table', table: 'mangle', why: config.mode === 'TPROXY' ? 'TPROXY works in the mangle table' : '--drop-invalid uses the mangle table', configs: ['IP_NF_MANGLE'], module: 'iptable_mangle' },
+      { kind: 'match', extension: 'conntrack', why: 'matching connection state', configs: ['NETFILTER_XT_MATCH_CONNTRACK'], module: 'xt_conntrack' },
+    );
+  }
+  if (config.mode === 'TPROXY') {
+    needs.push(
+      { kind: 'target', extension: 'TPROXY', why: 'TPROXY inbound capture', configs: ['NETFILTER_XT_TARGET_TPROXY'], module: 'xt_TPROXY' },
+      { kind: 'target', extension: 'MARK', why: 'marking TPROXY packets', configs: ['NETFILTER_XT_MARK', 'NETFILTER_XT_TARGET_MARK'], module: 'xt_mark' },
+      { kind: 'target', extension: 'CONNMARK', why: 'keeping the TPROXY mark on the connection', configs: ['NETFILTER_XT_CONNMARK', 'NETFILTER_XT_TARGET_CONNMARK'], module: 'xt_connmark' },
+      { kind: 'match', extension: 'mark', why: 'matching the TPROXY mark', configs: ['NETFILTER_XT_MARK', 'NETFILTER_XT_MATCH_MARK'], module: 'xt_mark' },
+      { kind: 'match', extension: 'connmark', why: 'matching the connection mark', configs: ['NETFILTER_XT_CONNMARK', 'NETFILTER_XT_MATCH_CONNMARK'], module: 'xt_connmark' },
+    );
+  }
+  return needs;
+}
+
+export interface KernelFacts {
+  /** Kernel build config text (from /proc/config.gz or /boot/config-*), when readable. */
+  readonly kernelConfig?: string;
+  /** /proc/net/ip_tables_{matches,targets} (currently loaded extensions). */
+  readonly loadedMatches?: string;
+  readonly loadedTargets?: string;
+  /** modules.builtin and modules.dep of the running kernel, when the host's /lib/modules is visible. */
+  readonly modulesBuiltin?: string;
+  readonly modulesDep?: string;
+}
+
+export type Support = 'yes' | 'no' | 'unknown';
+
+/** Is one need met? "no" only when the evidence is conclusive (the kernel config says not set). */
+export function supports(need: KernelNeed, facts: KernelFacts): Support {
+  const loaded = need.kind === 'match' ? facts.loadedMatches : need.kind === 'target' ? facts.loadedTargets : undefined;
+  if (need.extension && loaded?.split('\n').some((line) => line.trim() === need.extension)) return 'yes';
+  if (facts.kernelConfig) {
+    const set = need.configs.some((option) => new RegExp(`^CONFIG_${option}=[ym]$`, 'm').test(facts.kernelConfig!));
+    return set ? 'yes' : 'no';
+  }
+  const moduleFile = `${need.module}.ko`;
+  if (facts.modulesBuiltin?.includes(`/${moduleFile}`) || facts.modulesDep?.includes(`/${moduleFile}`)) return 'yes';
+  return 'unknown';
+}
+
+export interface KernelReport {
+  readonly missing: readonly KernelNeed[];
+  readonly unknown: readonly KernelNeed[];
+}
+
+export function checkKernel(config: CaptureConfig, facts: KernelFacts): KernelReport {
+  const needs = kernelNeeds(config);
+  return {
+    missing: needs.filter((need) => supports(need, facts) === 'no'),
+    unknown: needs.filter((need) => supports(need, facts) === 'unknown'),
+  };
+}
+
+/** IPv6 is off in the namespace when the sysctl says so or the kernel has no IPv6 at all. */
+export function ipv6Disabled(disableIpv6: string | undefined, ifInet6: string | undefined): boolean {
+  if (disableIpv6 === undefined && ifInet6 === undefined) return true;
+  return disableIpv6?.trim() === '1';
+}

@@ -1,0 +1,95 @@
+/**
+ * Preflight, before anything is changed: capabilities, kernel support for the
+ * tables and extensions the config needs, and IPv6. Reads files only.
+ */
+import { gunzipSync } from 'node:zlib';
+import type { System } from '../backend/system.js';
+import { ExitCode } from '../cli/exit-codes.js';
+import type { Logger } from '../cli/log.js';
+import type { CaptureConfig } from '../config/types.js';
+import { MeshcapError } from '../errors.js';
+import { CAP_NET_ADMIN, CAP_NET_RAW, type KernelFacts, checkKernel, effectiveCapabilities, hasCapability, ipv6Disabled } from './checks.js';
+
+export interface PreflightResult {
+  /** IPv6 exists and is enabled in this namespace. */
+  readonly ipv6Available: boolean;
+}
+
+export function checkCapabilities(sys: System): void {
+  const status = sys.readFile('/proc/self/status');
+  const caps = status === undefined ? undefined : effectiveCapabilities(status);
+  if (caps === undefined) return; // Not Linux procfs: let the tools speak for themselves.
+  const missing = [
+    hasCapability(caps, CAP_NET_ADMIN) ? undefined : 'CAP_NET_ADMIN',
+    hasCapability(caps, CAP_NET_RAW) ? undefined : 'CAP_NET_RAW',
+  ].filter((c): c is string => c !== undefined);
+  if (missing.length === 0) return;
+  const uid = /^Uid:\s*(\d+)/m.exec(status ?? '')?.[1];
+  throw new MeshcapError(
+    ExitCode.Permission,
+    `missing ${missing.join(' and ')}: netfilter rules cannot be changed`,
+    uid !== undefined && uid !== '0' ? `the process runs as uid ${uid}, not root` : 'the container does not grant these capabilities',
+    'run the init container as uid 0 with securityContext.capabilities.add: [NET_ADMIN, NET_RAW] (what istio-init uses); nothing was changed',
+  );
+}
+
+export function readKernelFacts(sys: System): KernelFacts {
+  const release = sys.readFile('/proc/sys/kernel/osrelease')?.trim();
+  let kernelConfig: string | undefined;
+  const gz = sys.readBytes('/proc/config.gz');
+  if (gz) {
+    try {
+      kernelConfig = gunzipSync(gz).toString('utf8');
+    } catch {
+      kernelConfig = undefined;
+    }
+  }
+  kernelConfig ??= release ? sys.readFile(`/boot/config-${release}`) : undefined;
+  const facts: { -readonly [K in keyof KernelFacts]: KernelFacts[K] } = {};
+  if (kernelConfig) facts.kernelConfig = kernelConfig;
+  const matches = sys.readFile('/proc/net/ip_tables_matches');
+  const targets = sys.readFile('/proc/net/ip_tables_targets');
+  if (matches) facts.loadedMatches = matches;
+  if (targets) facts.loadedTargets = targets;
+  if (release) {
+    const builtin = sys.readFile(`/lib/modules/${release}/modules.builtin`);
+    const dep = sys.readFile(`/lib/modules/${release}/modules.dep`);
+    if (builtin) facts.modulesBuiltin = builtin;
+    if (dep) facts.modulesDep = dep;
+  }
+  return facts;
+}
+
+export function preflight(config: CaptureConfig, sys: System, log: Logger): PreflightResult {
+  checkCapabilities(sys);
+
+  const kernel = checkKernel(config, readKernelFacts(sys));
+  if (kernel.missing.length > 0) {
+    const modules = [...new Set(kernel.missing.map((need) => need.module))];
+    throw new MeshcapError(
+      ExitCode.Unsupported,
+      `the kernel lacks what this configuration needs: ${kernel.missing.map((need) => need.extension ?? `${need.table} table`).join(', ')}`,
+      kernel.missing.map((need) => need.why).join('; '),
+      `use a kernel built with ${modules.join(', ')} (modprobe ${modules.join(' ')} on the node, or meshcap's node-prep DaemonSet), or drop the option that needs it; nothing was changed`,
+    );
+  }
+  if (kernel.unknown.length > 0) {
+    log.debug(`kernel support not provable from files for: ${kernel.unknown.map((need) => need.extension ?? need.table).join(', ')} (no kernel config or module list visible); relying on the tools' own errors`);
+  }
+
+  const disabled = ipv6Disabled(sys.readFile('/proc/sys/net/ipv6/conf/all/disable_ipv6'), sys.readFile('/proc/net/if_inet6'));
+  if (disabled && config.ipv6.enabled) {
+    if (config.ipv6.reason.startsWith('--ipv6=')) {
+      throw new MeshcapError(
+        ExitCode.Unsupported,
+        'IPv6 rules were requested (--ipv6=true) but IPv6 is disabled in this network namespace',
+        'net.ipv6.conf.all.disable_ipv6 is 1, or the kernel has no IPv6',
+        'use --ipv6=auto (IPv6 rules are then skipped) or --ipv6=false, or enable IPv6 for the pod; nothing was changed',
+      );
+    }
+    log.warn(`IPv6 is disabled in this namespace: IPv6 rules skipped (${config.ipv6.reason})`);
+  } else if (disabled) {
+    log.debug('IPv6 is disabled in this namespace: the IPv6 tables are left alone');
+  }
+  return { ipv6Available: !disabled };
+}

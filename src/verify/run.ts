@@ -1,0 +1,143 @@
+/**
+ * `meshcap verify`: the live rules equal the desired ones, and real
+ * connections inside the namespace go where the config says.
+ */
+import { randomBytes } from 'node:crypto';
+import { detectBackend } from '../backend/detect.js';
+import { parseSave } from '../backend/save.js';
+import type { System } from '../backend/system.js';
+import { ExitCode } from '../cli/exit-codes.js';
+import type { Logger } from '../cli/log.js';
+import type { CaptureConfig } from '../config/types.js';
+import { MeshcapError } from '../errors.js';
+import { inlineConnectArgs } from '../probe/client.js';
+import { startProbeServer, type ProbeServer } from '../probe/server.js';
+import { desiredListing, diffListings, listNftables } from '../reconcile/nftables.js';
+import { currentView, desiredView, diffViews } from '../reconcile/plan.js';
+import { buildRuleset } from '../rules/build.js';
+import { rulesForFamily } from '../rules/model.js';
+import { nftTableOps } from '../render/nftables.js';
+import { planProbes, type Probe } from './probes.js';
+
+export interface VerifyReport {
+  readonly passed: readonly string[];
+  readonly skipped: readonly string[];
+}
+
+/** The rules part: differences between live and desired, for the backend holding the capture. */
+export async function ruleDifferences(config: CaptureConfig, sys: System): Promise<{ backend: string; differences: string[] }> {
+  const ruleset = buildRuleset(config);
+  if (config.nativeNftables) {
+    const nft = sys.which('nft');
+    if (!nft) throw new MeshcapError(ExitCode.Unsupported, 'verifying native nftables: nft not found on PATH', 'the image has no nftables tools', 'install nftables');
+    const live = await listNftables(sys, nft);
+    return { backend: 'nftables', differences: diffListings(desiredListing(nftTableOps(ruleset)), live) };
+  }
+  const detection = await detectBackend(sys, config.backend, `--backend=${config.backend}`);
+  const differences: string[] = [];
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    if (family === 'ipv6' && !config.ipv6.enabled) continue;
+    const text = detection.chosen.saves[family];
+    if (text === undefined) {
+      differences.push(`${family}: the rules could not be read with iptables-${detection.chosen.variant}-save`);
+      continue;
+    }
+    const diff = diffViews(desiredView(rulesForFamily(ruleset, family), family), currentView(parseSave(text)));
+    differences.push(...diff.map((line) => `${family === 'ipv4' ? 'IPv4' : 'IPv6'} ${line}`));
+  }
+  return { backend: `iptables-${detection.chosen.variant}`, differences };
+}
+
+async function connectAs(sys: System, probe: Probe, timeoutMs: number, switchUser: boolean): Promise<{ ok: boolean; reply?: string; error?: string }> {
+  const as = switchUser ? { uid: probe.uid, gid: probe.gid } : {};
+  const result = await sys.run(process.execPath, inlineConnectArgs(probe.host, probe.port, timeoutMs), { ...as, timeoutMs: timeoutMs + 5000 });
+  try {
+    return JSON.parse(result.stdout) as { ok: boolean; reply?: string; error?: string };
+  } catch {
+    return { ok: false, error: result.stderr.trim() || `exit ${result.code}` };
+  }
+}
+
+/** The original destination the kernel recorded for a redirected connection, when conntrack is visible. */
+function conntrackOriginal(sys: System, probe: Probe, landedPort: number): string | undefined {
+  const table = sys.readFile('/proc/net/nf_conntrack');
+  if (!table) return undefined;
+  const line = table.split('\n').find((l) => l.includes(`dst=${probe.host} `) && l.includes(`dport=${probe.port} `) && l.includes(`sport=${landedPort} `));
+  return line ? `${probe.host}:${probe.port}` : undefined;
+}
+
+export async function verifyCapture(config: CaptureConfig, sys: System, log: Logger): Promise<VerifyReport> {
+  const passed: string[] = [];
+  const skipped: string[] = [];
+  // istio-validation runs as the proxy uid without capabilities: it can only probe as itself.
+  const myUid = process.getuid?.() ?? 0;
+  const privileged = myUid === 0;
+  if (!privileged) {
+    skipped.push(`rules check: needs root to read the rules (running as uid ${myUid})`);
+  } else {
+    await checkRules(config, sys, passed);
+  }
+  const plan = planProbes(config);
+  skipped.push(...plan.skipped);
+  const probes = plan.probes.filter((probe) => {
+    if (privileged || probe.uid === myUid) return true;
+    skipped.push(`${probe.name}: needs root to connect as uid ${probe.uid}`);
+    return false;
+  });
+  await runProbes(config, sys, log, probes, passed, skipped, privileged);
+  return { passed, skipped };
+}
+
+async function checkRules(config: CaptureConfig, sys: System, passed: string[]): Promise<void> {
+  const { backend, differences } = await ruleDifferences(config, sys);
+  if (differences.length > 0) {
+    throw new MeshcapError(
+      ExitCode.VerifyFailed,
+      `verify: the live ${backend} rules are not the ones this configuration asks for`,
+      `${differences.length} difference${differences.length === 1 ? '' : 's'} (listed below)`,
+      "run 'meshcap apply' with the same flags to reconcile, or find what rewrote them",
+      differences.join('\n'),
+    );
+  }
+  passed.push(`the live ${backend} rules equal the desired ones`);
+}
+
+async function runProbes(config: CaptureConfig, sys: System, log: Logger, probes: readonly Probe[], passed: string[], skipped: string[], privileged: boolean): Promise<void> {
+  if (probes.length === 0) return;
+  const nonce = randomBytes(4).toString('hex');
+  const servers: ProbeServer[] = [];
+  try {
+    for (const [port, tag] of [[config.proxyPort, 'outbound'], [config.inboundCapturePort, 'inbound']] as const) {
+      try {
+        servers.push(await startProbeServer([port], `meshcap-verify-${nonce}-${tag}`));
+      } catch (error) {
+        skipped.push(`traffic probes: cannot listen on port ${port} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); is the proxy already running?`);
+        return;
+      }
+    }
+    for (const probe of probes) {
+      const timeout = probe.expect === 'not-captured' ? 1000 : 3000;
+      const answer = await connectAs(sys, probe, timeout, privileged);
+      const landed = answer.ok ? new RegExp(`^meshcap-verify-${nonce}-(outbound|inbound) \\S+ (\\d+)$`).exec(answer.reply ?? '') : null;
+      const got = answer.ok ? `answer ${JSON.stringify(answer.reply)}` : answer.error;
+      const fail = (why: string) => {
+        throw new MeshcapError(ExitCode.VerifyFailed, `verify: ${probe.name}: FAILED`, why,
+          "check the rules with 'meshcap status' / 'iptables-save'; re-run 'meshcap apply' with the same flags");
+      };
+      if (probe.expect === 'outbound-capture') {
+        if (landed?.[1] !== 'outbound') fail(`the connection did not reach the proxy's outbound port ${config.proxyPort} (got: ${got})`);
+        const original = conntrackOriginal(sys, probe, config.proxyPort);
+        passed.push(`${probe.name}${original ? ` (conntrack keeps the original destination ${original})` : ''}`);
+      } else if (probe.expect === 'inbound-capture') {
+        if (landed?.[1] !== 'inbound') fail(`the connection did not reach the inbound capture port ${config.inboundCapturePort} (got: ${got})`);
+        passed.push(probe.name);
+      } else {
+        if (landed) fail(`the proxy's own connection was captured (landed on port ${landed[2]}): it would loop back into the proxy`);
+        passed.push(`${probe.name} (${got})`);
+      }
+      log.debug(`verify: ${probe.name}: ${got}`);
+    }
+  } finally {
+    await Promise.all(servers.map((server) => server.close()));
+  }
+}
