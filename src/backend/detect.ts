@@ -31,6 +31,8 @@ export interface Detection {
   readonly reason: string;
   /** The other backend, when it is usable (its mesh rules are removed if any). */
   readonly other?: BackendSnapshot;
+  /** Neither backend has binaries on PATH. */
+  readonly noBinaries: boolean;
 }
 
 const FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
@@ -74,7 +76,8 @@ export async function detectBackend(sys: System, choice: BackendChoice, pinnedBy
   const of = (variant: Variant) => (variant === 'legacy' ? legacy : nft);
   const pick = (variant: Variant, reason: string): Detection => {
     const other = of(variant === 'legacy' ? 'nft' : 'legacy');
-    return { chosen: of(variant), reason, ...(other.usable ? { other } : {}) };
+    const noBinaries = !legacy.binaries.ipv4 && !nft.binaries.ipv4;
+    return { chosen: of(variant), reason, noBinaries, ...(other.usable ? { other } : {}) };
   };
 
   if (choice !== 'auto') return pick(choice, `pinned by ${pinnedBy}`);

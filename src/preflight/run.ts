@@ -89,7 +89,7 @@ export function preflight(config: CaptureConfig, sys: System, log: Logger): Pref
     }
     log.warn(`IPv6 is disabled in this namespace: IPv6 rules skipped (${config.ipv6.reason})`);
   } else if (disabled) {
-    log.debug('IPv6 is disabled in this namespace: the IPv6 tables are left alone');
+    log.info('IPv6 is disabled in this namespace: IPv6 rules skipped, the IPv6 tables are left alone');
   }
   return { ipv6Available: !disabled };
 }

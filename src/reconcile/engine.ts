@@ -121,6 +121,14 @@ export async function runCapture(config: CaptureConfig, env: Readonly<Record<str
     binaries = { ipv4: plainBinaries('ipv4'), ipv6: plainBinaries('ipv6') };
   } else {
     const detection = await detectBackend(sys, config.backend, pinnedBy(config, env));
+    if (detection.noBinaries) {
+      throw new MeshcapError(
+        ExitCode.Unsupported,
+        'iptables was not found on PATH (looked for iptables-nft-save, iptables-legacy-save and iptables-save with their -restore)',
+        'the image or host has no iptables binaries',
+        `install the iptables package (Debian/Ubuntu: apt-get install ${PACKAGE_OF.iptables}; Alpine: apk add iptables), or use --native-nftables with nft; nothing was changed`,
+      );
+    }
     requireUsable(detection.chosen, detection.reason, config);
     binaries = ipv6Available ? detection.chosen.binaries : { ipv4: detection.chosen.binaries.ipv4! };
     prefetched = detection.chosen.saves;

@@ -19,6 +19,17 @@ import { rulesForFamily } from '../rules/model.js';
 import { nftTableOps } from '../render/nftables.js';
 import { planProbes, type Probe } from './probes.js';
 
+/** A list whose additions are logged at once, so a later failure still shows what held. */
+function loggedList(log: Logger, prefix: string): string[] {
+  const list: string[] = [];
+  const push = list.push.bind(list);
+  list.push = (...items: string[]) => {
+    for (const item of items) log.info(`${prefix}${item}`);
+    return push(...items);
+  };
+  return list;
+}
+
 export interface VerifyReport {
   readonly passed: readonly string[];
   readonly skipped: readonly string[];
@@ -67,7 +78,7 @@ function conntrackOriginal(sys: System, probe: Probe, landedPort: number): strin
 }
 
 export async function verifyCapture(config: CaptureConfig, sys: System, log: Logger): Promise<VerifyReport> {
-  const passed: string[] = [];
+  const passed = loggedList(log, 'verify ok: ');
   const skipped: string[] = [];
   // istio-validation runs as the proxy uid without capabilities: it can only probe as itself.
   const myUid = process.getuid?.() ?? 0;
