@@ -335,7 +335,8 @@ function resolvConfServers(facts: HostFacts): { v4: string[]; v6: string[] } {
     const address = parseIp(fields[1]);
     // Zone-scoped (fe80::1%eth0) and malformed entries cannot appear in a rule; skip them.
     if (!address) continue;
-    (address.family === 4 ? v4 : v6).push(fields[1]);
+    // Istio keeps netip.Addr.String() of each nameserver (netutil.IPsSplitV4V6), not the text as written.
+    (address.family === 4 ? v4 : v6).push(formatIp(address));
   }
   return { v4, v6 };
 }

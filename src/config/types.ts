@@ -40,7 +40,10 @@ export interface DnsCapture {
   /** requested AND (capture-all OR some server): Istio turns it off otherwise. */
   readonly effective: boolean;
   readonly captureAll: boolean;
-  /** Server addresses as written (Istio prints them verbatim with /32 or /128). */
+  /**
+   * Server addresses, printed with /32 or /128: explicit --dns-servers-v4/-v6 values as written (as Istio's
+   * tests inject them), resolv.conf nameservers in netip form (as Istio's IPsSplitV4V6 keeps them).
+   */
   readonly serversV4: readonly string[];
   readonly serversV6: readonly string[];
 }
