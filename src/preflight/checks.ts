@@ -67,8 +67,8 @@ export function kernelNeeds(config: CaptureConfig): KernelNeed[] {
 }
 
 export interface KernelFacts {
-  /** Kernel build config text (from /proc/config.gz or /boot/config-*), when readable. */
-  readonly kernelConfig?: string;
+  /** Kernel build config text (from /proc/config.gz or /boot/config-*), when readable; read only when needed. */
+  readonly kernelConfig?: () => string | undefined;
   /** /proc/net/ip_tables_{matches,targets} (currently loaded extensions). */
   readonly loadedMatches?: string;
   readonly loadedTargets?: string;
@@ -83,8 +83,9 @@ export type Support = 'yes' | 'no' | 'unknown';
 export function supports(need: KernelNeed, facts: KernelFacts): Support {
   const loaded = need.kind === 'match' ? facts.loadedMatches : need.kind === 'target' ? facts.loadedTargets : undefined;
   if (need.extension && loaded?.split('\n').some((line) => line.trim() === need.extension)) return 'yes';
-  if (facts.kernelConfig) {
-    const set = need.configs.some((option) => new RegExp(`^CONFIG_${option}=[ym]$`, 'm').test(facts.kernelConfig!));
+  const kernelConfig = facts.kernelConfig?.();
+  if (kernelConfig) {
+    const set = need.configs.some((option) => new RegExp(`^CONFIG_${option}=[ym]$`, 'm').test(kernelConfig));
     return set ? 'yes' : 'no';
   }
   const moduleFile = `${need.module}.ko`;
@@ -98,10 +99,10 @@ export interface KernelReport {
 }
 
 export function checkKernel(config: CaptureConfig, facts: KernelFacts): KernelReport {
-  const needs = kernelNeeds(config);
+  const verdicts = kernelNeeds(config).map((need) => ({ need, support: supports(need, facts) }));
   return {
-    missing: needs.filter((need) => supports(need, facts) === 'no'),
-    unknown: needs.filter((need) => supports(need, facts) === 'unknown'),
+    missing: verdicts.filter((v) => v.support === 'no').map((v) => v.need),
+    unknown: verdicts.filter((v) => v.support === 'unknown').map((v) => v.need),
   };
 }
 

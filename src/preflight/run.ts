@@ -35,18 +35,20 @@ export function checkCapabilities(sys: System): void {
 
 export function readKernelFacts(sys: System): KernelFacts {
   const release = sys.readFile('/proc/sys/kernel/osrelease')?.trim();
-  let kernelConfig: string | undefined;
-  const gz = sys.readBytes('/proc/config.gz');
-  if (gz) {
+  let kernelConfig: string | undefined | null = null;
+  // Decompressing the kernel config costs a few ms: only done when a need is not already loaded.
+  const readConfig = () => {
+    if (kernelConfig !== null) return kernelConfig;
+    const gz = sys.readBytes('/proc/config.gz');
     try {
-      kernelConfig = gunzipSync(gz).toString('utf8');
+      kernelConfig = gz ? gunzipSync(gz).toString('utf8') : undefined;
     } catch {
       kernelConfig = undefined;
     }
-  }
-  kernelConfig ??= release ? sys.readFile(`/boot/config-${release}`) : undefined;
-  const facts: { -readonly [K in keyof KernelFacts]: KernelFacts[K] } = {};
-  if (kernelConfig) facts.kernelConfig = kernelConfig;
+    kernelConfig ??= release ? sys.readFile(`/boot/config-${release}`) : undefined;
+    return kernelConfig;
+  };
+  const facts: { -readonly [K in keyof KernelFacts]: KernelFacts[K] } = { kernelConfig: readConfig };
   const matches = sys.readFile('/proc/net/ip_tables_matches');
   const targets = sys.readFile('/proc/net/ip_tables_targets');
   if (matches) facts.loadedMatches = matches;
