@@ -3,15 +3,15 @@
  * dumps to the likely root cause and its fix. All I/O lives here (files,
  * stdin, kubectl); the analysis itself is the pure `diagnose`.
  */
-import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
-import { diagnose } from "../doctor/classify.js";
-import { formatHuman, formatJson } from "../doctor/format.js";
-import { gatherPod } from "../doctor/gather.js";
-import { decodeInput } from "../doctor/input.js";
-import { execRunner, type Runner } from "../doctor/runner.js";
-import type { Command, CommandContext } from "./context.js";
-import { ExitCode } from "./exit-codes.js";
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { diagnose } from '../doctor/classify.js';
+import { formatHuman, formatJson } from '../doctor/format.js';
+import { gatherPod } from '../doctor/gather.js';
+import { decodeInput } from '../doctor/input.js';
+import { execRunner, type Runner } from '../doctor/runner.js';
+import type { Command, CommandContext } from './context.js';
+import { ExitCode } from './exit-codes.js';
 
 export const DOCTOR_HELP = `Usage: meshcap doctor [FILE|-] [--json] [--pod NAME [-n NS]]
 
@@ -28,6 +28,9 @@ quoted evidence lines, an explanation and the fix.
                   namespace of --pod (default: kubectl's current namespace)
   --json          print {"causes":[{id,title,confidence,evidence,explanation,fix}]}
   -h, --help      show this help
+
+Evidence is quoted as L<n>: line n of the input (with --pod, of the gathered
+text, followed by FILE if one was given too).
 
 Exit status: 0 when the analysis ran (whatever it found), 2 for a usage
 mistake or unreadable file, 3 when nothing could be gathered at all.
@@ -57,7 +60,7 @@ export async function runDoctor(argv: readonly string[], ctx: CommandContext, de
   try {
     parsed = parse(argv);
   } catch (error) {
-    return usageError(ctx, describeParseError(error), "doctor does not accept it", "run 'meshcap doctor --help' for the usage");
+    return usageError(ctx, describeParseError(error), 'doctor does not accept it', "run 'meshcap doctor --help' for the usage");
   }
   const { values, positionals } = parsed;
   if (values.help === true) {
@@ -65,31 +68,31 @@ export async function runDoctor(argv: readonly string[], ctx: CommandContext, de
     return ExitCode.Ok;
   }
   if (positionals.length > 1) {
-    return usageError(ctx, `too many inputs (${positionals.join(", ")})`, "doctor reads one input", "concatenate the files first, or pipe them with '-'");
+    return usageError(ctx, `too many inputs (${positionals.join(', ')})`, 'doctor reads one input', "concatenate the files first, or pipe them with '-'");
   }
   const pod = values.pod;
   const namespace = values.namespace;
   if (namespace !== undefined && pod === undefined) {
-    return usageError(ctx, "-n/--namespace given without --pod", "a namespace only applies to gathering", "add --pod NAME, or drop -n when reading a file");
+    return usageError(ctx, '-n/--namespace given without --pod', 'a namespace only applies to gathering', 'add --pod NAME, or drop -n when reading a file');
   }
   if (pod !== undefined && !POD_NAME.test(pod)) {
-    return usageError(ctx, `invalid pod name ${JSON.stringify(pod)}`, "pod names are lowercase DNS names", "use the name shown by 'kubectl get pods'");
+    return usageError(ctx, `invalid pod name ${JSON.stringify(pod)}`, 'pod names are lowercase DNS names', "use the name shown by 'kubectl get pods'");
   }
   if (namespace !== undefined && !NAMESPACE.test(namespace)) {
-    return usageError(ctx, `invalid namespace ${JSON.stringify(namespace)}`, "namespaces are lowercase DNS labels", "use the name shown by 'kubectl get namespaces'");
+    return usageError(ctx, `invalid namespace ${JSON.stringify(namespace)}`, 'namespaces are lowercase DNS labels', "use the name shown by 'kubectl get namespaces'");
   }
   const source = positionals[0];
   if (source === undefined && pod === undefined) {
-    return usageError(ctx, "no input", "doctor needs logs or dumps to read", "give a FILE, '-' for standard input, or --pod NAME (e.g. kubectl logs POD -c istio-init | meshcap doctor -)");
+    return usageError(ctx, 'no input', 'doctor needs logs or dumps to read', "give a FILE, '-' for standard input, or --pod NAME (e.g. kubectl logs POD -c istio-init | meshcap doctor -)");
   }
 
   const texts: string[] = [];
   if (source !== undefined) {
     try {
-      const bytes = source === "-" ? await ctx.readStdin() : await deps.readFile(source);
+      const bytes = source === '-' ? await ctx.readStdin() : await deps.readFile(source);
       texts.push(decodeInput(bytes));
     } catch (error) {
-      const what = source === "-" ? "cannot read standard input" : `cannot read ${JSON.stringify(source)}`;
+      const what = source === '-' ? 'cannot read standard input' : `cannot read ${JSON.stringify(source)}`;
       return usageError(ctx, what, errorReason(error), "check the path, or pipe the text with '-'");
     }
   }
@@ -99,21 +102,24 @@ export async function runDoctor(argv: readonly string[], ctx: CommandContext, de
     const result = await gatherPod(pod, namespace, deps.runner);
     kubectlMissing = result.kubectlMissing;
     for (const note of result.notes) ctx.stderr(`meshcap doctor: ${note}\n`);
-    if (result.gathered > 0) texts.unshift(result.text);
-    else if (result.kubectlMissing && texts.length > 0) {
-      ctx.stderr("meshcap doctor: kubectl was not found on PATH; analysing the given input only\n");
+    if (result.gathered > 0) {
+      // Gathered text first; a given file follows under its own header so its lines stay recognisable.
+      if (source !== undefined && texts.length > 0) texts[0] = `=== ${source === '-' ? 'standard input' : source} ===\n${texts[0] ?? ''}`;
+      texts.unshift(result.text);
+    } else if (result.kubectlMissing && texts.length > 0) {
+      ctx.stderr('meshcap doctor: kubectl was not found on PATH; analysing the given input only\n');
     }
   }
 
   if (texts.length === 0) {
     const line = kubectlMissing
-      ? `cannot gather pod ${pod ?? ""} — kubectl was not found on PATH — install kubectl, or collect the logs yourself: kubectl logs POD -c istio-init | meshcap doctor -`
-      : `cannot gather pod ${pod ?? ""} — kubectl returned nothing usable — check the pod name, namespace and kube context, or pass a FILE`;
+      ? `cannot gather pod ${pod ?? ''} — kubectl was not found on PATH — install kubectl, or collect the logs yourself: kubectl logs POD -c istio-init | meshcap doctor -`
+      : `cannot gather pod ${pod ?? ''} — kubectl returned nothing usable — check the pod name, namespace and kube context, or pass a FILE`;
     ctx.stderr(`meshcap doctor: ${line}\n`);
     return ExitCode.Unsupported;
   }
 
-  const diagnosis = diagnose(texts.join("\n"));
+  const diagnosis = diagnose(texts.join('\n'));
   ctx.stdout(values.json === true ? formatJson(diagnosis) : formatHuman(diagnosis));
   return ExitCode.Ok;
 }
@@ -124,10 +130,10 @@ function parse(argv: readonly string[]) {
     allowPositionals: true,
     strict: true,
     options: {
-      json: { type: "boolean" },
-      pod: { type: "string" },
-      namespace: { type: "string", short: "n" },
-      help: { type: "boolean", short: "h" },
+      json: { type: 'boolean' },
+      pod: { type: 'string' },
+      namespace: { type: 'string', short: 'n' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
 }
@@ -141,19 +147,19 @@ function describeParseError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   // parseArgs messages are multi-sentence; the first one names the problem.
   const first = message.split(/\. |\n/)[0] ?? message;
-  return first.replace(/\.$/, "");
+  return first.replace(/\.$/, '');
 }
 
 function errorReason(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   switch (code) {
-    case "ENOENT":
-      return "no such file";
-    case "EACCES":
-    case "EPERM":
-      return "permission denied";
-    case "EISDIR":
-      return "it is a directory";
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'it is a directory';
     default:
       return error instanceof Error ? error.message : String(error);
   }

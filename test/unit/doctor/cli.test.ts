@@ -72,6 +72,7 @@ describe('meshcap doctor CLI', () => {
     const c = context();
     const code = await runDoctor(['--json', '/logs/istio-init.txt'], c.ctx, deps());
     assert.equal(code, ExitCode.Ok);
+    assert.equal(c.out().split('\n').length, 2, 'one JSON document on one line');
     const doc = JSON.parse(c.out()) as { causes: Array<Record<string, unknown>> };
     assert.deepEqual(Object.keys(doc), ['causes']);
     assert.equal(doc.causes[0]?.['id'], 'rerun-existing-chains');

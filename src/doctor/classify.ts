@@ -1,0 +1,225 @@
+import { IpRuleAnalyzer } from './ip-rules.js';
+import { KNOWLEDGE, knowledgeFor } from './knowledge.js';
+import { cleanLine, forEachLine, matchWindows, quote } from './lines.js';
+import { MARKERS, QUOTABLE_MARKERS } from './markers.js';
+import { PodStateAnalyzer } from './pod-state.js';
+import { literalRequirements, NeedleIndex } from './prefilter.js';
+import { SaveSectionAnalyzer } from './save-sections.js';
+import type {
+  Analyzer,
+  Cause,
+  CauseId,
+  DiagnoseOptions,
+  Diagnosis,
+  Evidence,
+  Finding,
+  KnowledgeEntry,
+  MarkerId,
+  Signature,
+} from './types.js';
+
+/** Causes below this confidence are not claimed; if none reaches it the answer is `unknown`. */
+export const REPORT_THRESHOLD = 0.35;
+/** Weaker candidates still listed after `unknown`, as hints. */
+const HINT_THRESHOLD = 0.1;
+const MAX_HINTS = 3;
+/** Lines remembered per signature: enough to quote, not a copy of a huge input. */
+const HITS_PER_SIGNATURE = 3;
+const DEFAULT_MAX_EVIDENCE = 8;
+const DEFAULT_MAX_QUOTE = 200;
+
+/** `=== kubectl logs ... ===` style separators, as written by `--pod` gathering or by hand. */
+export const SECTION_HEADER = /^={3,8} .{1,300} ={3,8}$/;
+
+interface CompiledSignature {
+  readonly entry: KnowledgeEntry;
+  readonly sig: Signature;
+}
+
+/** One regex the line loop may run: a signature's pattern or one of a marker's patterns. */
+export interface LinePattern {
+  readonly re: RegExp;
+  readonly signature?: number;
+  readonly marker?: MarkerId;
+}
+
+// Compiled once; immutable, so sharing them keeps `diagnose` pure.
+const SIGNATURES: readonly CompiledSignature[] = KNOWLEDGE.flatMap((entry) => entry.signatures.map((sig) => ({ entry, sig })));
+/** Exported for the prefilter soundness test only. */
+export const LINE_PATTERNS: readonly LinePattern[] = [
+  ...SIGNATURES.map((s, index) => ({ re: s.sig.pattern, signature: index })),
+  ...(Object.keys(MARKERS) as MarkerId[]).flatMap((marker) => MARKERS[marker].map((re) => ({ re, marker }))),
+];
+/** Exported for the prefilter soundness test only. */
+export const NEEDLES = new NeedleIndex(LINE_PATTERNS.map((p) => literalRequirements(p.re)));
+
+/**
+ * Reads anything an operator pastes (container logs, `kubectl describe`,
+ * `kubectl get`, iptables dumps, app logs) and returns the ranked likely
+ * causes of a mesh traffic-capture failure. Pure: no I/O, no clock, no shared
+ * state changed; one pass over the lines with bounded work per line.
+ */
+export function diagnose(input: string, options: DiagnoseOptions = {}): Diagnosis {
+  const maxEvidence = Math.max(1, options.maxEvidencePerCause ?? DEFAULT_MAX_EVIDENCE);
+  const maxQuote = Math.max(16, options.maxQuoteLength ?? DEFAULT_MAX_QUOTE);
+
+  const hits: Evidence[][] = SIGNATURES.map(() => []);
+  const markers = new Map<MarkerId, Evidence>();
+  const analyzers: Analyzer[] = [new SaveSectionAnalyzer(), new PodStateAnalyzer(), new IpRuleAnalyzer()];
+  const candidatesOf = NEEDLES.scanner();
+
+  const lineCount = forEachLine(input, (lineNo, raw) => {
+    const line = cleanLine(raw);
+    if (line.length === 0) return;
+    if (SECTION_HEADER.test(line)) {
+      for (const analyzer of analyzers) analyzer.boundary();
+    }
+    for (const analyzer of analyzers) analyzer.line(lineNo, line);
+    const candidates = candidatesOf(line);
+    if (candidates.length === 0) return;
+    const windows = matchWindows(line);
+    for (const index of candidates) {
+      const pattern = LINE_PATTERNS[index];
+      if (pattern === undefined) continue;
+      if (pattern.marker !== undefined) {
+        if (!markers.has(pattern.marker) && anyWindow(windows, pattern.re)) markers.set(pattern.marker, { line: lineNo, text: line });
+        continue;
+      }
+      const list = pattern.signature === undefined ? undefined : hits[pattern.signature];
+      const sig = pattern.signature === undefined ? undefined : SIGNATURES[pattern.signature]?.sig;
+      if (list === undefined || sig === undefined || list.length >= HITS_PER_SIGNATURE) continue;
+      if (!anyWindow(windows, pattern.re)) continue;
+      if (sig.notOnLine !== undefined && anyWindow(windows, sig.notOnLine)) continue;
+      list.push({ line: lineNo, text: line });
+    }
+  });
+
+  const findings: Finding[] = [];
+  for (const analyzer of analyzers) {
+    const result = analyzer.finish();
+    findings.push(...result.findings);
+    for (const hit of result.markers) {
+      if (!markers.has(hit.marker)) markers.set(hit.marker, hit.evidence);
+    }
+  }
+
+  const scored = score(hits, findings, markers);
+  const causes = rank(scored, maxEvidence, maxQuote);
+  return { causes, lines: lineCount };
+}
+
+function anyWindow(windows: readonly string[], pattern: RegExp): boolean {
+  for (const window of windows) {
+    if (pattern.test(window)) return true;
+  }
+  return false;
+}
+
+interface GroupScore {
+  weight: number;
+  evidence: Evidence[];
+}
+
+interface ScoredCause {
+  readonly entry: KnowledgeEntry;
+  readonly order: number;
+  readonly score: number;
+  readonly groups: readonly GroupScore[];
+}
+
+function score(
+  hitsPerSignature: readonly (readonly Evidence[])[],
+  findings: readonly Finding[],
+  markers: ReadonlyMap<MarkerId, Evidence>,
+): ScoredCause[] {
+  const perCause = new Map<CauseId, Map<string, GroupScore>>();
+  const offer = (cause: CauseId, key: string, weight: number, evidence: Evidence[]): void => {
+    let groups = perCause.get(cause);
+    if (groups === undefined) {
+      groups = new Map();
+      perCause.set(cause, groups);
+    }
+    const current = groups.get(key);
+    if (current === undefined || weight > current.weight) groups.set(key, { weight, evidence });
+  };
+
+  SIGNATURES.forEach(({ entry, sig }, index) => {
+    const hits = hitsPerSignature[index] ?? [];
+    if (hits.length === 0) return;
+    if (sig.unless?.some((m) => markers.has(m)) === true) return;
+    let context: Evidence | undefined;
+    if (sig.with !== undefined) {
+      const seen = sig.with.filter((m) => markers.has(m));
+      if (seen.length === 0) return;
+      // Quote the context that adds a line of its own, not one the hits already show.
+      const hitLines = new Set(hits.map((h) => h.line));
+      const quotable = seen
+        .filter((m) => QUOTABLE_MARKERS.has(m))
+        .map((m) => markers.get(m))
+        .filter((e): e is Evidence => e !== undefined);
+      context = quotable.find((e) => !hitLines.has(e.line)) ?? quotable[0];
+    }
+    const evidence = context === undefined ? [...hits] : [...hits, context];
+    offer(entry.id, sig.group ?? sig.name, sig.weight, evidence);
+  });
+  for (const finding of findings) offer(finding.cause, finding.name, finding.weight, [...finding.evidence]);
+
+  const scored: ScoredCause[] = [];
+  KNOWLEDGE.forEach((entry, order) => {
+    const groups = perCause.get(entry.id);
+    if (groups === undefined || entry.id === 'unknown') return;
+    let miss = 1;
+    for (const group of groups.values()) miss *= 1 - clamp(group.weight);
+    scored.push({ entry, order, score: 1 - miss, groups: [...groups.values()] });
+  });
+  return scored;
+}
+
+function rank(scored: readonly ScoredCause[], maxEvidence: number, maxQuote: number): Cause[] {
+  const ordered = [...scored].sort((a, b) => b.score - a.score || a.order - b.order);
+  const claimed = ordered.filter((s) => s.score >= REPORT_THRESHOLD);
+  if (claimed.length > 0) return claimed.map((s) => toCause(s.entry, s.score, s.groups, maxEvidence, maxQuote));
+
+  const best = ordered[0]?.score ?? 0;
+  const unknown = toCause(knowledgeFor('unknown'), Math.max(0.5, 1 - best), [], maxEvidence, maxQuote);
+  const hints = ordered
+    .filter((s) => s.score >= HINT_THRESHOLD)
+    .slice(0, MAX_HINTS)
+    .map((s) => toCause(s.entry, s.score, s.groups, maxEvidence, maxQuote));
+  return [unknown, ...hints];
+}
+
+function toCause(
+  entry: KnowledgeEntry,
+  score: number,
+  groups: readonly GroupScore[],
+  maxEvidence: number,
+  maxQuote: number,
+): Cause {
+  return {
+    id: entry.id,
+    title: entry.title,
+    confidence: Math.round(Math.min(0.99, clamp(score)) * 100) / 100,
+    evidence: pickEvidence(groups, maxEvidence, maxQuote),
+    explanation: entry.explanation,
+    fix: entry.fix,
+    references: entry.references,
+  };
+}
+
+/** Strongest groups get their lines in first; the kept lines are then shown in input order. */
+function pickEvidence(groups: readonly GroupScore[], max: number, maxQuote: number): Evidence[] {
+  const byWeight = [...groups].sort((a, b) => b.weight - a.weight);
+  const kept = new Map<number, Evidence>();
+  for (const group of byWeight) {
+    for (const item of group.evidence) {
+      if (kept.size >= max) break;
+      if (!kept.has(item.line)) kept.set(item.line, { line: item.line, text: quote(item.text, maxQuote) });
+    }
+  }
+  return [...kept.values()].sort((a, b) => a.line - b.line);
+}
+
+function clamp(value: number): number {
+  return Math.min(1, Math.max(0, value));
+}

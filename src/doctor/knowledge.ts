@@ -1,0 +1,575 @@
+import type { CauseId, KnowledgeEntry, Signature } from './types.js';
+
+/**
+ * The doctor's knowledge base: one entry per cause, as data. Signatures are
+ * matched line by line; their weights combine as independent evidence
+ * (1 - Π(1 - w)), once per group. Every regex uses bounded quantifiers only,
+ * so matching stays linear on hostile input (test/unit/doctor/knowledge.test.ts
+ * rejects `*`, `+` and `{n,}`).
+ *
+ * Incidents behind the signatures are listed in shared/research
+ * (istio-iptables.md §12, peers.md, injection.md §9).
+ */
+
+type SigOptions = Omit<Signature, 'name' | 'pattern' | 'weight'>;
+
+function sig(name: string, pattern: RegExp, weight: number, options: SigOptions = {}): Signature {
+  return { name, pattern, weight, ...options };
+}
+
+export const KNOWLEDGE: readonly KnowledgeEntry[] = [
+  {
+    id: 'rerun-existing-chains',
+    title: 'The capture init re-ran over chains it had already created',
+    signatures: [
+      sig('chain-exists-mesh', /Chain already exists/i, 0.9, {
+        group: 'chain-exists',
+        with: ['mesh-chain-create', 'mesh-init'],
+      }),
+      sig('chain-exists', /Chain already exists/i, 0.6, { group: 'chain-exists' }),
+      sig('restore-line-2-failed-context', /line 2 failed/, 0.85, {
+        group: 'line-2',
+        with: ['mesh-chain-create', 'chain-exists', 'init-crashloop'],
+      }),
+      sig('restore-line-2-failed', /line 2 failed/, 0.45, { group: 'line-2' }),
+      sig('restore-error-line-2', /Error occurred at line: 2\b/, 0.6, {
+        group: 'line-2',
+        with: ['chain-exists', 'mesh-chain-create'],
+        unless: ['xtables-lock'],
+      }),
+      sig('reconcile-recommended', /reconcile is recommended but no-reconcile flag is set/, 0.6),
+      sig(
+        'residues-found',
+        /Found residues of old iptables rules\/chains, reconciliation is recommended/,
+        0.4,
+      ),
+      sig('linkerd-skipping-existing', /skipping iptables setup: found \d{1,4} existing chains?/, 0.5),
+      sig('forced-apply-failed', /force(?:d)?[- ]apply/i, 0.3, { with: ['chain-exists'] }),
+      sig('container-gc-mentioned', /docker system prune|maximum-dead-containers|crictl rm/, 0.2, {
+        with: ['chain-exists', 'restore-line-failed'],
+      }),
+      // A crash-looping capture init is most often this cause, but alone it proves little.
+      sig('init-crashloop-weak', /Init:CrashLoopBackOff/, 0.15, { group: 'init-crashloop' }),
+    ],
+    explanation:
+      'The capture init container ran a second time in the same pod network namespace and tried to create ' +
+      'chains that the first run had already created. Its iptables-restore input starts with `-N ISTIO_...` ' +
+      'under `--noflush`, so the restore fails at line 2 (line 1 is `* nat`) with "Chain already exists". ' +
+      'Kubelet re-runs init containers when the exited init container is removed from the node (for example by ' +
+      '`docker system prune` or an aggressive container GC) or when the pod sandbox is recreated; the init then ' +
+      'fails on every retry and the pod sits in Init:CrashLoopBackOff even though the rules are in place. The same ' +
+      "happens after a partial first run (IPv4 applied, IPv6 failed) or with Consul's connect-init, which never " +
+      'checks for existing chains.',
+    fix: [
+      "Use meshcap's idempotent init: run `meshcap apply` (same capture flags) in place of istio-iptables; it reconciles its own chains in one restore transaction and succeeds when they already exist.",
+      "Stop removing exited init containers on nodes: do not run `docker system prune` / `crictl rm` on exited containers from cron, and keep kubelet's container GC from deleting the last instance (`--maximum-dead-containers-per-container` >= 1, never `--maximum-dead-containers=0`).",
+      'Unstick an affected pod now with `kubectl delete pod <pod>`: its replacement gets a fresh network namespace.',
+      'Istio 1.24+ skips the apply when the existing rules match; if it still fails the state has drifted (partial IPv4/IPv6 apply, foreign rule inside an ISTIO_ chain), which `meshcap apply` repairs and istio-iptables only repairs with `--reconcile`.',
+      'Consider istio-cni, which programs the netns once at sandbox creation and leaves only a validation container in the pod.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/42792',
+      'https://github.com/istio/istio/issues/32145',
+      'https://github.com/istio/istio/issues/40169',
+      'https://github.com/istio/istio/issues/24148',
+      'https://github.com/linkerd/linkerd2/issues/5786',
+      'https://github.com/linkerd/linkerd2/issues/9267',
+    ],
+  },
+  {
+    id: 'nat-table-unavailable',
+    title: 'The kernel offers no nat table to the iptables backend in use',
+    signatures: [
+      sig('restore-unable-init-nat', /\biptables-restore[^\n]{0,40}: unable to initialize table 'nat'/, 0.9, {
+        group: 'nat-init',
+      }),
+      sig('unable-init-nat', /unable to initialize table 'nat'/, 0.8, {
+        group: 'nat-init',
+        notOnLine: /ip6tables/,
+      }),
+      sig('cant-init-nat', /can't initialize iptables table `nat': Table does not exist/, 0.9, {
+        group: 'nat-init',
+      }),
+      sig('cant-init-nat-generic', /can't initialize iptables table `nat'/, 0.6, {
+        group: 'nat-init',
+        notOnLine: /Permission denied|must be root/,
+      }),
+      sig('iptables-who', /iptables who\? \(do you need to insmod\?\)/, 0.8),
+      sig('do-you-need-insmod', /Table does not exist \(do you need to insmod\?\)/, 0.6, {
+        notOnLine: /ip6tables|table `(?:raw|mangle|security)'/,
+      }),
+      sig('no-lib-modules', /modprobe: can't change directory to '\/lib\/modules'/, 0.5),
+      sig('probe-no-kernel-support', /binary iptables(?:-legacy|-nft)? has no loaded kernel support/, 0.45, {
+        unless: ['xtables-lock'],
+      }),
+      sig('iptable-nat-module', /\biptable_nat\b/, 0.3, { with: ['restore-line-failed', 'mesh-init'] }),
+    ],
+    explanation:
+      'iptables could not open the `nat` table, which every mesh capture needs. Either the kernel modules behind ' +
+      'it (`ip_tables`, `iptable_nat`, and the nf_nat core) are not loaded and the container cannot load them ' +
+      '(no /lib/modules, no CAP_SYS_MODULE), or the tool picked the wrong backend: a legacy iptables binary on a ' +
+      'node whose kernel only provides nf_tables (for example EKS AL2023 with kernel 6.12, RHEL 9). Istio 1.26 to ' +
+      '1.27.0 probed only the filter table, so it chose legacy and then failed on nat.',
+    fix: [
+      'Load the modules on the node: `modprobe ip_tables iptable_nat iptable_mangle iptable_raw xt_REDIRECT xt_owner xt_multiport xt_conntrack` (and `ip6_tables ip6table_nat ...` for IPv6), and persist them in /etc/modules-load.d/.',
+      'Or roll out a node-prep DaemonSet (privileged, /lib/modules mounted) that runs that modprobe before meshed pods land on the node; keep the node tainted until it has run.',
+      'If the node is nf_tables-only, pin the nft backend: `meshcap apply --backend=nft`; istio-iptables 1.28+: `FORCE_IPTABLES_BINARY=nft` (proxyMetadata); Linkerd: `proxyInit.iptablesMode=nft`.',
+      'Upgrade Istio to 1.27.1+/1.28, whose backend probe uses the nat table and falls back to nft (#57385).',
+      "Or move capture to the node with istio-cni (`--set components.cni.enabled=true`), which uses the host's iptables.",
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/23009',
+      'https://github.com/istio/istio/issues/57380',
+      'https://github.com/linkerd/linkerd2/issues/7749',
+      'https://github.com/linkerd/linkerd2/issues/8596',
+      'https://github.com/hashicorp/consul-k8s/issues/960',
+    ],
+  },
+  {
+    id: 'backend-mismatch',
+    title: 'Mesh rules live in the other iptables backend (legacy vs nft)',
+    signatures: [
+      sig('legacy-tables-present', /# Warning: ip6?tables-legacy tables present/, 0.3, { group: 'legacy-warning' }),
+      sig('kuma-mixed-types', /executables are of mixed types/, 0.7),
+      sig('kuma-conflicting-modes', /conflicting (?:iptables )?modes/i, 0.5),
+      sig('force-binary-mentioned', /FORCE_IPTABLES_BINARY=(?:nft|legacy)\b/, 0.15),
+    ],
+    explanation:
+      'Linux has two iptables backends, legacy (x_tables) and nft (nf_tables), and each keeps its own tables. ' +
+      'The capture rules were written through one backend while the tool you looked with (or kube-proxy, or a ' +
+      'second run) uses the other: `iptables -S` then shows nothing although the pod is captured, or both backends ' +
+      'hold a copy and it is hard to predict which one acts first. Causes: an init image whose default `iptables` ' +
+      "differs from the node's, Istio's detection preferring legacy whenever legacy-save prints three lines, and " +
+      'its own probe creating the legacy nat table so the next run in the same netns picks legacy (#61020).',
+    fix: [
+      'Look at both backends in the pod netns: `nsenter -t <pid> -n iptables-legacy-save` and `nsenter -t <pid> -n iptables-nft-save` (or `meshcap status --netns <name>`).',
+      'Pin the backend the node uses: `meshcap apply --backend=nft` (or `--backend=legacy`); istio-iptables 1.28+: `FORCE_IPTABLES_BINARY=nft|legacy` in proxyMetadata; Linkerd: `proxyInit.iptablesMode`; Kuma: `--iptables-executables`.',
+      'Remove the stale copy from the backend you do not use (flush and delete its ISTIO_/PROXY_INIT_/KUMA_MESH_ chains in that netns), or delete the pod to start from a fresh netns.',
+      'Check with the same backend you installed with: `iptables-nft -t nat -S` vs `iptables-legacy -t nat -S`.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/61020',
+      'https://github.com/istio/istio/issues/52357',
+      'https://github.com/istio/istio/issues/49279',
+      'https://github.com/istio/istio/issues/57827',
+    ],
+  },
+  {
+    id: 'missing-extension',
+    title: 'An iptables match, target or table the rules need is missing',
+    signatures: [
+      sig('extension-not-supported', /Extension [A-Za-z0-9_]{1,40} revision \d{1,3} not supported, missing kernel module\?/, 0.9),
+      sig('couldnt-load', /Couldn't load (?:match|target) [`'"]?[A-Za-z0-9_-]{1,40}/, 0.75, {
+        // Non-root runs print the same message (kuma#8412): then it is a permission problem.
+        unless: ['must-be-root', 'nonroot-shell'],
+      }),
+      sig('no-chain-target-match', /No chain\/target\/match by that name/, 0.7, { unless: ['selinux'] }),
+      sig('rule-append-enoent', /RULE_(?:APPEND|INSERT|REPLACE) failed \((?:No such file or directory|Operation not supported)\)/, 0.75),
+      sig('rule-append-einval', /RULE_(?:APPEND|INSERT|REPLACE) failed \(Invalid argument\)/, 0.5),
+      sig('unknown-option-to-ports', /unknown option "--to-ports?"/, 0.6),
+      sig('invalid-argument-dmesg', /Invalid argument\. Run `dmesg' for more information/, 0.45),
+      sig('modprobe-xt-failed', /modprobe: (?:FATAL: )?Module (?:xt_|ipt_|ip6t_|nft_)[A-Za-z0-9_]{1,30} not found/, 0.75),
+      sig('raw-or-mangle-table', /unable to initialize table '(?:raw|mangle)'|can't initialize ip6?tables table `(?:raw|mangle)'/, 0.7),
+      sig('xt-module-named', /\bxt_(?:owner|REDIRECT|multiport|conntrack|socket|mark|connmark|CT|comment|TPROXY)\b/, 0.2, {
+        with: ['restore-line-failed', 'mesh-init'],
+      }),
+    ],
+    explanation:
+      'The rules use a kernel extension that this node does not provide or cannot load: typically `xt_owner` ' +
+      '(the proxy-uid exemption), `xt_REDIRECT`, `xt_multiport` (DNS and port lists), `xt_conntrack`, the `CT` ' +
+      'target and the raw table (DNS capture), or `xt_socket`/`xt_TPROXY` (TPROXY mode). The userspace iptables ' +
+      'knows the extension, the kernel does not, so the rule is rejected ("No chain/target/match by that name" ' +
+      'with legacy, "RULE_APPEND failed (No such file or directory)" with nft). With the nft backend these ' +
+      'matches also need `nft_compat`.',
+    fix: [
+      "Read the extension name in the error (\"Couldn't load match `owner'\", \"Extension X revision 0 not supported\").",
+      'Load it on the node: `modprobe xt_owner xt_REDIRECT xt_multiport xt_conntrack xt_mark xt_connmark xt_CT xt_comment` (TPROXY also `xt_TPROXY xt_socket nf_tproxy_ipv4 nf_tproxy_ipv6`; nft backend also `nft_compat`), persisted in /etc/modules-load.d/, or from a node-prep DaemonSet.',
+      'Or avoid the feature: DNS capture (`ISTIO_META_DNS_CAPTURE`) needs the raw table and CT target, which WSL2/Docker Desktop kernels often lack; TPROXY needs xt_TPROXY and xt_socket, REDIRECT does not.',
+      "If the init container does not run as root, \"Couldn't load match\" is a permission problem in disguise: see permission-denied.",
+    ],
+    references: [
+      'https://github.com/istio/istio.io/pull/14028',
+      'https://github.com/istio/istio/issues/37885',
+      'https://github.com/istio/istio/issues/22500',
+      'https://github.com/linkerd/linkerd2/issues/3160',
+      'https://github.com/kumahq/kuma/issues/5137',
+    ],
+  },
+  {
+    id: 'permission-denied',
+    title: 'The capture step lacks root, NET_ADMIN/NET_RAW or a writable lock file',
+    signatures: [
+      sig('must-be-root', /(?:Permission denied|Operation not permitted) \(you must be root\)/, 0.9),
+      sig('kuma-root-required', /you need to have root privileges/, 0.85),
+      sig('lock-file-unwritable', /can't open lock file [^\s]{1,200}: (?:Permission denied|Read-only file system)/, 0.85),
+      sig('nft-cache-eperm', /cache initialization failed: Operation not permitted/, 0.7),
+      sig('rtnetlink-eperm', /RTNETLINK answers: Operation not permitted/, 0.6),
+      sig('psa-net-admin', /must not include "?NET_ADMIN|"NET_ADMIN"[^\n]{0,40}capability may not be added|capabilities\.add[^\n]{0,60}NET_ADMIN[^\n]{0,40}(?:forbidden|not allowed|Invalid value)/, 0.85),
+      sig('psa-violation', /violates PodSecurity "(?:restricted|baseline)/, 0.55, { with: ['mesh-init', 'sidecar'] }),
+      sig('scc-rejected', /unable to validate against any security context constraint/, 0.7),
+      sig('nonroot-couldnt-load', /Couldn't load (?:match|target)/, 0.8, { with: ['nonroot-shell'] }),
+      sig('generic-permission', /\b(?:iptables|ip6tables|iptables-restore|nft|ip)\b[^\n]{0,80}Permission denied/, 0.35, {
+        unless: ['selinux'],
+        notOnLine: /\/tmp\/iptables-rules/,
+      }),
+    ],
+    explanation:
+      'The process that writes the capture rules is not allowed to. iptables, nft and `ip rule` need root with ' +
+      "CAP_NET_ADMIN (and CAP_NET_RAW) in the pod's network namespace. A policy (PodSecurity `restricted`, an " +
+      'OpenShift SCC, Kyverno/Gatekeeper) may have stripped the capabilities or forced a non-root user, or the ' +
+      'image runs as non-root relying on file capabilities the runtime does not honour. With the legacy backend ' +
+      'iptables also opens /run/xtables.lock for writing, which fails on a read-only root filesystem.',
+    fix: [
+      'Give the capture init what it needs: `securityContext: {runAsUser: 0, runAsNonRoot: false, capabilities: {add: [NET_ADMIN, NET_RAW]}}`; check that no webhook or policy removed them (`kubectl get pod -o yaml`).',
+      'In PodSecurity `restricted`/`baseline` namespaces or under a strict OpenShift SCC, use istio-cni (or linkerd-cni/kuma-cni) so the pod needs no privileged init container.',
+      "For \"can't open lock file /run/xtables.lock\": mount a writable emptyDir and point `XTABLES_LOCKFILE` at a file in it, or use the nft backend, which does not take the xtables lock.",
+      "Linkerd's proxy-init runs as uid 65534 with file capabilities: keep NET_ADMIN and NET_RAW in the container's capability set so they can take effect.",
+    ],
+    references: [
+      'https://github.com/linkerd/linkerd2/issues/7938',
+      'https://github.com/linkerd/linkerd2/pull/4692',
+      'https://github.com/kumahq/kuma/issues/8412',
+    ],
+  },
+  {
+    id: 'xtables-lock',
+    title: 'Another process held the xtables lock',
+    signatures: [
+      sig('another-app-holding', /Another app is currently holding the xtables lock/, 0.95),
+      sig('cant-lock', /Can't lock \/[^\s:]{1,200}: Resource temporarily unavailable/, 0.9),
+      sig('stopped-waiting', /Stopped waiting after \d{1,5}s/, 0.6),
+      sig('waiting-for-exit', /waiting \(\d{1,5}s\) for it to exit/, 0.6),
+    ],
+    explanation:
+      'With the legacy backend every writer takes an exclusive lock on /run/xtables.lock. kube-proxy, the CNI ' +
+      "plugin, firewalld or another pod's init held it, and the capture step gave up: without `--wait` at once, " +
+      'with `--wait=N` after N seconds. In CNI mode all pods on a node share the host lock, so bursts of pod starts ' +
+      'collide; Istio 1.26-1.28.5 also ran its backend probe without `--wait`.',
+    fix: [
+      'Wait for the lock with a bound: `meshcap apply --lock-timeout=30` (istio-iptables uses `--wait=30` for legacy iptables >= 1.6.2).',
+      'Upgrade Istio to 1.28.6/1.29+, where the backend probe waits too (#58582).',
+      "In CNI mode give each pod its own lock (`XTABLES_LOCKFILE` set to a per-netns path, as istio-cni and kuma-cni do) instead of the node's /run/xtables.lock.",
+      'Find the holder on the node: `fuser -v /run/xtables.lock` or `lsof /run/xtables.lock`.',
+      'Prefer the nft backend (`meshcap apply --backend=nft`): iptables-nft does not use the xtables lock.',
+    ],
+    references: [
+      'https://github.com/istio/cni/issues/23',
+      'https://github.com/istio/istio/pull/47002',
+      'https://github.com/istio/istio/issues/58507',
+    ],
+  },
+  {
+    id: 'ipv6-unavailable',
+    title: 'IPv6 capture was attempted where IPv6 or ip6tables support is missing',
+    signatures: [
+      sig('ipv6-disabled-on-device', /IPv6 is disabled on (?:this|nexthop) device/, 0.9),
+      sig('ip6tables-restore-unable', /ip6tables-restore[^\n]{0,40}: unable to initialize table/, 0.85, { group: 'ip6-table' }),
+      sig('cant-init-ip6tables-table', /can't initialize ip6tables table `(?:nat|filter)'/, 0.85, {
+        group: 'ip6-table',
+        notOnLine: /Permission denied|must be root/,
+      }),
+      sig('address-family-not-supported', /Address family not supported by protocol/, 0.7),
+      sig('bind-v6-loopback', /(?:AF=10|\[::1?\]:\d{1,5})[^\n]{0,140}(?:Cannot|cannot) assign requested address/, 0.6),
+      sig('ip6-probe-no-kernel-support', /binary ip6tables(?:-legacy|-nft)? has no loaded kernel support/, 0.6, {
+        unless: ['xtables-lock'],
+      }),
+      sig('ip6tables-save-failed', /ip6tables-save[^\n]{0,80}(?:exit status [1-9]|failed)/, 0.5),
+      sig('add-v6-loopback-failed', /(?:::6\/128|::6 )[^\n]{0,80}(?:failed|error|permission denied|not supported)/i, 0.6),
+      sig('ip6tables-restore-failed', /ip6tables-restore[^\n]{0,60}(?:line \d{1,6} failed|exit status [1-9])/, 0.35, {
+        unless: ['chain-exists'],
+      }),
+    ],
+    explanation:
+      'The tool wanted to install IPv6 rules or the `::6` loopback address, but the node has IPv6 disabled ' +
+      '(`ipv6.disable=1`, `net.ipv6.conf.all.disable_ipv6=1`) or lacks the ip6tables modules (`ip6_tables`, ' +
+      "`ip6table_nat`, e.g. on GKE COS). Istio turns IPv6 on when the pod's first address is IPv6 or dual-stack is " +
+      'set; Istio 1.26-1.27.1 also failed its ip6tables probe on IPv6-less nodes even for IPv4-only pods. When the ' +
+      'IPv4 part succeeded and the IPv6 part failed, every later run also fails (now with "line 2 failed").',
+    fix: [
+      'IPv4-only pod: turn IPv6 capture off explicitly with `meshcap apply --ipv6=false`; with istio-iptables unset `ISTIO_DUAL_STACK`/`DUAL_STACK` in proxyMetadata and upgrade to 1.27.2/1.28+, where an ip6tables failure is not fatal while IPv6 is off (#57200).',
+      'Pod that needs IPv6: load `ip6_tables ip6table_nat ip6table_mangle ip6table_raw` on the node and enable IPv6 (`sysctl -w net.ipv6.conf.all.disable_ipv6=0`), e.g. from a node-prep DaemonSet.',
+      'After fixing the node, recreate the pod (`kubectl delete pod`) or use `meshcap apply`, which reconciles the half-applied IPv4 state instead of failing at line 2.',
+      'Kuma treats IPv6 as best-effort; for Kuma check that kuma-init runs a version that skips IPv6 when ip6tables is unusable.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/57199',
+      'https://github.com/istio/istio/issues/53161',
+      'https://github.com/istio/istio/issues/53147',
+      'https://github.com/kumahq/kuma/issues/2046',
+    ],
+  },
+  {
+    id: 'binary-missing',
+    title: 'A binary the capture step runs is not installed where it runs',
+    signatures: [
+      sig('exec-not-found', /executable file not found in \$PATH/, 0.8, { notOnLine: /"nft"|nftables|nft binary/ }),
+      sig('env-no-such-file', /env: [‘'`"]?(?:ip6?tables[A-Za-z-]{0,20}|xtables[A-Za-z-]{0,20}|ip|nsenter)[’'`"]?: No such file or directory/, 0.85),
+      sig('shell-not-found', /\b(?:ip6?tables(?:-nft|-legacy)?(?:-save|-restore)?|xtables-(?:nft|legacy)-multi|ip|nsenter): (?:command )?not found/, 0.85),
+      sig('nsenter-failed-exec', /nsenter: failed to execute [^\s:]{1,120}: No such file or directory/, 0.85),
+      sig('shared-library-missing', /error while loading shared libraries: lib(?:mnl|nftnl|xtables|ip4tc|ip6tc|nftables)[^\s:]{0,20}/, 0.8),
+      sig('fork-exec-enoent', /fork\/exec [^\s:]{1,160}: no such file or directory/, 0.8),
+      sig('kuma-could-not-locate', /could not locate executable/, 0.75),
+      sig('kuma-no-valid-executables', /failed to find valid nft or legacy executables/, 0.5),
+      sig('exit-127', /exit (?:status|code):? ?127\b/i, 0.45, { with: ['mesh-init'], unless: ['nft-binary-missing'] }),
+    ],
+    explanation:
+      'The capture step executed a program that does not exist in the place it runs: the init image lacks ' +
+      "`iptables-nft-save`/`ip6tables` or `ip`, or, in CNI mode, the plugin runs the node's own binaries through " +
+      'nsenter and the node has no such binary (Bottlerocket has no iptables-nft-save, linkerd2#14538). Exit code 127 ' +
+      "is the shell's \"command not found\".",
+    fix: [
+      'Use an init image that ships iptables with both backends (`iptables-legacy*`, `iptables-nft*`, the ip6tables variants) and iproute2.',
+      'In CNI mode install iptables on the nodes, or pin the variant the node has: `meshcap apply --backend=legacy|nft`, Linkerd `proxyInit.iptablesMode` (proxy-init 2026+ falls back to another variant), Kuma `--iptables-executables`.',
+      "Check inside the container: `kubectl debug` into the pod or run the image with `sh -c 'command -v iptables-nft-restore ip'`.",
+    ],
+    references: ['https://github.com/linkerd/linkerd2/issues/14538'],
+  },
+  {
+    id: 'nftables-unsupported',
+    title: 'nftables is required but the nft binary or kernel support is missing',
+    signatures: [
+      sig('istio-nft-binary-missing', /nativeNftables is enabled, but the nft binary is missing/, 0.95, { group: 'nft-binary' }),
+      sig('could-not-find-nft', /could not find nftables binary/, 0.95, { group: 'nft-binary' }),
+      sig('exec-nft-not-found', /exec: "nft": executable file not found/, 0.9, { group: 'nft-binary' }),
+      sig('consul-nft-not-found', /nft binary not found/, 0.9, { group: 'nft-binary' }),
+      sig('nft-command-not-found', /\bnft: (?:command )?not found/, 0.8, { group: 'nft-binary' }),
+      sig('generation-id', /Could not fetch rule set generation id: (?:Invalid argument|Protocol not supported|Operation not supported)/, 0.9),
+      sig('nft-cache-unsupported', /cache initialization failed: (?:Protocol not supported|Invalid argument|Operation not supported)/, 0.85),
+      sig('nft-process-rule-unsupported', /Could not process rule: Operation not supported/, 0.7),
+      sig('nft-process-rule', /Could not process rule: (?:No such file or directory|Invalid argument)/, 0.45),
+      sig('consul-nft-apply', /failed to apply nftables rules/, 0.5),
+    ],
+    explanation:
+      'The capture was set to use nftables (Istio `--native-nftables` / `global.nativeNftables`, the nft iptables ' +
+      "backend, Consul's nftables mode) but the `nft` binary is missing where it runs (the proxyv2 image for " +
+      'istio-init, the node for istio-cni) or the node kernel has no nf_tables support (older GKE COS kernels: ' +
+      '"Could not fetch rule set generation id: Invalid argument").',
+    fix: [
+      "Native nftables: install nftables on the nodes (istio-cni runs the host's `nft`) and use a proxyv2 image that ships `nft` (the distroless image gained `nftables-slim` in istio#57237), or turn `values.global.nativeNftables` off.",
+      'Kernel without nf_tables: use the legacy backend, `meshcap apply --backend=legacy`, Linkerd `proxyInit.iptablesMode=legacy`, istio-iptables `FORCE_IPTABLES_BINARY=legacy`.',
+      'Where the modules exist but are not loaded: `modprobe nf_tables nft_compat nft_chain_nat nft_nat` on the node (node-prep DaemonSet).',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/57978',
+      'https://github.com/istio/istio/issues/57333',
+      'https://github.com/linkerd/linkerd2/issues/9053',
+    ],
+  },
+  {
+    id: 'selinux-denied',
+    title: 'SELinux denied the capture step',
+    signatures: [
+      sig('avc-denied', /avc:\s{1,4}denied/, 0.9),
+      sig('type-avc', /type=AVC msg=audit/, 0.85),
+      sig('selinux-is-preventing', /SELinux is preventing/, 0.9),
+      sig('container-scontext', /scontext=[a-z_]{1,30}:[a-z_]{1,30}:(?:container_t|svirt_lxc_net_t|iptables_t|spc_t)/, 0.5),
+      sig('rules-file-denied', /\/tmp\/iptables-rules-[^\n]{0,100}(?:Permission denied|EACCES)/, 0.7),
+      sig('module-request', /\{ ?module_request ?\}/, 0.6),
+    ],
+    explanation:
+      'SELinux blocked iptables inside the container. Two known shapes: Istio before 1.18 wrote the rules to a ' +
+      '/tmp file and ran `iptables-restore <file>`, which the `iptables_t` domain may not open on RHEL 9/CentOS 9; ' +
+      'and the `container_t` domain may not trigger kernel module autoload (`module_request`), so the first rule ' +
+      'that needs `ipt_REDIRECT`/`xt_owner` fails and later runs hit "Chain already exists".',
+    fix: [
+      "Confirm on the node: `ausearch -m AVC -ts recent | grep -E 'iptables|xtables'`.",
+      'Upgrade Istio to 1.18+, which pipes the rules through stdin (#43945); meshcap always uses stdin.',
+      'For `module_request` denials preload the modules on the node (`modprobe ...` in /etc/modules-load.d/ or a node-prep DaemonSet) so nothing has to be autoloaded from a container.',
+      "Install the distribution's container-selinux policy update; as a last resort run only the capture init with `securityContext.seLinuxOptions.type: spc_t`. On OpenShift prefer istio-cni (OSSM).",
+      'Do not switch nodes to permissive; if a rule is really needed, build a targeted module with `audit2allow -M`.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/42485',
+      'https://github.com/istio/istio/issues/24101',
+      'https://github.com/istio/istio/issues/4500',
+      'https://github.com/linkerd/linkerd2/issues/7767',
+    ],
+  },
+  {
+    id: 'validation-failed',
+    title: 'The CNI validation found that traffic is not redirected',
+    signatures: [
+      sig('istio-validation-failed', /iptables validation failed; workload is not ready for Istio/, 0.95),
+      sig('error-connecting-15002', /Error connecting to (?:127\.0\.0\.6|\[?::6\]?):15002/, 0.9),
+      sig('validation-timeout', /\bvalidation timeout\b/, 0.7),
+      sig('probe-15002-refused', /127\.0\.0\.6:15002[^\n]{0,80}(?:Connection|connection) refused/, 0.75),
+      sig('linkerd-cni-not-configured', /LinkerdCNINotConfigured/, 0.9),
+      sig('linkerd-validator-failed', /Failed to validate networking configuration/, 0.85),
+      sig('kuma-validation-failed', /most likely the transparent proxy is not established correctly/, 0.9),
+      sig('cni-uninitialized', /cni\.istio\.io\/uninitialized/, 0.5),
+      sig('consul-tproxy-waiting', /transparent-proxy-status"?:? ?"?waiting/, 0.5),
+      sig('validator-exit-code', /Exit Code:\s{1,20}(?:126|95)\b/, 0.45, { with: ['cni'] }),
+    ],
+    explanation:
+      "In CNI mode the pod's init container does not install rules; it only checks them (istio-validation, " +
+      'linkerd-network-validator, kuma-validation). The check connected to a test address that should have been ' +
+      "redirected back to it and was refused or timed out, so the CNI plugin never configured this pod's network " +
+      "namespace: the plugin is not installed in the runtime's CNI configuration (wrong cniBinDir/cniConfDir, " +
+      'chained vs Multus), or the pod was scheduled before the CNI agent on that node was ready.',
+    fix: [
+      "Check the CNI agent on the pod's node: `kubectl -n istio-system logs ds/istio-cni-node` (or linkerd-cni / kuma-cni), and that its cniBinDir/cniConfDir match the container runtime (OpenShift with Multus: /var/lib/cni/bin and /etc/cni/multus/net.d).",
+      "For the startup race, let the repair controller delete such pods (`cni.repair.enabled=true`, `cni.repair.deletePods=true`; Linkerd's cni-repair-controller) or taint nodes until the CNI agent is ready, then delete the pod.",
+      'Verify inside the pod netns that the rules exist: `nsenter -t <pid> -n iptables-save` (and the legacy/nft twin).',
+      'If CNI cannot be fixed quickly, go back to an init container that installs the rules itself (`meshcap apply` in place of istio-init).',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/21266',
+      'https://github.com/istio/istio/issues/23457',
+      'https://github.com/istio/istio/issues/33986',
+      'https://github.com/linkerd/linkerd2/issues/2970',
+      'https://github.com/kumahq/kuma/issues/4560',
+    ],
+  },
+  {
+    id: 'tproxy-route-exists',
+    title: 'TPROXY policy routing already exists in the pod netns',
+    signatures: [
+      sig('netlink-rule-file-exists', /failed to configure netlink rule: file exists/i, 0.95, { group: 'file-exists' }),
+      sig('rule-file-exists', /\b(?:ip|netlink) (?:rule|route)[^\n]{0,80}file exists/i, 0.8, { group: 'file-exists' }),
+      sig('rtnetlink-file-exists-tproxy', /RTNETLINK answers: File exists/, 0.9, { group: 'file-exists', with: ['tproxy'] }),
+      sig('rtnetlink-file-exists', /RTNETLINK answers: File exists/, 0.55, { group: 'file-exists' }),
+    ],
+    explanation:
+      'TPROXY mode adds policy routing: `ip rule add fwmark 1337 lookup 133` and `ip route add local default dev lo ' +
+      "table 133` (and the IPv6 twins). They already exist in this pod's namespace (the init ran before, or " +
+      "another component uses the same mark/table), and the add refuses with \"File exists\": istio's netlink rule " +
+      'add uses NLM_F_EXCL and does not ignore EEXIST, so a TPROXY re-run fails even where the iptables step was a ' +
+      'no-op. With the `ip` command the rule is silently added twice instead.',
+    fix: [
+      'Use `meshcap apply`, which checks the existing rules and routes before adding them.',
+      'Recreate the pod for a fresh netns, or clean up by hand in the pod netns: `ip rule del fwmark 1337 lookup 133`, `ip route flush table 133`, and `ip -6 rule del fwmark 1337 lookup 133`, `ip -6 route flush table 133`.',
+      'If something else already uses mark 1337 or table 133, pick others with `ISTIO_INBOUND_TPROXY_MARK` / `ISTIO_INBOUND_TPROXY_ROUTE_TABLE` (`-t` / `-r`).',
+      'Use REDIRECT mode unless you need the original source address.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/30385',
+      'https://github.com/istio/istio/issues/25849',
+      'https://github.com/istio/istio/issues/58135',
+    ],
+  },
+  {
+    id: 'invalid-config',
+    title: 'A capture setting (port, CIDR, interface, flag) is invalid',
+    signatures: [
+      sig('invalid-port', /invalid port\/service `[^'`\n]{0,60}' specified/, 0.85),
+      sig('invalid-mask', /invalid mask `[^'`\n]{0,20}' specified/, 0.85),
+      sig('host-network-not-found', /host\/network `[^'`\n]{0,100}' not found/, 0.8),
+      sig('ifnamsiz', /must be shorter than IFNAMSIZ/, 0.85),
+      sig('outbound-exclude-wildcard', /invalid value for OUTBOUND_IP_RANGES_EXCLUDE/, 0.95),
+      sig('force-binary-invalid', /FORCE_IPTABLES_BINARY[^\n]{0,80}(?:invalid|must be|unsupported)|invalid[^\n]{0,60}FORCE_IPTABLES_BINARY/i, 0.8),
+      sig('parse-prefix', /ParsePrefix\("[^"\n]{0,80}"\): /, 0.75),
+      sig('loopback-cidr-invalid', /ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR[^\n]{0,80}(?:invalid|must)/i, 0.75),
+      sig('owner-groups-limit', /OWNER_GROUPS[^\n]{0,80}(?:64|too many)/, 0.6),
+      sig('unknown-flag', /Error: unknown (?:shorthand )?flag:? /, 0.7),
+      sig('cobra-invalid-argument', /invalid argument "[^"\n]{0,80}" for "[^"\n]{1,60}" flag/, 0.8),
+      sig('bad-argument', /Bad argument `[^'`\n]{0,80}'/, 0.6),
+      sig('injector-denied', /admission webhook "[^"\n]{1,100}sidecar-injector\.istio\.io" denied the request/, 0.75),
+      sig('traffic-annotation-invalid', /(?:invalid|failed to parse|bad)[^\n]{0,80}traffic\.sidecar\.istio\.io\/|traffic\.sidecar\.istio\.io\/[A-Za-z]{1,40}[^\n]{0,80}(?:invalid|failed to parse)/i, 0.75),
+    ],
+    explanation:
+      'A value in the capture configuration is not valid: a port outside 1-65535 or a port list where one port is ' +
+      'expected, a CIDR without a prefix length or with a bad mask, an interface name longer than 15 characters, ' +
+      '`*` in the exclude-CIDR list, a removed or misspelled flag. istio-iptables does not check ports and ' +
+      'interface names itself, so they surface as an iptables-restore error with a line number.',
+    fix: [
+      'Find the offending value in the error (the quoted port, mask, address or interface) and trace it to its source: pod annotations `traffic.sidecar.istio.io/{include,exclude}{Inbound,Outbound}Ports`, `...IPRanges`, `excludeInterfaces`, or mesh-wide `global.proxy.*` values.',
+      'Ports: integers 1-65535, comma separated, no spaces or ranges; CIDRs: `a.b.c.d/len` (a bare IP is rejected); interfaces: at most 15 characters; `excludeOutboundIPRanges` cannot be `*`.',
+      'Custom istio-init args copied from an old release may carry removed flags (`-f/--restore-format` went away in 1.24): drop them or use the injected defaults.',
+      "Check the rendered init arguments with `kubectl get pod <pod> -o jsonpath='{.spec.initContainers[0].args}'`, then try them with `meshcap apply --dry-run <args>`, which parses and renders without touching the kernel.",
+    ],
+    references: [
+      'https://github.com/istio/istio/pull/53066',
+      'https://github.com/kumahq/kuma/issues/10799',
+    ],
+  },
+  {
+    id: 'proxy-not-ready',
+    title: 'The application started before the sidecar proxy was ready',
+    signatures: [
+      sig('pilot-agent-wait-timeout', /timeout waiting for Envoy proxy to become ready/, 0.9),
+      sig('post-start-hook-wait', /FailedPostStartHook[^\n]{0,200}pilot-agent|pilot-agent wait[^\n]{0,80}exited with/, 0.8),
+      sig('envoy-not-ready', /Envoy proxy is NOT ready/, 0.6),
+      sig('readiness-15021', /(?:Readiness|Startup) probe failed: [^\n]{0,60}(?:15021|statuscode: 503)/, 0.45, { with: ['sidecar'] }),
+      sig('app-connection-refused-sidecar', /(?:dial tcp|connect(?:ion)? to|connect\(|Failed to connect to)[^\n]{0,120}(?:connection refused|Connection refused|Couldn't connect to server)/, 0.55, {
+        group: 'app-refused',
+        with: ['sidecar', 'mesh-chain-create'],
+      }),
+      sig('app-connection-refused', /(?:dial tcp|connect to|Failed to connect to)[^\n]{0,120}(?:connection refused|Connection refused|Couldn't connect to server)/, 0.3, {
+        group: 'app-refused',
+      }),
+      sig(
+        'econnrefused-sidecar',
+        /ECONNREFUSED|ConnectException: Connection refused|Connection refused \(os error 111\)|\[Errno 111\] Connection refused/,
+        0.5,
+        { group: 'app-refused', with: ['sidecar'] },
+      ),
+      sig('curl-couldnt-connect', /curl: \(7\) Failed to connect to/, 0.55, { group: 'app-refused', with: ['mesh-chain-create', 'sidecar'] }),
+    ],
+    explanation:
+      'The capture rules were already in place when the application started, but the sidecar proxy was not yet ' +
+      "listening or had no configuration, so the application's first connections were redirected to a port " +
+      'nobody answered (connection refused, 503s). Kubernetes starts regular containers in parallel; without an ' +
+      'ordering guarantee the app can win the race, and apps that exit on their first failed connection then ' +
+      'crash-loop.',
+    fix: [
+      "Istio: set `holdApplicationUntilProxyStarts: true` (mesh-wide in `meshConfig.defaultConfig`, or per pod with the annotation `proxy.istio.io/config: '{\"holdApplicationUntilProxyStarts\": true}'`).",
+      "Or use native sidecars (Kubernetes 1.29+): annotate `sidecar.istio.io/nativeSidecar: \"true\"` (or `ENABLE_NATIVE_SIDECARS=true` on istiod); the app then starts only after the proxy's startup probe passes.",
+      'Linkerd: keep `config.linkerd.io/proxy-await: enabled`; Kuma: `kuma.io/wait-for-dataplane-ready: "true"`.',
+      'Make the application retry its first connections with backoff instead of exiting.',
+      'If the proxy never gets ready ("Envoy proxy is NOT ready: config not received from XDS server"), fix its connection to istiod first.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/11130',
+      'https://github.com/istio/istio/issues/19378',
+      'https://github.com/istio/istio/pull/24737',
+      'https://github.com/istio/istio/issues/41086',
+    ],
+  },
+  {
+    id: 'sidecar-blocks-job-completion',
+    title: "The Job's work finished but the sidecar keeps the pod running",
+    signatures: [
+      sig('job-pod-notready', /\s1\/2\s{1,30}NotReady\s/, 0.8, { group: 'notready', with: ['job'] }),
+      sig('pod-notready', /\s1\/2\s{1,30}NotReady\s/, 0.3, { group: 'notready' }),
+    ],
+    explanation:
+      'The pod belongs to a Job (or CronJob). Its application container exited successfully, but the sidecar ' +
+      'proxy, an ordinary long-running container, does not know the work is done and keeps running, so the pod ' +
+      'stays `NotReady` (1/2) and the Job never completes; CronJobs then pile up pods or skip runs.',
+    fix: [
+      'Use native sidecars (Kubernetes 1.29+): with `sidecar.istio.io/nativeSidecar: "true"` the proxy is injected as an init container with `restartPolicy: Always`, which the kubelet stops once the main containers exit.',
+      'Or stop the proxy from the job itself as its last step: `pilot-agent request POST quitquitquit` (or `curl -fsS -X POST http://localhost:15020/quitquitquit`); Linkerd: `linkerd-await --shutdown -- <cmd>` or `curl -X POST http://localhost:4191/shutdown` with `config.linkerd.io/proxy-admin-shutdown: enabled`.',
+      'If the job does not need the mesh, do not inject it: label the pod template `sidecar.istio.io/inject: "false"`.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/11045',
+      'https://github.com/istio/istio/issues/6324',
+      'https://github.com/istio/istio/issues/19072',
+      'https://github.com/istio/istio/issues/23412',
+      'https://github.com/istio/istio/issues/19567',
+    ],
+  },
+  {
+    id: 'unknown',
+    title: 'No known cause matched the input',
+    signatures: [],
+    explanation:
+      'Nothing in the input matches a known failure of mesh traffic capture. Either the capture is healthy, or ' +
+      'the evidence is not in what was pasted.',
+    fix: [
+      "Collect the capture init's logs, including the previous run: `kubectl logs <pod> -c istio-init` and `kubectl logs <pod> -c istio-init --previous` (or istio-validation, linkerd-init, kuma-init, consul-connect-inject-init).",
+      'Collect `kubectl describe pod <pod>` (container states, exit codes, Events) and `kubectl get events -n <ns> --field-selector involvedObject.name=<pod>`.',
+      'Collect the rules as both backends see them in the pod netns: `iptables-legacy-save`, `iptables-nft-save` (and the ip6tables twins) and `nft list ruleset`.',
+      'Or let meshcap gather all of it: `meshcap doctor --pod <pod> -n <ns>`.',
+    ],
+    references: [],
+  },
+];
+
+const BY_ID = new Map<CauseId, KnowledgeEntry>(KNOWLEDGE.map((entry) => [entry.id, entry]));
+
+export function knowledgeFor(id: CauseId): KnowledgeEntry {
+  const entry = BY_ID.get(id);
+  if (entry === undefined) throw new Error(`no knowledge entry for cause ${id}`);
+  return entry;
+}
