@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # Namespace tests need root; they create their own namespaces and remove them on exit.
-exec node --test dist/test/
+exec node --test $(find dist/test -name '*.test.js' | sort)
