@@ -25,6 +25,8 @@ const rulesOf = (rs: SimRuleset | undefined, table: SimTableName, chain: string)
 const kinds = (rule: SimRule) => rule.matches.map((m) => m.kind).join(',');
 const jumpsTo = (rule: SimRule, chain: string) => (rule.target.kind === 'jump' || rule.target.kind === 'goto') && rule.target.chain === chain;
 const find = <K extends Match['kind']>(rule: SimRule, kind: K) => rule.matches.find((m) => m.kind === kind) as Extract<SimMatch, { kind: K }> | undefined;
+/** `-p tcp --dport N` in iptables; nft leaves the protocol implied by `tcp dport N`. */
+const PORT_ONLY = /^(proto,)?dport$/;
 const unique = <T>(items: T[]) => [...new Set(items)];
 
 export function deriveConfig(v4: SimRuleset, v6: SimRuleset | undefined, fwmarkTables: ReadonlyMap<number, string>): DerivedConfig {
@@ -67,12 +69,12 @@ export function deriveConfig(v4: SimRuleset, v6: SimRuleset | undefined, fwmarkT
     const portOf = (r: SimRule) => find(r, 'dport')?.ports[0];
     if (catchAll) {
       inboundPorts = '*';
-      const returns = inRules.filter((r) => r.target.kind === 'return' && kinds(r) === 'proto,dport');
+      const returns = inRules.filter((r) => r.target.kind === 'return' && PORT_ONLY.test(kinds(r)));
       // In the nat table the first RETURN is the tunnel port's, not an exclusion.
       const excluded = (tproxy ? returns : returns.slice(1)).map(portOf).filter((p) => p !== undefined);
       inboundExclude = unique(excluded).join(',');
     } else {
-      inboundPorts = unique(inRules.filter((r) => jumpsTo(r, captureTarget) && kinds(r) === 'proto,dport').map(portOf).filter((p) => p !== undefined)).join(',');
+      inboundPorts = unique(inRules.filter((r) => jumpsTo(r, captureTarget) && PORT_ONLY.test(kinds(r))).map(portOf).filter((p) => p !== undefined)).join(',');
     }
   }
 
@@ -97,8 +99,8 @@ export function deriveConfig(v4: SimRuleset, v6: SimRuleset | undefined, fwmarkT
   const include = redirects.some((r) => r.matches.length === 0)
     ? '*'
     : unique(redirects.filter((r) => kinds(r) === 'dst').map((r) => formatCidr(find(r, 'dst')!.net.cidr))).join(',');
-  const outPorts = unique(out4.filter((r) => jumpsTo(r, Chain.Redirect) && /^(proto,)?dport$/.test(kinds(r))).map((r) => find(r, 'dport')!.ports[0]!)).join(',');
-  const outExclude = unique(out4.filter((r) => r.target.kind === 'return' && /^(proto,)?dport$/.test(kinds(r)) && find(r, 'dport')!.proto === 'tcp').map((r) => find(r, 'dport')!.ports[0]!)).join(',');
+  const outPorts = unique(out4.filter((r) => jumpsTo(r, Chain.Redirect) && PORT_ONLY.test(kinds(r))).map((r) => find(r, 'dport')!.ports[0]!)).join(',');
+  const outExclude = unique(out4.filter((r) => r.target.kind === 'return' && PORT_ONLY.test(kinds(r)) && find(r, 'dport')!.proto === 'tcp').map((r) => find(r, 'dport')!.ports[0]!)).join(',');
   const dstReturns = outAll.filter((r) => r.target.kind === 'return' && kinds(r) === 'dst' && !find(r, 'dst')!.negate).map((r) => find(r, 'dst')!.net.cidr);
   const excludeCidrs = unique(dstReturns.filter((c) => !isLoopback(c.addr)).map(formatCidr)).join(',');
   const loop4 = dstReturns.find((c) => c.addr.family === 4 && isLoopback(c.addr));
