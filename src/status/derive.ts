@@ -107,8 +107,13 @@ export function deriveConfig(v4: SimRuleset, v6: SimRuleset | undefined, fwmarkT
   if (loop4 && formatCidr(loop4) !== '127.0.0.1/32') env.ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR = formatCidr(loop4);
 
   const pre = rulesOf(v4, 'nat', 'PREROUTING');
-  const excludeIfaces = unique(pre.filter((r) => r.target.kind === 'return' && kinds(r) === 'inIface').map((r) => find(r, 'inIface')!.name)).join(',');
-  const rerouteIfaces = unique(pre.filter((r) => jumpsTo(r, Chain.Redirect)).map((r) => find(r, 'inIface')?.name).filter((n) => n !== undefined)).join(',');
+  const reroute = unique(pre.filter((r) => jumpsTo(r, Chain.Redirect)).map((r) => find(r, 'inIface')?.name).filter((n) => n !== undefined));
+  // -c writes `-i X -j RETURN` in PREROUTING and `-o X -j RETURN` in OUTPUT; -k writes the PREROUTING one only.
+  const outReturns = new Set(rulesOf(v4, 'nat', 'OUTPUT').filter((r) => r.target.kind === 'return' && kinds(r) === 'outIface').map((r) => find(r, 'outIface')!.name));
+  const excludeIfaces = unique(pre.filter((r) => r.target.kind === 'return' && kinds(r) === 'inIface').map((r) => find(r, 'inIface')!.name))
+    .filter((name) => !reroute.includes(name) || outReturns.has(name))
+    .join(',');
+  const rerouteIfaces = reroute.join(',');
 
   const flags: [string, string][] = [
     ['-p', proxyPort],
