@@ -56,6 +56,9 @@ Commands:
   verify [flags]           check the live rules and prove the capture with real connections
   demo                     apply the default istio-init capture in a throwaway namespace and prove it
   doctor [FILE|-]          read logs or rule dumps and name the root cause and the fix
+  status [--netns NAME]    is the capture in place, complete, which config, drifted? (exit 1 if not healthy)
+  trace --dst A --dport P  simulate one connection through a config's or the live rules
+  explain [flags]          a config's rules in plain language; --format mermaid for a diagram
   help, --help             this text
   version, --version       print the version
 

@@ -12,6 +12,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo.js')).demoCommand,
   clean: async () => (await import('./clean.js')).cleanCommand,
   verify: async () => (await import('./verify.js')).verifyCommand,
+  trace: async () => (await import('./trace.js')).traceCommand,
+  explain: async () => (await import('./explain.js')).explainCommand,
+  status: async () => (await import('./status.js')).statusCommand,
   'probe-server': async () => (await import('./probe.js')).probeServerCommand,
   'probe-connect': async () => (await import('./probe.js')).probeConnectCommand,
 };
