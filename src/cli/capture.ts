@@ -12,7 +12,6 @@ import { ExitCode } from './exit-codes.js';
 import { captureHelp } from './help.js';
 import { createLogger, type Logger } from './log.js';
 import { reportError } from './report.js';
-import { runVerify } from './verify.js';
 
 export function wantsHelp(argv: readonly string[]): boolean {
   const end = argv.indexOf('--');
@@ -33,7 +32,7 @@ export function captureCommand(name: string): Command {
       if (config.dryRun) return await dryRun(config, ctx, log);
       if (config.skipRuleApply) {
         log.info('--skip-rule-apply: rules and routes left as they are');
-        return config.runValidation ? await runVerify(config, ctx, log) : ExitCode.Ok;
+        return config.runValidation ? await (await import('./verify.js')).runVerify(config, ctx, log) : ExitCode.Ok;
       }
       const report = await runCapture(config, ctx.env, { sys: realSystem(ctx.env), log });
       for (const family of report.families) {
@@ -43,7 +42,8 @@ export function captureCommand(name: string): Command {
       for (const note of report.notes) log.info(note);
       if (config.cleanupOnly) log.info(report.changed ? `capture removed (${report.backend})` : 'no capture found: nothing to do');
       else log.info(report.changed ? `capture in place (${report.backend})` : `already in place, nothing to do (${report.backend})`);
-      if (config.runValidation && !config.cleanupOnly) return await runVerify(config, ctx, log);
+      // Loaded only when asked for: it pulls in the probe server and client.
+      if (config.runValidation && !config.cleanupOnly) return await (await import('./verify.js')).runVerify(config, ctx, log);
       return ExitCode.Ok;
     } catch (error) {
       return reportError(error, ctx, name);

@@ -69,6 +69,8 @@ export function kernelNeeds(config: CaptureConfig): KernelNeed[] {
 export interface KernelFacts {
   /** Kernel build config text (from /proc/config.gz or /boot/config-*), when readable; read only when needed. */
   readonly kernelConfig?: () => string | undefined;
+  /** Has the kernel config already been read (so asking for it costs nothing)? */
+  readonly kernelConfigRead?: () => boolean;
   /** /proc/net/ip_tables_{matches,targets} (currently loaded extensions). */
   readonly loadedMatches?: string;
   readonly loadedTargets?: string;
@@ -83,7 +85,8 @@ export type Support = 'yes' | 'no' | 'unknown';
 export function supports(need: KernelNeed, facts: KernelFacts): Support {
   const loaded = need.kind === 'match' ? facts.loadedMatches : need.kind === 'target' ? facts.loadedTargets : undefined;
   if (need.extension && loaded?.split('\n').some((line) => line.trim() === need.extension)) return 'yes';
-  const kernelConfig = facts.kernelConfig?.();
+  // A table is only provable from the kernel config; it alone is not worth decompressing that.
+  const kernelConfig = need.kind === 'table' && !facts.kernelConfigRead?.() ? undefined : facts.kernelConfig?.();
   if (kernelConfig) {
     const set = need.configs.some((option) => new RegExp(`^CONFIG_${option}=[ym]$`, 'm').test(kernelConfig));
     return set ? 'yes' : 'no';

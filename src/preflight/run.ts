@@ -2,7 +2,7 @@
  * Preflight, before anything is changed: capabilities, kernel support for the
  * tables and extensions the config needs, and IPv6. Reads files only.
  */
-import { gunzipSync } from 'node:zlib';
+import { createRequire } from 'node:module';
 import type { System } from '../backend/system.js';
 import { ExitCode } from '../cli/exit-codes.js';
 import type { Logger } from '../cli/log.js';
@@ -41,6 +41,8 @@ export function readKernelFacts(sys: System): KernelFacts {
     if (kernelConfig !== null) return kernelConfig;
     const gz = sys.readBytes('/proc/config.gz');
     try {
+      // node:zlib is loaded only here: most runs never need the kernel config.
+      const { gunzipSync } = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
       kernelConfig = gz ? gunzipSync(gz).toString('utf8') : undefined;
     } catch {
       kernelConfig = undefined;
@@ -48,7 +50,7 @@ export function readKernelFacts(sys: System): KernelFacts {
     kernelConfig ??= release ? sys.readFile(`/boot/config-${release}`) : undefined;
     return kernelConfig;
   };
-  const facts: { -readonly [K in keyof KernelFacts]: KernelFacts[K] } = { kernelConfig: readConfig };
+  const facts: { -readonly [K in keyof KernelFacts]: KernelFacts[K] } = { kernelConfig: readConfig, kernelConfigRead: () => kernelConfig !== null };
   const matches = sys.readFile('/proc/net/ip_tables_matches');
   const targets = sys.readFile('/proc/net/ip_tables_targets');
   if (matches) facts.loadedMatches = matches;
