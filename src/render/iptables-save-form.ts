@@ -6,6 +6,7 @@
  */
 import { formatCidr, maskCidr } from '../net/ip.js';
 import type { Match, Rule, Target } from '../rules/model.js';
+import { renderIptablesTarget } from './iptables.js';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 const not = (negate: boolean | undefined) => (negate ? '! ' : '');
@@ -38,16 +39,15 @@ function moduleMatch(match: Match, resolveId: IdResolver): string | undefined {
   }
 }
 
+/** Targets whose options iptables-save expands or rewrites; the rest print as written. */
 function target(t: Target, family: 'ipv4' | 'ipv6'): string {
   switch (t.kind) {
     case 'return':
-      return '-j RETURN';
     case 'accept':
-      return '-j ACCEPT';
     case 'drop':
-      return '-j DROP';
     case 'jump':
-      return `-j ${t.chain}`;
+    case 'ctZone':
+      return renderIptablesTarget(t);
     case 'redirect':
       return `-j REDIRECT --to-ports ${t.port}`;
     case 'tproxy':
@@ -58,8 +58,6 @@ function target(t: Target, family: 'ipv4' | 'ipv6'): string {
       return '-j CONNMARK --save-mark --nfmask 0xffffffff --ctmask 0xffffffff';
     case 'restoreMark':
       return '-j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff';
-    case 'ctZone':
-      return `-j CT --zone ${t.zone}`;
   }
 }
 

@@ -9,6 +9,7 @@ import { parseSave } from '../../src/backend/save.js';
 import { buildRuleset } from '../../src/rules/build.js';
 import { rulesForFamily } from '../../src/rules/model.js';
 import { completenessProblems } from '../../src/status/analyze.js';
+import { saveTextOf } from '../helpers/sim.js';
 import { deriveConfig, derivedArgs } from '../../src/status/derive.js';
 import { simRulesetFromConfig } from '../../src/trace/from-config.js';
 import { simRulesetFromSave } from '../../src/trace/from-save.js';
@@ -69,15 +70,7 @@ describe('explain', () => {
 
 /** The save text the kernel would hold for a config (one family). */
 function liveSave(args: string[], family: 'ipv4' | 'ipv6'): string {
-  const rs = simRulesetFromConfig(buildRuleset(parseCaptureConfig(args, {}, FACTS)), family);
-  const lines: string[] = [];
-  for (const [table, chains] of rs.tables) {
-    lines.push(`*${table}`);
-    for (const [name, chain] of chains) lines.push(`:${name} ${chain.policy ?? '-'} [0:0]`);
-    for (const [name, chain] of chains) for (const rule of chain.rules) lines.push(`-A ${name} ${rule.text}`);
-    lines.push('COMMIT');
-  }
-  return `${lines.join('\n')}\n`;
+  return saveTextOf(simRulesetFromConfig(buildRuleset(parseCaptureConfig(args, {}, FACTS)), family));
 }
 
 describe('status: derived flags rebuild the very same rules', () => {

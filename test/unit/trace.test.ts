@@ -17,6 +17,7 @@ import { parseNftBody, simRulesetFromNft } from '../../src/trace/from-nft.js';
 import { parseSaveSpec, simRulesetFromSave, tokenizeSpec } from '../../src/trace/from-save.js';
 import type { Packet, SimRuleset } from '../../src/trace/model.js';
 import { simulate } from '../../src/trace/simulate.js';
+import { saveTextOf } from '../helpers/sim.js';
 
 const FACTS: HostFacts = { interfaceAddresses: () => ['198.18.0.2'], resolvConf: () => 'nameserver 198.18.0.1\n', lookupUid: () => undefined };
 const config = (args: string[]) => parseCaptureConfig(args, {}, FACTS);
@@ -155,16 +156,6 @@ function packetGrid(family: Family): Packet[] {
   return out;
 }
 
-function saveText(rs: SimRuleset): string {
-  const lines: string[] = [];
-  for (const [table, chains] of rs.tables) {
-    lines.push(`*${table}`);
-    for (const [name, chain] of chains) lines.push(`:${name} ${chain.policy ?? '-'} [0:0]`);
-    for (const [name, chain] of chains) for (const rule of chain.rules) lines.push(`-A ${name} ${rule.text}`);
-    lines.push('COMMIT');
-  }
-  return `${lines.join('\n')}\n`;
-}
 
 describe('the three rule sources agree on every packet of a grid', () => {
   for (const args of CONFIGS) {
@@ -176,7 +167,7 @@ describe('the three rule sources agree on every packet of a grid', () => {
       let compared = 0;
       for (const family of cfg.ipv6.enabled ? (['ipv4', 'ipv6'] as const) : (['ipv4'] as const)) {
         const fromConfig = simRulesetFromConfig(ruleset, family);
-        const fromSave = simRulesetFromSave(saveText(fromConfig), family, 'save');
+        const fromSave = simRulesetFromSave(saveTextOf(fromConfig), family, 'save');
         const fromNft = simRulesetFromNft(listing, family, 'nft');
         for (const p of packetGrid(family)) {
           const want = simulate(fromConfig, p).verdict;
