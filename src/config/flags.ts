@@ -105,6 +105,8 @@ export const CAPTURE_FLAGS: readonly FlagSpec[] = [
     meshcap: true, help: 'IPv6 DNS servers to capture (default: resolv.conf nameservers; empty: none).' }),
   s({ key: 'backend', long: 'backend', env: 'MESHCAP_BACKEND', default: 'auto', valueName: 'auto|legacy|nft',
     meshcap: true, help: 'iptables backend; auto detects without side effects.' }),
+  b({ key: 'verify', long: 'verify', env: 'MESHCAP_VERIFY', meshcap: true,
+    help: 'After applying, check the rules and prove the capture with real connections (as --run-validation).' }),
   s({ key: 'lockTimeout', long: 'lock-timeout', env: 'MESHCAP_LOCK_TIMEOUT', default: '30', valueName: 'SECONDS',
     meshcap: true, help: 'How long to wait for the xtables lock.' }),
 

@@ -215,7 +215,8 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
     dryRun: bool('dryRun'),
     dryRunFilePath: env[ENV_ONLY.dryRunFilePath.env] ?? '',
     skipRuleApply: bool('skipRuleApply'),
-    runValidation: bool('runValidation'),
+    // --verify is meshcap's name for Istio's --run-validation.
+    runValidation: bool('runValidation') || bool('verify'),
     cleanupOnly: bool('cleanupOnly'),
     forceApply: bool('forceApply'),
     nativeNftables: bool('nativeNftables'),

@@ -221,6 +221,11 @@ describe('verify', { skip }, () => {
       assert.match(applied.stderr, /verify ok: proxy \(uid 1337\) -> \S+ bypasses the capture/);
       assert.match(applied.stderr, /verify ok: proxy \(uid 1337\) -> 127\.0\.0\.6:15002 over lo is sent to the inbound port 15006/);
 
+      const again = await lab.meshcap(['apply', ...DEFAULT, '--verify']);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stderr, /already in place, nothing to do/);
+      assert.match(again.stderr, /verify ok: proxy \(uid 1337\) -> \S+ bypasses the capture/, '--verify is meshcap\'s --run-validation');
+
       const drifted = await lab.meshcap(['verify', ...DEFAULT.map((a) => (a === '15090,15021,15020' ? '15090' : a))]);
       assert.equal(drifted.code, 6, drifted.stderr);
       assert.match(drifted.stderr, /unexpected -A ISTIO_INBOUND -p tcp -m tcp --dport 15021 -j RETURN/);
