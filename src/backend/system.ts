@@ -79,9 +79,12 @@ export function findOnPath(name: string, path: string): string | undefined {
 }
 
 function isExecutable(path: string): boolean {
+  // statSync without throwing: a miss on each PATH entry is the common case, and exceptions are slow.
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (!stat?.isFile() || (stat.mode & 0o111) === 0) return false;
   try {
     accessSync(path, constants.X_OK);
-    return statSync(path).isFile();
+    return true;
   } catch {
     return false;
   }
@@ -96,21 +99,21 @@ function runProcess(
   return new Promise((resolve) => {
     const child = spawn(file, args, {
       env: { ...env, ...options.env, LC_ALL: 'C' },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       timeout: options.timeoutMs ?? 120_000,
       ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid, cwd: '/' }),
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
     let spawnError: NodeJS.ErrnoException | undefined;
     child.on('error', (error: NodeJS.ErrnoException) => {
       spawnError = error;
     });
     // A child that exits before reading stdin must not crash us with EPIPE.
-    child.stdin.on('error', () => {});
-    child.stdin.end(options.input ?? '');
+    child.stdin?.on('error', () => {});
+    child.stdin?.end(options.input);
     child.on('close', (code, signal) => {
       const notFound = spawnError?.code === 'ENOENT' || spawnError?.code === 'EACCES';
       resolve({
