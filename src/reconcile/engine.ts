@@ -80,98 +80,117 @@ function requireUsable(snapshot: BackendSnapshot, reason: string, config: Captur
 
 export async function runCapture(config: CaptureConfig, env: Readonly<Record<string, string | undefined>>, opts: EngineOptions): Promise<CaptureReport> {
   const { sys, log } = opts;
-  const notes: string[] = [];
   // Preflight reads files only; a dry run (like Istio's) assumes a capable environment.
   const { ipv6Available } = sys.recording ? { ipv6Available: true } : preflight(config, sys, log);
   if (!ipv6Available && config.ipv6.enabled) {
     config = { ...config, ipv6: { enabled: false, reason: `${config.ipv6.reason}, but IPv6 is disabled in this namespace` } };
   }
   const ruleset = buildRuleset(config);
+  return config.nativeNftables ? captureNative(config, ruleset, opts) : captureIptables(config, ruleset, env, ipv6Available, opts);
+}
 
-  if (config.nativeNftables) {
-    const nft = nftBinary(sys);
-    if (config.cleanupOnly) {
-      const removed = await cleanNftables({ sys, log, nft });
-      return { backend: 'nftables', reason: '--native-nftables', changed: removed.length > 0, families: [], notes: removed.map((t) => `deleted table inet ${t}`) };
-    }
-    const result = await reconcileNftables(ruleset, { sys, log, nft, force: config.forceApply });
-    if (!sys.recording) {
-      // Mesh rules left in an iptables backend would capture twice, or hide where the capture is.
-      for (const variant of ['legacy', 'nft'] as const) {
-        const snapshot = await snapshotBackend(sys, variant);
-        if (snapshot.meshRules === 0) continue;
-        log.warn(`removing ${snapshot.meshRules} mesh rules left in iptables-${variant}: native nftables now holds the capture`);
-        await cleanIptables({ sys, log, binaries: snapshot.binaries, prefetched: snapshot.saves, lockTimeoutSeconds: config.lockTimeoutSeconds });
-        notes.push(`removed mesh rules from iptables-${variant}`);
-      }
-      notes.push(...(await applyRoutes(config, opts)));
-    }
-    return { backend: 'nftables', reason: '--native-nftables', changed: result.changed, families: [], notes };
+async function captureNative(config: CaptureConfig, ruleset: Ruleset, opts: EngineOptions): Promise<CaptureReport> {
+  const { sys, log } = opts;
+  const nft = nftBinary(sys);
+  const report = (changed: boolean, notes: string[]): CaptureReport => ({ backend: 'nftables', reason: '--native-nftables', changed, families: [], notes });
+  if (config.cleanupOnly) {
+    const notes = (await cleanNftables({ sys, log, nft })).map((table) => `deleted table inet ${table}`);
+    if (!sys.recording) notes.push(...(await cleanTproxyRouting(opts)));
+    return report(notes.length > 0, notes);
   }
+  const result = await reconcileNftables(ruleset, { sys, log, nft, force: config.forceApply });
+  if (sys.recording) return report(result.changed, []);
+  const notes: string[] = [];
+  // Mesh rules left in an iptables backend would capture twice, or hide where the capture is.
+  for (const variant of ['legacy', 'nft'] as const) {
+    const snapshot = await snapshotBackend(sys, variant);
+    if (snapshot.meshRules === 0) continue;
+    log.warn(`removing ${snapshot.meshRules} mesh rules left in iptables-${variant}: native nftables now holds the capture`);
+    await cleanIptables({ sys, log, binaries: snapshot.binaries, prefetched: snapshot.saves, lockTimeoutSeconds: config.lockTimeoutSeconds });
+    notes.push(`removed mesh rules from iptables-${variant}`);
+  }
+  notes.push(...(await applyRoutes(config, opts)));
+  return report(result.changed || notes.length > 0, notes);
+}
 
-  let binaries: Partial<Record<Family, IptablesBinaries>>;
-  let prefetched: Partial<Record<Family, string>> | undefined;
-  let backend = 'iptables';
-  let reason = 'dry run';
-  let other: BackendSnapshot | undefined;
+interface Selection {
+  readonly backend: string;
+  readonly reason: string;
+  readonly binaries: Partial<Record<Family, IptablesBinaries>>;
+  readonly prefetched?: Partial<Record<Family, string>>;
+  /** The other usable backend: fallback target, and where stale mesh rules are removed. */
+  readonly other?: BackendSnapshot;
+}
+
+/** The backend to write to; a dry run uses Istio's plain binary names and detects nothing. */
+async function selectBackend(config: CaptureConfig, env: Readonly<Record<string, string | undefined>>, ipv6Available: boolean, opts: EngineOptions): Promise<Selection> {
+  if (opts.sys.recording) return { backend: 'iptables', reason: 'dry run', binaries: { ipv4: plainBinaries('ipv4'), ipv6: plainBinaries('ipv6') } };
+  const detection = await detectBackend(opts.sys, config.backend, pinnedBy(config, env));
+  if (detection.noBinaries) {
+    throw new MeshcapError(
+      ExitCode.Unsupported,
+      'iptables was not found on PATH (looked for iptables-nft-save, iptables-legacy-save and iptables-save with their -restore)',
+      'the image or host has no iptables binaries',
+      `install the iptables package (Debian/Ubuntu: apt-get install ${PACKAGE_OF.iptables}; Alpine: apk add iptables), or use --native-nftables with nft; nothing was changed`,
+    );
+  }
+  requireUsable(detection.chosen, detection.reason, config);
+  const backend = `iptables-${detection.chosen.variant}`;
+  opts.log.info(`backend ${backend}: ${detection.reason}`);
+  return {
+    backend,
+    reason: detection.reason,
+    binaries: familiesToTouch(detection.chosen, ipv6Available),
+    prefetched: detection.chosen.saves,
+    ...(detection.other ? { other: detection.other } : {}),
+  };
+}
+
+/** With IPv6 disabled in the namespace, the IPv6 tables are not touched at all. */
+function familiesToTouch(snapshot: BackendSnapshot, ipv6Available: boolean): Partial<Record<Family, IptablesBinaries>> {
+  return ipv6Available ? snapshot.binaries : { ipv4: snapshot.binaries.ipv4! };
+}
+
+async function captureIptables(
+  config: CaptureConfig,
+  ruleset: Ruleset,
+  env: Readonly<Record<string, string | undefined>>,
+  ipv6Available: boolean,
+  opts: EngineOptions,
+): Promise<CaptureReport> {
+  const { sys, log } = opts;
   // Native nftables mesh tables would capture a second time; look for them alongside detection.
   const nft = sys.recording ? undefined : sys.which('nft');
   const nftListing = nft ? listNftables(sys, nft).catch(() => new Map() as Awaited<ReturnType<typeof listNftables>>) : undefined;
-  if (sys.recording) {
-    binaries = { ipv4: plainBinaries('ipv4'), ipv6: plainBinaries('ipv6') };
-  } else {
-    const detection = await detectBackend(sys, config.backend, pinnedBy(config, env));
-    if (detection.noBinaries) {
-      throw new MeshcapError(
-        ExitCode.Unsupported,
-        'iptables was not found on PATH (looked for iptables-nft-save, iptables-legacy-save and iptables-save with their -restore)',
-        'the image or host has no iptables binaries',
-        `install the iptables package (Debian/Ubuntu: apt-get install ${PACKAGE_OF.iptables}; Alpine: apk add iptables), or use --native-nftables with nft; nothing was changed`,
-      );
-    }
-    requireUsable(detection.chosen, detection.reason, config);
-    binaries = ipv6Available ? detection.chosen.binaries : { ipv4: detection.chosen.binaries.ipv4! };
-    prefetched = detection.chosen.saves;
-    backend = `iptables-${detection.chosen.variant}`;
-    reason = detection.reason;
-    other = detection.other;
-    log.info(`backend ${backend}: ${reason}`);
-  }
+  const selection = await selectBackend(config, env, ipv6Available, opts);
+  const common = { sys, log, lockTimeoutSeconds: config.lockTimeoutSeconds };
 
   if (config.cleanupOnly) {
-    const scoped: Partial<Record<Family, IptablesBinaries>> = config.ipv6.enabled ? binaries : { ipv4: binaries.ipv4! };
-    const cleaned = await cleanIptables({ sys, log, binaries: scoped, prefetched, lockTimeoutSeconds: config.lockTimeoutSeconds });
-    if (!sys.recording) notes.push(...(await cleanTproxyRouting({ sys, log })));
-    return { backend, reason, changed: cleaned.length > 0 || notes.length > 0, families: [], notes: [...cleaned.map((f) => `removed the ${f} mesh rules`), ...notes] };
+    const scoped = config.ipv6.enabled ? selection.binaries : { ipv4: selection.binaries.ipv4! };
+    const cleaned = await cleanIptables({ ...common, binaries: scoped, prefetched: selection.prefetched });
+    const notes = [...cleaned.map((family) => `removed the ${family} mesh rules`), ...(sys.recording ? [] : await cleanTproxyRouting(opts))];
+    return { backend: selection.backend, reason: selection.reason, changed: notes.length > 0, families: [], notes };
   }
 
-  const reconcileWith = (chosenBinaries: Partial<Record<Family, IptablesBinaries>>, saves: Partial<Record<Family, string>> | undefined) =>
-    reconcileIptables(ruleset, {
-      sys,
-      log,
-      binaries: chosenBinaries,
-      prefetched: saves,
-      lockTimeoutSeconds: config.lockTimeoutSeconds,
-      force: config.forceApply,
-      resolveId: opts.resolveId,
-    });
+  const notes: string[] = [];
+  const reconcileWith = (binaries: Partial<Record<Family, IptablesBinaries>>, prefetched?: Partial<Record<Family, string>>) =>
+    reconcileIptables(ruleset, { ...common, binaries, prefetched, force: config.forceApply, resolveId: opts.resolveId });
+  let backend = selection.backend;
+  let other = selection.other;
   let families: FamilyOutcome[];
   try {
-    families = await reconcileWith(binaries, prefetched);
+    families = await reconcileWith(selection.binaries, selection.prefetched);
   } catch (error) {
     // The chosen backend cannot do it (table or extension missing); the other one may.
-    const canFallBack = error instanceof MeshcapError && error.backendSpecific && config.backend === 'auto' && other?.usable;
-    if (!canFallBack || !other) throw error;
-    log.warn(`${backend} cannot apply the rules (${error.what}); falling back to iptables-${other.variant}. Node-level fix: ${error.fix}`);
+    if (!(error instanceof MeshcapError && error.backendSpecific && config.backend === 'auto' && other?.usable)) throw error;
     const fallback = other;
     other = undefined;
+    log.warn(`${backend} cannot apply the rules (${error.what}); falling back to iptables-${fallback.variant}. Node-level fix: ${error.fix}`);
     requireUsable(fallback, 'fallback', config);
-    const failedBinaries = binaries;
-    binaries = ipv6Available ? fallback.binaries : { ipv4: fallback.binaries.ipv4! };
-    families = await reconcileWith(binaries, fallback.saves);
+    families = await reconcileWith(familiesToTouch(fallback, ipv6Available), fallback.saves);
     notes.push(`fell back from ${backend} to iptables-${fallback.variant}: ${error.why}`);
     // One family may have committed on the failed backend before the other failed: remove it.
-    await cleanIptables({ sys, log, binaries: failedBinaries, lockTimeoutSeconds: config.lockTimeoutSeconds }).catch((cleanError: unknown) =>
+    await cleanIptables({ ...common, binaries: selection.binaries }).catch((cleanError: unknown) =>
       log.warn(`could not remove partial mesh rules from ${backend}: ${(cleanError as Error).message}`),
     );
     backend = `iptables-${fallback.variant}`;
@@ -180,19 +199,17 @@ export async function runCapture(config: CaptureConfig, env: Readonly<Record<str
   if (!sys.recording) {
     if (other && other.meshRules > 0) {
       log.warn(`iptables-${other.variant} also holds ${other.meshRules} mesh rules; removing them so the capture lives in one place (${backend})`);
-      await cleanIptables({ sys, log, binaries: other.binaries, prefetched: other.saves, lockTimeoutSeconds: config.lockTimeoutSeconds });
+      await cleanIptables({ ...common, binaries: other.binaries, prefetched: other.saves });
       notes.push(`removed stale mesh rules from iptables-${other.variant}`);
     }
     if (nft && nftListing && hasMeshTables(await nftListing)) {
       const removed = await cleanNftables({ sys, log, nft });
-      if (removed.length > 0) {
-        log.warn(`removed native nftables mesh tables (${removed.join(', ')}): ${backend} now holds the capture`);
-        notes.push(`removed nftables tables ${removed.join(', ')}`);
-      }
+      log.warn(`removed native nftables mesh tables (${removed.join(', ')}): ${backend} now holds the capture`);
+      notes.push(`removed nftables tables ${removed.join(', ')}`);
     }
     notes.push(...(await applyRoutes(config, opts)));
   }
-  return { backend, reason, changed: families.some((f) => f.changed) || notes.length > 0, families, notes };
+  return { backend, reason: selection.reason, changed: families.some((f) => f.changed) || notes.length > 0, families, notes };
 }
 
 async function applyRoutes(config: CaptureConfig, opts: EngineOptions): Promise<string[]> {
@@ -224,4 +241,3 @@ function hasMeshChains(snapshot: BackendSnapshot): boolean {
   return Object.values(snapshot.saves).some((text) => /^:ISTIO_/m.test(text ?? ''));
 }
 
-export type { Ruleset };
