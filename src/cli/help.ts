@@ -54,6 +54,8 @@ Commands:
   apply [flags]            the same command under meshcap's name
   demo                     apply the default istio-init capture in a throwaway namespace and prove it
   doctor [FILE|-]          read logs or rule dumps and name the root cause and the fix
+  inject -f FILE|-         add the sidecar (istio-init + istio-proxy) to Kubernetes manifests
+  webhook --tls-cert F --tls-key F   the mutating admission webhook (POST /inject)
   help, --help             this text
   version, --version       print the version
 

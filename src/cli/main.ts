@@ -11,6 +11,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   doctor: async () => (await import('./doctor.js')).doctorCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   clean: async () => (await import('./clean.js')).cleanCommand,
+  inject: async () => (await import('./inject.js')).injectCommand,
+  webhook: async () => (await import('./webhook.js')).webhookCommand,
   'probe-server': async () => (await import('./probe.js')).probeServerCommand,
   'probe-connect': async () => (await import('./probe.js')).probeConnectCommand,
 };
