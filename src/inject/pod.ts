@@ -98,7 +98,8 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     containers = options.hold ? [proxy, ...appContainers] : [...appContainers, proxy];
   }
   const volumeNames = template.volumes.map((v) => String(v.name));
-  const volumes: Json[] = [...stripped.volumes, ...template.volumes.map((v) => clone(v))];
+  // Injected volumes first, as Istio's strategic merge leaves them.
+  const volumes: Json[] = [...template.volumes.map((v) => clone(v)), ...stripped.volumes];
 
   const newLabels: JsonObject = { ...(asObject(stripped.labels) ?? {}) };
   const appLabels = stringMap(newLabels);
