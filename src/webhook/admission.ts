@@ -96,6 +96,9 @@ export function podTarget(pod: JsonObject, requestNamespace: string | undefined)
     if (owner.kind === 'ReplicaSet' && typeof hash === 'string' && owner.name.endsWith(`-${hash}`)) {
       workload = { apiVersion: 'apps/v1', kind: 'Deployment', name: owner.name.slice(0, -hash.length - 1), namespace };
     }
+    // The CronJob controller names its Jobs <cronjob>-<scheduled minute>.
+    const cron = owner.kind === 'Job' ? /^(.+)-[0-9]{8,10}$/.exec(owner.name) : null;
+    if (cron) workload = { apiVersion: 'batch/v1', kind: 'CronJob', name: cron[1]!, namespace };
   }
   // managedFields can be large and never matter here; the engine never sees them.
   const { managedFields: _ignored, ...cleanMetadata } = metadata;
