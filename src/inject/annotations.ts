@@ -215,10 +215,19 @@ function stringField(object: JsonObject, key: string): string | undefined {
 function parseProxyConfig(text: string | undefined, subject: Subject): JsonObject {
   if (text === undefined || text.trim() === '') return {};
   let value: unknown;
+  const doc = YAML.parseDocument(text);
+  const error = doc.errors[0];
+  if (error) {
+    throw invalid(A.proxyConfig, text, `does not parse: ${error.message.split('\n')[0]}`, 'give a ProxyConfig as YAML or JSON', subject);
+  }
+  let aliased = false;
+  YAML.visit(doc, { Alias: () => { aliased = true; return YAML.visit.BREAK; } });
+  // Aliases can build cyclic or exponentially large values from a short annotation; a ProxyConfig never needs them.
+  if (aliased) throw invalid(A.proxyConfig, text, 'uses YAML aliases (*name)', 'write the ProxyConfig out without anchors and aliases', subject);
   try {
-    value = YAML.parse(text, { maxAliasCount: 10 });
-  } catch (error) {
-    throw invalid(A.proxyConfig, text, `does not parse: ${(error as Error).message.split('\n')[0]}`, 'give a ProxyConfig as YAML or JSON', subject);
+    value = doc.toJS();
+  } catch (caught) {
+    throw invalid(A.proxyConfig, text, `does not parse: ${(caught as Error).message.split('\n')[0]}`, 'give a ProxyConfig as YAML or JSON', subject);
   }
   if (value === null || value === undefined) return {};
   if (!isObject(value)) throw invalid(A.proxyConfig, text, 'is not a mapping', 'give a ProxyConfig as YAML or JSON', subject);

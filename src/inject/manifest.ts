@@ -34,7 +34,14 @@ export function injectManifests(text: string, settings: InjectSettings): Manifes
       throw new ConfigError('manifest', `document ${index + 1}`, `is not valid YAML: ${error.message.split('\n')[0]}`, 'fix the YAML', '');
     }
     if (!doc.contents) return;
-    const object: unknown = doc.toJS({ maxAliasCount: 100 });
+    let object: unknown;
+    try {
+      object = doc.toJS({ maxAliasCount: 100 });
+      // A self-referencing alias gives a cyclic value no Kubernetes object can be.
+      JSON.stringify(object);
+    } catch (caught) {
+      throw new ConfigError('manifest', `document ${index + 1}`, `cannot be read: ${(caught as Error).message.split('\n')[0]}`, 'remove cyclic or excessive YAML aliases', '');
+    }
     const targets = isList(object)
       ? object.items.flatMap((item, i) => {
           const located = locatePod(item);
