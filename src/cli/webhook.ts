@@ -28,6 +28,8 @@ Options:
       --shutdown-delay SECONDS   on SIGTERM, keep serving while endpoints drain [default 3]
       --shutdown-grace SECONDS   then wait at most this for in-flight requests [default 10]
       --cert-poll SECONDS        also re-read the certificate this often [default 10]
+      --cache-size N             remember answers for N distinct pods (replicas of one workload
+                                 are identical pods); 0 disables [default 256]
       --quiet                    no per-request log lines (errors are still logged)
   and the injection options of 'meshcap inject' (--init-image, --image, --hub, --tag,
   --native-sidecars, --hold-application, --template, --revision, --native-nftables).
@@ -59,6 +61,7 @@ export const webhookCommand: Command = async (argv, ctx) => {
           'shutdown-grace': { type: 'string' },
           'cert-poll': { type: 'string' },
           quiet: { type: 'boolean' },
+          'cache-size': { type: 'string' },
           ...SETTINGS_OPTIONS,
         },
         allowPositionals: false,
@@ -74,12 +77,15 @@ export const webhookCommand: Command = async (argv, ctx) => {
     }
     if (!values['tls-cert'] || !values['tls-key']) throw new UsageError('--tls-cert and --tls-key are required');
     const portText = values.port ?? '8443';
-    const port = parsePort(portText);
+    // 0 asks the kernel for a free port (tests, benchmarks); the bound port is logged.
+    const port = portText === '0' ? { ok: true as const, value: 0 } : parsePort(portText);
     if (!port.ok) throw new ConfigError('--port', portText, port.problem.problem, port.problem.allowed, '');
     const maxText = values['max-body-bytes'] ?? '6291456';
     if (!/^[0-9]{1,9}$/.test(maxText) || Number(maxText) < 1024) {
       throw new ConfigError('--max-body-bytes', maxText, 'is not a byte count in range', 'give 1024 to 999999999', '');
     }
+    const cacheText = values['cache-size'] ?? '256';
+    if (!/^[0-9]{1,6}$/.test(cacheText)) throw new ConfigError('--cache-size', cacheText, 'is not a count', 'give 0 to 999999', '');
     const settings = settingsFromOptions(values);
     const log = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}) =>
       ctx.stderr(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
@@ -96,6 +102,7 @@ export const webhookCommand: Command = async (argv, ctx) => {
         requestTimeoutMs: seconds('request-timeout', values['request-timeout'], 10, 300) * 1000,
         certPollMs: Math.max(1, seconds('cert-poll', values['cert-poll'], 10, 3600)) * 1000,
         logRequests: !values.quiet,
+        cacheSize: Number(cacheText),
         log,
       });
     } catch (error) {

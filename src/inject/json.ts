@@ -32,8 +32,13 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return false;
 }
 
+/** Deep copy of JSON data (several times faster than structuredClone for this shape). */
 export function clone<T extends Json>(value: T): T {
-  return structuredClone(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((item) => clone(item)) as T;
+  const out: JsonObject = {};
+  for (const key of Object.keys(value)) out[key] = clone((value as JsonObject)[key]!);
+  return out as T;
 }
 
 /**

@@ -12,7 +12,7 @@ import { A, type PodOptions, readPodOptions } from './annotations.js';
 import { type Json, type JsonObject, asArray, asObject, clone, isObject, stringMap } from './json.js';
 import { mergeByKey, strategicMerge } from './merge.js';
 import { type PatchOp, diffList, diffMap } from './patch.js';
-import { type InjectSettings, initImage, proxyImage } from './settings.js';
+import { type InjectSettings, type ProxyTemplate, initImage, proxyImage } from './settings.js';
 import { defaultTemplate } from './template.js';
 
 export const INIT_NAME = 'istio-init';
@@ -71,7 +71,7 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   const appContainers = stripped.containers;
   const template = settings.template ?? defaultTemplate(settings);
 
-  let proxy = buildProxy(options, settings, target, appContainers, stripped.prometheus);
+  let proxy = buildProxy(options, settings, template, target, appContainers, stripped.prometheus);
   if (userProxy) proxy = applyOverride(proxy, userProxy);
 
   let init: JsonObject | undefined;
@@ -307,6 +307,25 @@ function excludedInbound(statusPort: number, excluded: string): string {
 /** Host facts for validating derived istio-init args: none are needed because IPv6 and DNS are not decided here. */
 const NO_FACTS: HostFacts = { interfaceAddresses: () => [], resolvConf: () => '', lookupUid: () => undefined };
 
+/** Verdicts of the capture parser on derived args; most pods share a handful of arg lists. */
+const verdicts = new Map<string, string | undefined>();
+
+/** The very parser istio-init will run: what it would refuse at pod start is refused now. */
+function initArgsProblem(args: readonly string[]): string | undefined {
+  const key = JSON.stringify(args);
+  if (verdicts.has(key)) return verdicts.get(key);
+  let problem: string | undefined;
+  try {
+    parseCaptureConfig(args, {}, NO_FACTS);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problem = error.message;
+  }
+  if (verdicts.size >= 1024) verdicts.clear();
+  verdicts.set(key, problem);
+  return problem;
+}
+
 export function initArgs(options: PodOptions, settings: InjectSettings, uid: string): string[] {
   const tail = excludedInbound(options.statusPort, options.excludeInboundPorts);
   const args = [
@@ -336,14 +355,9 @@ function buildInit(options: PodOptions, settings: InjectSettings, userProxy: Jso
   if (options.mode === 'TPROXY') uid = '1337';
   else if (typeof userUid === 'number' && userUid > 0) uid = String(userUid);
   const args = initArgs(options, settings, uid);
-  try {
-    // The very parser istio-init will run: what it would refuse at pod start is refused now.
-    parseCaptureConfig(args.slice(1), {}, NO_FACTS);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      throw new ConfigError('istio-init arguments derived from the annotations', args.slice(1).join(' '), error.message, 'fix the traffic annotations', `on ${subject}`);
-    }
-    throw error;
+  const problem = initArgsProblem(args.slice(1));
+  if (problem !== undefined) {
+    throw new ConfigError('istio-init arguments derived from the annotations', args.slice(1).join(' '), problem, 'fix the traffic annotations', `on ${subject}`);
   }
   const init: JsonObject = { name: INIT_NAME, image: initImage(settings) };
   if (settings.initStyle === 'meshcap') init.command = ['meshcap'];
@@ -365,12 +379,12 @@ function buildInit(options: PodOptions, settings: InjectSettings, userProxy: Jso
 function buildProxy(
   options: PodOptions,
   settings: InjectSettings,
+  template: ProxyTemplate,
   target: PodTarget,
   apps: readonly JsonObject[],
   prometheus: Record<string, string>,
 ): JsonObject {
   const isDefault = settings.template === undefined;
-  const template = settings.template ?? defaultTemplate(settings);
   const proxy: JsonObject = clone(template.container);
   proxy.name = PROXY_NAME;
   if (options.proxyImage) proxy.image = options.proxyImage;

@@ -18,13 +18,53 @@ export interface ReviewAnswer {
   readonly message: string;
 }
 
-const MAX_DEPTH = 64;
+/**
+ * Answers by pod content. Pods of one ReplicaSet reach the webhook as identical
+ * objects (generateName, no name or uid yet), so a scale-out repeats the same
+ * question; the engine is pure, so a remembered answer is the answer. Owned by
+ * the caller (the HTTP shell); bounded, least recently used evicted first.
+ */
+export class AnswerCache {
+  private readonly entries = new Map<string, Cached>();
+  constructor(readonly capacity: number) {}
+
+  get(key: string): Cached | undefined {
+    const hit = this.entries.get(key);
+    if (hit) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+    }
+    return hit;
+  }
+
+  set(key: string, value: Cached): void {
+    if (this.capacity <= 0) return;
+    this.entries.set(key, value);
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+  }
+}
+
+interface Cached {
+  readonly response: JsonObject;
+  readonly outcome: Outcome;
+  readonly message: string;
+}
 
 function problem(status: number, message: string): ReviewAnswer {
   return { status, body: { error: message }, outcome: 'error', message };
 }
 
-export function answerReview(text: string, settings: InjectSettings): ReviewAnswer {
+export function answerReview(text: string, settings: InjectSettings, cache?: AnswerCache): ReviewAnswer {
+  try {
+    return answer(text, settings, cache);
+  } catch (error) {
+    // Absurdly nested JSON is legal but no pod needs it; the engine's recursion runs out of stack on it.
+    if (error instanceof RangeError) return problem(400, `body cannot be processed: ${error.message}`);
+    throw error;
+  }
+}
+
+function answer(text: string, settings: InjectSettings, cache: AnswerCache | undefined): ReviewAnswer {
   if (text.trim() === '') return problem(400, 'empty body: expected an admission.k8s.io/v1 AdmissionReview');
   let review: unknown;
   try {
@@ -32,8 +72,6 @@ export function answerReview(text: string, settings: InjectSettings): ReviewAnsw
   } catch (error) {
     return problem(400, `body is not JSON: ${(error as Error).message}`);
   }
-  // Deeply nested JSON is legal but no pod needs it; refusing it bounds the engine's recursion.
-  if (depthExceeds(review, MAX_DEPTH)) return problem(400, `body nests deeper than ${MAX_DEPTH} levels`);
   if (!isObject(review) || review.kind !== 'AdmissionReview') return problem(400, 'body is not an AdmissionReview');
   if (review.apiVersion !== 'admission.k8s.io/v1') {
     return problem(400, `AdmissionReview apiVersion ${JSON.stringify(review.apiVersion)} is not supported: register the webhook with admissionReviewVersions: ["v1"]`);
@@ -57,17 +95,29 @@ export function answerReview(text: string, settings: InjectSettings): ReviewAnsw
   if (!pod || !isObject(pod.spec)) {
     return respond({ allowed: false, status: { code: 400, message: 'request.object is not a Pod with a spec' } }, 'denied', 'request.object is not a Pod');
   }
-  const target = podTarget(pod, typeof request.namespace === 'string' ? request.namespace : undefined);
+  const namespace = typeof request.namespace === 'string' ? request.namespace : undefined;
+  const key = cache ? `${namespace}\u0000${JSON.stringify(pod)}` : '';
+  const hit = cache?.get(key);
+  if (hit) return respond(hit.response, hit.outcome, hit.message);
+  const fresh = answerPod(pod, namespace, settings);
+  cache?.set(key, fresh);
+  return respond(fresh.response, fresh.outcome, fresh.message);
+}
+
+function answerPod(pod: JsonObject, namespace: string | undefined, settings: InjectSettings): Cached {
+  const target = podTarget(pod, namespace);
   try {
     const outcome = injectPod(target, settings);
-    if (outcome.kind === 'skipped') return respond({ allowed: true }, 'skipped', outcome.reason);
-    if (outcome.ops.length === 0) return respond({ allowed: true }, 'skipped', `${target.subject} is already injected with the same result`);
+    if (outcome.kind === 'skipped') return { response: { allowed: true }, outcome: 'skipped', message: outcome.reason };
+    if (outcome.ops.length === 0) {
+      return { response: { allowed: true }, outcome: 'skipped', message: `${target.subject} is already injected with the same result` };
+    }
     const patch = Buffer.from(JSON.stringify(outcome.ops)).toString('base64');
-    return respond({ allowed: true, patchType: 'JSONPatch', patch }, 'injected', `injected ${target.subject}`);
+    return { response: { allowed: true, patchType: 'JSONPatch', patch }, outcome: 'injected', message: `injected ${target.subject}` };
   } catch (error) {
     if (error instanceof ConfigError) {
       // Rejecting the pod is the point: injecting a capture the init container would refuse breaks it later, less visibly.
-      return respond({ allowed: false, status: { code: 400, message: error.message } }, 'denied', error.message);
+      return { response: { allowed: false, status: { code: 400, message: error.message } }, outcome: 'denied', message: error.message };
     }
     throw error;
   }
@@ -109,15 +159,4 @@ export function podTarget(pod: JsonObject, requestNamespace: string | undefined)
     workload,
     subject: `Pod "${namespace}/${workload.kind === 'Pod' ? workload.name : `${workload.name}-*****`}"`,
   };
-}
-
-function depthExceeds(value: unknown, limit: number): boolean {
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (depth > limit) return true;
-    if (Array.isArray(item)) for (const child of item) stack.push([child, depth + 1]);
-    else if (isObject(item)) for (const child of Object.values(item)) stack.push([child, depth + 1]);
-  }
-  return false;
 }

@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { InjectSettings } from '../inject/settings.js';
-import { answerReview } from './admission.js';
+import { AnswerCache, answerReview } from './admission.js';
 import { Metrics } from './metrics.js';
 
 export interface WebhookOptions {
@@ -26,6 +26,8 @@ export interface WebhookOptions {
   readonly requestTimeoutMs: number;
   /** How often the certificate files are re-read in addition to watching them. */
   readonly certPollMs: number;
+  /** Remembered answers by pod content (0 disables); see AnswerCache. */
+  readonly cacheSize?: number;
   /** Log one line per /inject request (errors are always logged). */
   readonly logRequests: boolean;
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -44,6 +46,7 @@ export interface Webhook {
 
 export function startWebhook(options: WebhookOptions): Webhook {
   const metrics = new Metrics();
+  const cache = new AnswerCache(options.cacheSize ?? 256);
   const { log } = options;
   let certDigest = '';
   let shuttingDown = false;
@@ -155,7 +158,7 @@ export function startWebhook(options: WebhookOptions): Webhook {
         metrics.outcome('error');
         return;
       }
-      const answer = answerReview(body.toString('utf8'), options.settings);
+      const answer = answerReview(body.toString('utf8'), options.settings, cache);
       metrics.outcome(answer.outcome);
       json(answer.status, answer.body, { uid: answer.uid, outcome: answer.outcome, detail: answer.message });
     } catch (error) {
