@@ -59,6 +59,8 @@ Commands:
   status [--netns NAME]    is the capture in place, complete, which config, drifted? (exit 1 if not healthy)
   trace --dst A --dport P  simulate one connection through a config's or the live rules
   explain [flags]          a config's rules in plain language; --format mermaid for a diagram
+  inject -f FILE|-         add the sidecar (istio-init + istio-proxy) to Kubernetes manifests
+  webhook --tls-cert F --tls-key F   the mutating admission webhook (POST /inject)
   help, --help             this text
   version, --version       print the version
 

@@ -15,6 +15,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   trace: async () => (await import('./trace.js')).traceCommand,
   explain: async () => (await import('./explain.js')).explainCommand,
   status: async () => (await import('./status.js')).statusCommand,
+  inject: async () => (await import('./inject.js')).injectCommand,
+  webhook: async () => (await import('./webhook.js')).webhookCommand,
   'probe-server': async () => (await import('./probe.js')).probeServerCommand,
   'probe-connect': async () => (await import('./probe.js')).probeConnectCommand,
 };

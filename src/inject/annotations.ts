@@ -1,0 +1,275 @@
+/**
+ * The pod annotations that shape injection, read and validated with the same
+ * value parsers as the istio-iptables flags (src/config/values.ts), so an
+ * annotation is accepted exactly when the flag it becomes would be. A bad value
+ * is a ConfigError naming the annotation and the value: the pod is rejected,
+ * never injected with something the init container would choke on. Pure.
+ */
+import YAML from 'yaml';
+import { parseGoBool } from '../config/argv.js';
+import { ConfigError } from '../config/parse.js';
+import {
+  type Parsed,
+  parseCidrList,
+  parseInterfaceList,
+  parsePort,
+  parsePortList,
+  parsePortListOrAll,
+} from '../config/values.js';
+import { isObject, type JsonObject } from './json.js';
+import type { InjectSettings } from './settings.js';
+
+export const A = {
+  inject: 'sidecar.istio.io/inject',
+  status: 'sidecar.istio.io/status',
+  overrides: 'proxy.istio.io/overrides',
+  proxyConfig: 'proxy.istio.io/config',
+  interceptionMode: 'sidecar.istio.io/interceptionMode',
+  includeOutboundIPRanges: 'traffic.sidecar.istio.io/includeOutboundIPRanges',
+  excludeOutboundIPRanges: 'traffic.sidecar.istio.io/excludeOutboundIPRanges',
+  includeInboundPorts: 'traffic.sidecar.istio.io/includeInboundPorts',
+  excludeInboundPorts: 'traffic.sidecar.istio.io/excludeInboundPorts',
+  includeOutboundPorts: 'traffic.sidecar.istio.io/includeOutboundPorts',
+  excludeOutboundPorts: 'traffic.sidecar.istio.io/excludeOutboundPorts',
+  excludeInterfaces: 'traffic.sidecar.istio.io/excludeInterfaces',
+  rerouteVirtualInterfaces: 'istio.io/reroute-virtual-interfaces',
+  kubevirtInterfaces: 'traffic.sidecar.istio.io/kubevirtInterfaces',
+  statusPort: 'status.sidecar.istio.io/port',
+  readinessInitialDelay: 'readiness.status.sidecar.istio.io/initialDelaySeconds',
+  readinessPeriod: 'readiness.status.sidecar.istio.io/periodSeconds',
+  readinessFailureThreshold: 'readiness.status.sidecar.istio.io/failureThreshold',
+  nativeSidecar: 'sidecar.istio.io/nativeSidecar',
+  agentLogLevel: 'sidecar.istio.io/agentLogLevel',
+  proxyLogLevel: 'sidecar.istio.io/logLevel',
+  componentLogLevel: 'sidecar.istio.io/componentLogLevel',
+  proxyCPU: 'sidecar.istio.io/proxyCPU',
+  proxyMemory: 'sidecar.istio.io/proxyMemory',
+  proxyCPULimit: 'sidecar.istio.io/proxyCPULimit',
+  proxyMemoryLimit: 'sidecar.istio.io/proxyMemoryLimit',
+  proxyImage: 'sidecar.istio.io/proxyImage',
+  defaultContainer: 'kubectl.kubernetes.io/default-container',
+  defaultLogsContainer: 'kubectl.kubernetes.io/default-logs-container',
+  rev: 'istio.io/rev',
+  promScrape: 'prometheus.io/scrape',
+  promPort: 'prometheus.io/port',
+  promPath: 'prometheus.io/path',
+  mergeMetrics: 'prometheus.istio.io/merge-metrics',
+} as const;
+
+export type Mode = 'REDIRECT' | 'TPROXY' | 'NONE';
+
+/** Everything the annotations decide, already validated. Raw strings are kept where they go into args verbatim. */
+export interface PodOptions {
+  readonly mode: Mode;
+  readonly includeOutboundIPRanges: string;
+  readonly excludeOutboundIPRanges: string;
+  readonly includeInboundPorts: string;
+  readonly excludeInboundPorts: string;
+  /** undefined: flag not emitted (Istio emits -q/-o only when set). */
+  readonly includeOutboundPorts: string | undefined;
+  readonly excludeOutboundPorts: string | undefined;
+  readonly rerouteInterfaces: string | undefined;
+  readonly excludeInterfaces: string | undefined;
+  readonly statusPort: number;
+  readonly readiness: { readonly initialDelaySeconds: number; readonly periodSeconds: number; readonly failureThreshold: number };
+  readonly native: boolean;
+  readonly hold: boolean;
+  readonly agentLogLevel: string;
+  readonly proxyLogLevel: string;
+  readonly componentLogLevel: string;
+  /** proxy.istio.io/config proxyMetadata, in order: env of both istio-init and istio-proxy. */
+  readonly proxyMetadata: readonly (readonly [string, string])[];
+  /** proxy.istio.io/config without proxyMetadata-derived defaults, for PROXY_CONFIG. */
+  readonly proxyConfig: JsonObject;
+  /** From the proxyCPU/Memory annotations; undefined means the settings' default resources. */
+  readonly resources: JsonObject | undefined;
+  readonly proxyImage: string | undefined;
+}
+
+/** Where the pod came from, for messages: `Deployment "default/hello"`. */
+export type Subject = string;
+
+function invalid(annotation: string, value: string, problem: string, allowed: string, subject: Subject): ConfigError {
+  return new ConfigError(`annotation ${annotation}`, value, problem, allowed, `on ${subject}`);
+}
+
+export function readPodOptions(annotations: Readonly<Record<string, string>>, settings: InjectSettings, subject: Subject): PodOptions {
+  const get = (name: string): string | undefined => annotations[name];
+  const check = <T>(name: string, value: string, result: Parsed<T>): T => {
+    if (result.ok) return result.value;
+    throw invalid(name, value, result.problem.problem, result.problem.allowed, subject);
+  };
+  /** The annotation if present (even empty: Istio honours "" literally), else the install default. */
+  const pick = (name: string, fallback: string): string => get(name) ?? fallback;
+
+  const proxyConfig = parseProxyConfig(get(A.proxyConfig), subject);
+
+  const modeText = get(A.interceptionMode) ?? stringField(proxyConfig, 'interceptionMode') ?? settings.interceptionMode;
+  if (modeText !== 'REDIRECT' && modeText !== 'TPROXY' && modeText !== 'NONE') {
+    const source = get(A.interceptionMode) !== undefined ? A.interceptionMode : `${A.proxyConfig} interceptionMode`;
+    throw invalid(source, modeText, 'is not an interception mode', 'use REDIRECT, TPROXY or NONE (case-sensitive)', subject);
+  }
+
+  const includeOutboundIPRanges = pick(A.includeOutboundIPRanges, settings.includeIPRanges);
+  check(A.includeOutboundIPRanges, includeOutboundIPRanges, parseCidrList(includeOutboundIPRanges, true));
+  const excludeOutboundIPRanges = pick(A.excludeOutboundIPRanges, settings.excludeIPRanges);
+  check(A.excludeOutboundIPRanges, excludeOutboundIPRanges, parseCidrList(excludeOutboundIPRanges, false));
+  const includeInboundPorts = pick(A.includeInboundPorts, settings.includeInboundPorts);
+  check(A.includeInboundPorts, includeInboundPorts, parsePortListOrAll(includeInboundPorts));
+  const excludeInboundPorts = pick(A.excludeInboundPorts, settings.excludeInboundPorts);
+  check(A.excludeInboundPorts, excludeInboundPorts, parsePortList(excludeInboundPorts));
+
+  const optionalPorts = (name: string, fallback: string): string | undefined => {
+    const value = get(name) ?? (fallback !== '' ? fallback : undefined);
+    if (value !== undefined) check(name, value, parsePortList(value));
+    return value;
+  };
+  const includeOutboundPorts = optionalPorts(A.includeOutboundPorts, settings.includeOutboundPorts);
+  const excludeOutboundPorts = optionalPorts(A.excludeOutboundPorts, settings.excludeOutboundPorts);
+
+  const interfaces = (name: string): string | undefined => {
+    const value = get(name);
+    if (value !== undefined) check(name, value, parseInterfaceList(value));
+    return value;
+  };
+  // Both are validated even though the first one wins: a typo in either is a mistake worth reporting.
+  const reroute = interfaces(A.rerouteVirtualInterfaces);
+  const kubevirt = interfaces(A.kubevirtInterfaces);
+  const excludeInterfaces = interfaces(A.excludeInterfaces);
+
+  const statusText = get(A.statusPort);
+  const statusPort = statusText === undefined ? settings.statusPort : check(A.statusPort, statusText, parsePort(statusText));
+
+  const uint = (name: string, fallback: number): number => {
+    const text = get(name);
+    if (text === undefined) return fallback;
+    if (!/^[0-9]{1,10}$/.test(text) || Number(text) > 0xffffffff) {
+      throw invalid(name, text, 'is not a whole number', 'use a number of seconds or attempts from 0 to 4294967295', subject);
+    }
+    return Number(text);
+  };
+  const readiness = {
+    initialDelaySeconds: uint(A.readinessInitialDelay, settings.readiness.initialDelaySeconds),
+    periodSeconds: uint(A.readinessPeriod, settings.readiness.periodSeconds),
+    failureThreshold: uint(A.readinessFailureThreshold, settings.readiness.failureThreshold),
+  };
+
+  const native = boolAnnotation(A.nativeSidecar, get(A.nativeSidecar), settings.nativeSidecars, subject);
+  const holdConfig = proxyConfig.holdApplicationUntilProxyStarts;
+  if (holdConfig !== undefined && typeof holdConfig !== 'boolean') {
+    throw invalid(`${A.proxyConfig} holdApplicationUntilProxyStarts`, String(holdConfig), 'is not a boolean', 'use true or false', subject);
+  }
+  const hold = typeof holdConfig === 'boolean' ? holdConfig : settings.holdApplicationUntilProxyStarts;
+
+  const resources = readResources(get, subject);
+  const level = (name: string, fallback: string): string => {
+    const value = get(name) ?? fallback;
+    if (!/^[A-Za-z0-9:,_.-]*$/.test(value)) {
+      throw invalid(name, value, 'has characters a log level never has', 'use scope:level pairs such as default:info or misc:error', subject);
+    }
+    return value;
+  };
+
+  const proxyImage = get(A.proxyImage);
+  if (proxyImage !== undefined && (proxyImage === '' || /[\s\u0000-\u001f]/.test(proxyImage))) {
+    throw invalid(A.proxyImage, proxyImage, 'is not an image reference', 'use registry/repository:tag', subject);
+  }
+
+  return {
+    mode: modeText,
+    includeOutboundIPRanges,
+    excludeOutboundIPRanges,
+    includeInboundPorts,
+    excludeInboundPorts,
+    includeOutboundPorts,
+    excludeOutboundPorts,
+    rerouteInterfaces: reroute ?? kubevirt,
+    excludeInterfaces,
+    statusPort,
+    readiness,
+    native,
+    hold,
+    agentLogLevel: level(A.agentLogLevel, settings.logLevel),
+    proxyLogLevel: level(A.proxyLogLevel, 'warning'),
+    componentLogLevel: level(A.componentLogLevel, 'misc:error'),
+    proxyMetadata: readProxyMetadata(proxyConfig, subject),
+    proxyConfig,
+    resources,
+    // Istio only honours an image annotation that names a repository (contains '/').
+    proxyImage: proxyImage !== undefined && proxyImage.includes('/') ? proxyImage : undefined,
+  };
+}
+
+export function boolAnnotation(name: string, text: string | undefined, fallback: boolean, subject: Subject): boolean {
+  if (text === undefined) return fallback;
+  const value = parseGoBool(text);
+  if (value === undefined) throw invalid(name, text, 'is not a boolean', 'use "true" or "false"', subject);
+  return value;
+}
+
+function stringField(object: JsonObject, key: string): string | undefined {
+  const value = object[key];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function parseProxyConfig(text: string | undefined, subject: Subject): JsonObject {
+  if (text === undefined || text.trim() === '') return {};
+  let value: unknown;
+  const doc = YAML.parseDocument(text);
+  const error = doc.errors[0];
+  if (error) {
+    throw invalid(A.proxyConfig, text, `does not parse: ${error.message.split('\n')[0]}`, 'give a ProxyConfig as YAML or JSON', subject);
+  }
+  let aliased = false;
+  YAML.visit(doc, { Alias: () => { aliased = true; return YAML.visit.BREAK; } });
+  // Aliases can build cyclic or exponentially large values from a short annotation; a ProxyConfig never needs them.
+  if (aliased) throw invalid(A.proxyConfig, text, 'uses YAML aliases (*name)', 'write the ProxyConfig out without anchors and aliases', subject);
+  try {
+    value = doc.toJS();
+  } catch (caught) {
+    throw invalid(A.proxyConfig, text, `does not parse: ${(caught as Error).message.split('\n')[0]}`, 'give a ProxyConfig as YAML or JSON', subject);
+  }
+  if (value === null || value === undefined) return {};
+  if (!isObject(value)) throw invalid(A.proxyConfig, text, 'is not a mapping', 'give a ProxyConfig as YAML or JSON', subject);
+  return value;
+}
+
+function readProxyMetadata(config: JsonObject, subject: Subject): [string, string][] {
+  const metadata = config.proxyMetadata;
+  if (metadata === undefined || metadata === null) return [];
+  if (!isObject(metadata)) {
+    throw invalid(`${A.proxyConfig} proxyMetadata`, JSON.stringify(metadata), 'is not a mapping', 'give NAME: value pairs', subject);
+  }
+  return Object.entries(metadata).map(([name, value]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) {
+      throw invalid(`${A.proxyConfig} proxyMetadata`, name, 'is not a valid environment variable name', 'use letters, digits and _', subject);
+    }
+    return [name, typeof value === 'string' ? value : JSON.stringify(value)];
+  });
+}
+
+const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$/;
+
+function readResources(get: (name: string) => string | undefined, subject: Subject): JsonObject | undefined {
+  const entries: [string, 'requests' | 'limits', 'cpu' | 'memory'][] = [
+    [A.proxyCPU, 'requests', 'cpu'],
+    [A.proxyMemory, 'requests', 'memory'],
+    [A.proxyCPULimit, 'limits', 'cpu'],
+    [A.proxyMemoryLimit, 'limits', 'memory'],
+  ];
+  if (entries.every(([name]) => get(name) === undefined)) return undefined;
+  const requests: JsonObject = {};
+  const limits: JsonObject = {};
+  for (const [name, group, resource] of entries) {
+    const value = get(name);
+    if (value === undefined) continue;
+    if (!QUANTITY.test(value)) {
+      throw invalid(name, value, 'is not a resource quantity', 'use a Kubernetes quantity such as 100m, 2, 128Mi or 1Gi', subject);
+    }
+    (group === 'requests' ? requests : limits)[resource] = value;
+  }
+  const resources: JsonObject = {};
+  if (Object.keys(limits).length > 0) resources.limits = limits;
+  if (Object.keys(requests).length > 0) resources.requests = requests;
+  return resources;
+}

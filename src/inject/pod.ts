@@ -1,0 +1,462 @@
+/**
+ * The injection engine for one pod (a Pod, or the pod template of a workload):
+ * decide, strip a previous injection, build istio-init and istio-proxy, lay
+ * them out for the chosen startup ordering, and express the result as a JSON
+ * Patch against the pod as given. Shared by `meshcap inject` and the webhook.
+ * Pure: JSON in, JSON and patch out; invalid annotations throw ConfigError.
+ */
+import { parseGoBool } from '../config/argv.js';
+import { ConfigError, parseCaptureConfig } from '../config/parse.js';
+import type { HostFacts } from '../config/types.js';
+import { A, type PodOptions, readPodOptions } from './annotations.js';
+import { type Json, type JsonObject, asArray, asObject, clone, isObject, stringMap } from './json.js';
+import { mergeByKey, strategicMerge } from './merge.js';
+import { type PatchOp, diffList, diffMap } from './patch.js';
+import { type InjectSettings, type ProxyTemplate, initImage, proxyImage } from './settings.js';
+import { defaultTemplate } from './template.js';
+
+export const INIT_NAME = 'istio-init';
+export const PROXY_NAME = 'istio-proxy';
+
+export interface Workload {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace: string;
+}
+
+export interface PodTarget {
+  /** Pod (template) metadata and spec, exactly as received ({} when absent). */
+  readonly metadata: JsonObject;
+  /** False when the object has no metadata key at all (the patch must then create it). */
+  readonly hasMetadata: boolean;
+  readonly spec: JsonObject;
+  /** The object that owns the pod, for ISTIO_META_WORKLOAD_NAME / ISTIO_META_OWNER. */
+  readonly workload: Workload;
+  /** `Deployment "default/hello"`, for messages. */
+  readonly subject: string;
+}
+
+export type InjectOutcome =
+  | { readonly kind: 'skipped'; readonly reason: string }
+  | { readonly kind: 'injected'; readonly metadata: JsonObject; readonly spec: JsonObject; readonly ops: readonly PatchOp[] };
+
+/** What a previous injection recorded (Istio's sidecar.istio.io/status format). */
+export interface InjectionStatus {
+  readonly initContainers: readonly string[];
+  readonly containers: readonly string[];
+  readonly volumes: readonly string[];
+}
+
+export function injectPod(target: PodTarget, settings: InjectSettings): InjectOutcome {
+  const { metadata, spec, subject } = target;
+  const labels = stringMap(metadata.labels);
+  const annotations = stringMap(metadata.annotations);
+
+  if (spec.hostNetwork === true) {
+    return { kind: 'skipped', reason: `Skipping injection because ${subject} has host networking enabled` };
+  }
+  // The label wins over the annotation, as in Istio; only an explicit false opts out here.
+  const injectText = labels[A.inject] ?? annotations[A.inject];
+  if (injectText !== undefined && parseGoBool(injectText) === false) {
+    return { kind: 'skipped', reason: `Skipping injection because ${subject} has sidecar injection disabled` };
+  }
+
+  const stripped = stripPrevious(metadata, spec, subject);
+  const options = readPodOptions(stringMap(stripped.annotations), settings, subject);
+  const overrides = stripped.overrides;
+  const userProxy = overrides.find((c) => c.name === PROXY_NAME);
+  const userInit = overrides.find((c) => c.name === INIT_NAME);
+
+  const appContainers = stripped.containers;
+  const template = settings.template ?? defaultTemplate(settings);
+
+  let proxy = buildProxy(options, settings, template, target, appContainers, stripped.prometheus);
+  if (userProxy) proxy = applyOverride(proxy, userProxy);
+
+  let init: JsonObject | undefined;
+  if (options.mode !== 'NONE') {
+    init = buildInit(options, settings, userProxy, subject);
+    if (userInit) init = applyOverride(init, userInit);
+  }
+
+  const initContainers: Json[] = [];
+  let containers: Json[];
+  const injectedInit: string[] = [];
+  const injectedContainers: string[] = [];
+  if (options.native) {
+    if (init) injectedInit.push(INIT_NAME);
+    injectedInit.push(PROXY_NAME);
+    initContainers.push(...(init ? [init] : []), proxy, ...stripped.initContainers);
+    containers = [...appContainers];
+  } else {
+    // Legacy: user init containers run before any rule exists (they keep plain networking), then capture.
+    initContainers.push(...stripped.initContainers, ...(init ? [init] : []));
+    if (init) injectedInit.push(INIT_NAME);
+    injectedContainers.push(PROXY_NAME);
+    // With hold, kubelet starts the proxy first and blocks on its postStart hook until it is ready.
+    containers = options.hold ? [proxy, ...appContainers] : [...appContainers, proxy];
+  }
+  const volumeNames = template.volumes.map((v) => String(v.name));
+  // Injected volumes first, as Istio's strategic merge leaves them.
+  const volumes: Json[] = [...template.volumes.map((v) => clone(v)), ...stripped.volumes];
+
+  const newLabels: JsonObject = { ...(asObject(stripped.labels) ?? {}) };
+  const appLabels = stringMap(newLabels);
+  newLabels['security.istio.io/tlsMode'] ??= 'istio';
+  newLabels['service.istio.io/canonical-name'] ??= canonicalName(appLabels, target.workload.name);
+  newLabels['service.istio.io/canonical-revision'] ??=
+    appLabels['app.kubernetes.io/version'] ?? appLabels.version ?? 'latest';
+
+  const newAnnotations: JsonObject = { ...(asObject(stripped.annotations) ?? {}) };
+  newAnnotations[A.rev] ??= settings.revision;
+  const firstApp = appContainers.find((c) => typeof c.name === 'string');
+  if (firstApp) {
+    newAnnotations[A.defaultContainer] ??= firstApp.name!;
+    newAnnotations[A.defaultLogsContainer] ??= firstApp.name!;
+  }
+  if (mergesMetrics(stringMap(newAnnotations), options)) {
+    newAnnotations[A.promPath] = '/stats/prometheus';
+    newAnnotations[A.promPort] = String(options.statusPort);
+    newAnnotations[A.promScrape] = 'true';
+  }
+  if (overrides.length > 0) newAnnotations[A.overrides] = stripped.overridesText;
+  newAnnotations[A.status] = statusText({ initContainers: injectedInit, containers: injectedContainers, volumes: volumeNames }, settings);
+
+  const newMetadata: JsonObject = { ...metadata, labels: newLabels, annotations: newAnnotations };
+  // A pod template may have no metadata at all (CronJob templates often don't): add it whole.
+  const metadataOps: PatchOp[] = target.hasMetadata
+    ? [
+        ...diffMap(['metadata', 'labels'], asObject(metadata.labels), newLabels),
+        ...diffMap(['metadata', 'annotations'], asObject(metadata.annotations), newAnnotations),
+      ]
+    : [{ op: 'add', path: '/metadata', value: { labels: newLabels, annotations: newAnnotations } }];
+  const newSpec: JsonObject = { ...spec, containers };
+  setList(newSpec, 'initContainers', initContainers);
+  setList(newSpec, 'volumes', volumes);
+
+  const ops: PatchOp[] = [
+    ...metadataOps,
+    ...diffList(['spec', 'initContainers'], asArray(spec.initContainers), asArray(newSpec.initContainers)),
+    ...diffList(['spec', 'containers'], asArray(spec.containers), containers),
+    ...diffList(['spec', 'volumes'], asArray(spec.volumes), asArray(newSpec.volumes)),
+  ];
+  return { kind: 'injected', metadata: newMetadata, spec: newSpec, ops };
+}
+
+function setList(spec: JsonObject, key: string, items: Json[]): void {
+  if (items.length > 0) spec[key] = items;
+  else delete spec[key];
+}
+
+export function statusText(status: InjectionStatus, settings: InjectSettings): string {
+  const orNull = (names: readonly string[]) => (names.length > 0 ? [...names] : null);
+  return JSON.stringify({
+    initContainers: orNull(status.initContainers),
+    containers: orNull(status.containers),
+    volumes: orNull(status.volumes),
+    imagePullSecrets: null,
+    revision: settings.revision,
+  });
+}
+
+export function parseStatus(text: string | undefined, subject: string): InjectionStatus | undefined {
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ConfigError(`annotation ${A.status}`, text, 'is not JSON', 'remove it, or restore the value the injector wrote', `on ${subject}`);
+  }
+  const names = (key: string): string[] => {
+    const list = isObject(value) ? value[key] : undefined;
+    if (list === null || list === undefined) return [];
+    if (!Array.isArray(list) || !list.every((n) => typeof n === 'string')) {
+      throw new ConfigError(`annotation ${A.status}`, text, `${key} is not a list of names`, 'remove it, or restore the value the injector wrote', `on ${subject}`);
+    }
+    return list as string[];
+  };
+  return { initContainers: names('initContainers'), containers: names('containers'), volumes: names('volumes') };
+}
+
+interface Stripped {
+  readonly labels: Json | undefined;
+  readonly annotations: JsonObject;
+  readonly initContainers: JsonObject[];
+  readonly containers: JsonObject[];
+  readonly volumes: Json[];
+  /** The user's own istio-proxy / istio-init, laid over the generated ones. */
+  readonly overrides: JsonObject[];
+  readonly overridesText: string;
+  /** The app's own Prometheus annotations, moved into the proxy's env. */
+  readonly prometheus: Record<string, string>;
+}
+
+/**
+ * The pod as the user wrote it: what a previous injection (named in the status
+ * annotation) added is removed, from both container lists whatever layout it
+ * used, so re-injection is idempotent and can switch layouts cleanly.
+ */
+function stripPrevious(metadata: JsonObject, spec: JsonObject, subject: string): Stripped {
+  const annotations: JsonObject = { ...(asObject(metadata.annotations) ?? {}) };
+  const texts = stringMap(annotations);
+  const previous = parseStatus(texts[A.status], subject);
+  const injected = new Set([...(previous?.initContainers ?? []), ...(previous?.containers ?? [])]);
+  const injectedVolumes = new Set(previous?.volumes ?? []);
+  const nameOf = (item: Json): string | undefined => (isObject(item) && typeof item.name === 'string' ? item.name : undefined);
+  const objects = (list: Json | undefined): JsonObject[] => (asArray(list) ?? []).filter(isObject);
+
+  const allInit = objects(spec.initContainers);
+  const allContainers = objects(spec.containers);
+  const oldProxy = [...allInit, ...allContainers].find((c) => injected.has(PROXY_NAME) && c.name === PROXY_NAME);
+
+  let overrides: JsonObject[] = [];
+  let overridesText = '';
+  if (previous && texts[A.overrides] !== undefined) {
+    overridesText = texts[A.overrides]!;
+    overrides = parseOverrides(overridesText, subject);
+  }
+  const isOverride = (c: JsonObject) => !injected.has(nameOf(c) ?? '') && (c.name === PROXY_NAME || c.name === INIT_NAME);
+  if (!previous || texts[A.overrides] === undefined) {
+    const fromInit = allInit.filter(isOverride);
+    const fromContainers = allContainers.filter(isOverride);
+    overrides = [...fromInit, ...fromContainers];
+    if (overrides.length > 0) {
+      const record: JsonObject = {};
+      if (fromInit.length > 0) record.initContainers = fromInit;
+      if (fromContainers.length > 0) record.containers = fromContainers;
+      overridesText = JSON.stringify(record);
+    }
+  }
+  const keep = (c: JsonObject) => !injected.has(nameOf(c) ?? '') && c.name !== PROXY_NAME && c.name !== INIT_NAME;
+
+  let prometheus: Record<string, string> = {};
+  if (previous) {
+    delete annotations[A.status];
+    // Restore the app's own scrape settings that the previous injection moved into the proxy.
+    const saved = envValue(oldProxy, 'ISTIO_PROMETHEUS_ANNOTATIONS');
+    if (texts[A.promPath] === '/stats/prometheus') {
+      for (const key of [A.promScrape, A.promPort, A.promPath]) delete annotations[key];
+      if (saved) {
+        try {
+          const parsed = JSON.parse(saved) as unknown;
+          if (isObject(parsed)) {
+            for (const [key, value] of Object.entries({ scrape: A.promScrape, port: A.promPort, path: A.promPath })) {
+              if (typeof parsed[key] === 'string' && parsed[key] !== '') annotations[value] = parsed[key];
+            }
+          }
+        } catch {
+          // An unreadable saved value is dropped: the scrape settings are re-derived below.
+        }
+      }
+    }
+  }
+  const textsAfter = stringMap(annotations);
+  prometheus = {};
+  for (const [key, name] of [['scrape', A.promScrape], ['port', A.promPort], ['path', A.promPath]] as const) {
+    if (textsAfter[name] !== undefined) prometheus[key] = textsAfter[name]!;
+  }
+  return {
+    labels: metadata.labels,
+    annotations,
+    initContainers: allInit.filter(keep),
+    containers: allContainers.filter(keep),
+    volumes: (asArray(spec.volumes) ?? []).filter((v) => !injectedVolumes.has(nameOf(v) ?? '')),
+    overrides,
+    overridesText,
+    prometheus,
+  };
+}
+
+function parseOverrides(text: string, subject: string): JsonObject[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ConfigError(`annotation ${A.overrides}`, text, 'is not JSON', 'remove it, or restore the value the injector wrote', `on ${subject}`);
+  }
+  if (!isObject(value)) return [];
+  return [...(asArray(value.initContainers) ?? []), ...(asArray(value.containers) ?? [])].filter(isObject);
+}
+
+function envValue(container: JsonObject | undefined, name: string): string | undefined {
+  for (const item of asArray(container?.env) ?? []) {
+    if (isObject(item) && item.name === name && typeof item.value === 'string') return item.value;
+  }
+  return undefined;
+}
+
+function mergesMetrics(annotations: Record<string, string>, options: PodOptions): boolean {
+  return options.statusPort !== 0 && annotations[A.promScrape] !== 'false' && annotations[A.mergeMetrics] !== 'false';
+}
+
+function canonicalName(labels: Record<string, string>, workloadName: string): string {
+  const name = labels['app.kubernetes.io/name'] ?? labels.app ?? workloadName;
+  return name.slice(0, 63).replace(/^[-_.]+|[-_.]+$/g, '');
+}
+
+/** Istio's excludeInboundPort helper: the status port is excluded from capture unless it is 0 or already listed. */
+function excludedInbound(statusPort: number, excluded: string): string {
+  const port = String(statusPort);
+  if (statusPort === 0) return excluded;
+  const items = excluded.split(',').map((item) => item.trim());
+  if (items.includes(port)) return excluded;
+  return excluded === '' ? port : `${excluded},${port}`;
+}
+
+/** Host facts for validating derived istio-init args: none are needed because IPv6 and DNS are not decided here. */
+const NO_FACTS: HostFacts = { interfaceAddresses: () => [], resolvConf: () => '', lookupUid: () => undefined };
+
+/** Verdicts of the capture parser on derived args; most pods share a handful of arg lists. */
+const verdicts = new Map<string, string | undefined>();
+
+/** The very parser istio-init will run: what it would refuse at pod start is refused now. */
+function initArgsProblem(args: readonly string[]): string | undefined {
+  const key = JSON.stringify(args);
+  if (verdicts.has(key)) return verdicts.get(key);
+  let problem: string | undefined;
+  try {
+    parseCaptureConfig(args, {}, NO_FACTS);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problem = error.message;
+  }
+  if (verdicts.size >= 1024) verdicts.clear();
+  verdicts.set(key, problem);
+  return problem;
+}
+
+export function initArgs(options: PodOptions, settings: InjectSettings, uid: string): string[] {
+  const tail = excludedInbound(options.statusPort, options.excludeInboundPorts);
+  const args = [
+    'istio-iptables',
+    '-p', String(settings.proxyPort),
+    '-z', String(settings.inboundCapturePort),
+    '-u', uid,
+    '-m', options.mode,
+    '-i', options.includeOutboundIPRanges,
+    '-x', options.excludeOutboundIPRanges,
+    '-b', options.includeInboundPorts,
+    '-d', tail === '' ? '15090,15021' : `15090,15021,${tail}`,
+  ];
+  if (options.includeOutboundPorts !== undefined) args.push('-q', options.includeOutboundPorts);
+  if (options.excludeOutboundPorts !== undefined) args.push('-o', options.excludeOutboundPorts);
+  if (options.rerouteInterfaces !== undefined) args.push('-k', options.rerouteInterfaces);
+  if (options.excludeInterfaces !== undefined) args.push('-c', options.excludeInterfaces);
+  args.push(`--log_output_level=${options.agentLogLevel}`);
+  if (settings.nativeNftables) args.push('--native-nftables');
+  return args;
+}
+
+function buildInit(options: PodOptions, settings: InjectSettings, userProxy: JsonObject | undefined, subject: string): JsonObject {
+  let uid = String(settings.proxyUid);
+  const userUid = asObject(userProxy?.securityContext)?.runAsUser;
+  // TPROXY needs the proxy as root, so the exempt uid stays Istio's 1337 there.
+  if (options.mode === 'TPROXY') uid = '1337';
+  else if (typeof userUid === 'number' && userUid > 0) uid = String(userUid);
+  const args = initArgs(options, settings, uid);
+  const problem = initArgsProblem(args.slice(1));
+  if (problem !== undefined) {
+    throw new ConfigError('istio-init arguments derived from the annotations', args.slice(1).join(' '), problem, 'fix the traffic annotations', `on ${subject}`);
+  }
+  const init: JsonObject = { name: INIT_NAME, image: initImage(settings) };
+  if (settings.initStyle === 'meshcap') init.command = ['meshcap'];
+  init.args = args;
+  if (options.proxyMetadata.length > 0) init.env = options.proxyMetadata.map(([name, value]) => ({ name, value }));
+  init.resources = clone(options.resources ?? settings.resources);
+  init.securityContext = {
+    allowPrivilegeEscalation: false,
+    capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+    privileged: false,
+    readOnlyRootFilesystem: false,
+    runAsGroup: 0,
+    runAsNonRoot: false,
+    runAsUser: 0,
+  };
+  return init;
+}
+
+function buildProxy(
+  options: PodOptions,
+  settings: InjectSettings,
+  template: ProxyTemplate,
+  target: PodTarget,
+  apps: readonly JsonObject[],
+  prometheus: Record<string, string>,
+): JsonObject {
+  const isDefault = settings.template === undefined;
+  const proxy: JsonObject = clone(template.container);
+  proxy.name = PROXY_NAME;
+  if (options.proxyImage) proxy.image = options.proxyImage;
+  else if (proxy.image === undefined || proxy.image === 'auto') proxy.image = proxyImage(settings);
+  if (isDefault) {
+    proxy.args = [
+      ...(asArray(proxy.args) ?? []),
+      `--proxyLogLevel=${options.proxyLogLevel}`,
+      `--proxyComponentLogLevel=${options.componentLogLevel}`,
+      `--log_output_level=${options.agentLogLevel}`,
+    ];
+  }
+
+  const { workload } = target;
+  const ports = apps.flatMap((c) => (asArray(c.ports) ?? []).filter(isObject));
+  const proxyConfig: JsonObject = { ...options.proxyConfig };
+  delete proxyConfig.proxyMetadata;
+  const env: Json[] = [
+    { name: 'PROXY_CONFIG', value: `${JSON.stringify(proxyConfig)}\n` },
+    { name: 'ISTIO_META_POD_PORTS', value: JSON.stringify(ports) },
+    { name: 'ISTIO_META_APP_CONTAINERS', value: apps.map((c) => String(c.name)).join(',') },
+    { name: 'ISTIO_META_INTERCEPTION_MODE', value: options.mode },
+    { name: 'ISTIO_META_WORKLOAD_NAME', value: workload.name },
+    {
+      name: 'ISTIO_META_OWNER',
+      value: `kubernetes://apis/${workload.apiVersion}/namespaces/${workload.namespace}/${workload.kind.toLowerCase()}s/${workload.name}`,
+    },
+    ...options.proxyMetadata.map(([name, value]) => ({ name, value })),
+  ];
+  if (Object.keys(prometheus).length > 0 && options.statusPort !== 0) {
+    env.push({ name: 'ISTIO_PROMETHEUS_ANNOTATIONS', value: JSON.stringify(prometheus) });
+  }
+  proxy.env = mergeByKey(asArray(proxy.env) ?? [], env, 'name');
+
+  if (options.statusPort !== 0) {
+    const ready = { path: '/healthz/ready', port: 15021 };
+    proxy.startupProbe ??= { failureThreshold: settings.startupFailureThreshold, httpGet: ready, periodSeconds: 1, timeoutSeconds: 3 };
+    const readiness: JsonObject = { failureThreshold: options.readiness.failureThreshold, httpGet: ready };
+    if (options.readiness.initialDelaySeconds > 0) readiness.initialDelaySeconds = options.readiness.initialDelaySeconds;
+    readiness.periodSeconds = options.readiness.periodSeconds;
+    readiness.timeoutSeconds = 3;
+    proxy.readinessProbe ??= readiness;
+  } else {
+    delete proxy.startupProbe;
+    delete proxy.readinessProbe;
+  }
+  if (options.resources || proxy.resources === undefined) proxy.resources = clone(options.resources ?? settings.resources);
+
+  if (options.mode === 'TPROXY') {
+    proxy.securityContext = strategicMerge(asObject(proxy.securityContext) ?? {}, {
+      capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
+      runAsGroup: settings.proxyGid,
+      runAsNonRoot: false,
+      runAsUser: 0,
+    });
+  }
+
+  if (options.native) {
+    proxy.restartPolicy = 'Always';
+    proxy.lifecycle ??= {
+      preStop: { exec: { command: ['pilot-agent', 'request', `--debug-port=${options.statusPort}`, 'POST', 'drain'] } },
+    };
+  } else {
+    delete proxy.restartPolicy;
+    if (options.hold) proxy.lifecycle ??= { postStart: { exec: { command: ['pilot-agent', 'wait'] } } };
+  }
+  return proxy;
+}
+
+/** The user's own container laid over the generated one; `image: auto` keeps the generated image. */
+function applyOverride(generated: JsonObject, user: JsonObject): JsonObject {
+  const over: JsonObject = { ...user };
+  if (over.image === 'auto') delete over.image;
+  return strategicMerge(generated, over);
+}

@@ -1,0 +1,162 @@
+/**
+ * AdmissionReview (admission.k8s.io/v1) in, AdmissionReview out, through the
+ * same engine as `meshcap inject`. Pure: the HTTP shell hands over the body
+ * text and gets back the status code and JSON to send.
+ */
+import { ConfigError } from '../config/parse.js';
+import { type JsonObject, asArray, asObject, isObject } from '../inject/json.js';
+import { type PodTarget, injectPod } from '../inject/pod.js';
+import type { InjectSettings } from '../inject/settings.js';
+import type { Outcome } from './metrics.js';
+
+export interface ReviewAnswer {
+  readonly status: number;
+  readonly body: JsonObject;
+  readonly outcome: Outcome;
+  readonly uid?: string;
+  /** One line for the log. */
+  readonly message: string;
+}
+
+/**
+ * Answers by pod content. Pods of one ReplicaSet reach the webhook as identical
+ * objects (generateName, no name or uid yet), so a scale-out repeats the same
+ * question; the engine is pure, so a remembered answer is the answer. Owned by
+ * the caller (the HTTP shell); bounded, least recently used evicted first.
+ */
+export class AnswerCache {
+  private readonly entries = new Map<string, Cached>();
+  constructor(readonly capacity: number) {}
+
+  get(key: string): Cached | undefined {
+    const hit = this.entries.get(key);
+    if (hit) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+    }
+    return hit;
+  }
+
+  set(key: string, value: Cached): void {
+    if (this.capacity <= 0) return;
+    this.entries.set(key, value);
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+  }
+}
+
+interface Cached {
+  readonly response: JsonObject;
+  readonly outcome: Outcome;
+  readonly message: string;
+}
+
+function problem(status: number, message: string): ReviewAnswer {
+  return { status, body: { error: message }, outcome: 'error', message };
+}
+
+export function answerReview(text: string, settings: InjectSettings, cache?: AnswerCache): ReviewAnswer {
+  try {
+    return answer(text, settings, cache);
+  } catch (error) {
+    // Absurdly nested JSON is legal but no pod needs it; the engine's recursion runs out of stack on it.
+    if (error instanceof RangeError) return problem(400, `body cannot be processed: ${error.message}`);
+    throw error;
+  }
+}
+
+function answer(text: string, settings: InjectSettings, cache: AnswerCache | undefined): ReviewAnswer {
+  if (text.trim() === '') return problem(400, 'empty body: expected an admission.k8s.io/v1 AdmissionReview');
+  let review: unknown;
+  try {
+    review = JSON.parse(text);
+  } catch (error) {
+    return problem(400, `body is not JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(review) || review.kind !== 'AdmissionReview') return problem(400, 'body is not an AdmissionReview');
+  if (review.apiVersion !== 'admission.k8s.io/v1') {
+    return problem(400, `AdmissionReview apiVersion ${JSON.stringify(review.apiVersion)} is not supported: register the webhook with admissionReviewVersions: ["v1"]`);
+  }
+  const request = asObject(review.request);
+  if (!request || typeof request.uid !== 'string' || request.uid === '') return problem(400, 'AdmissionReview has no request.uid');
+  const uid = request.uid;
+  const respond = (response: JsonObject, outcome: Outcome, message: string): ReviewAnswer => ({
+    status: 200,
+    body: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, ...response } },
+    outcome,
+    uid,
+    message,
+  });
+
+  const kind = asObject(request.kind);
+  const pod = asObject(request.object);
+  if ((kind && (kind.kind !== 'Pod' || (kind.group ?? '') !== '')) || (request.operation !== undefined && request.operation !== 'CREATE')) {
+    return respond({ allowed: true }, 'skipped', `not a pod creation (${String(kind?.kind)} ${String(request.operation)}): allowed unchanged`);
+  }
+  if (!pod || !isObject(pod.spec)) {
+    return respond({ allowed: false, status: { code: 400, message: 'request.object is not a Pod with a spec' } }, 'denied', 'request.object is not a Pod');
+  }
+  const namespace = typeof request.namespace === 'string' ? request.namespace : undefined;
+  const key = cache ? `${namespace}\u0000${JSON.stringify(pod)}` : '';
+  const hit = cache?.get(key);
+  if (hit) return respond(hit.response, hit.outcome, hit.message);
+  const fresh = answerPod(pod, namespace, settings);
+  cache?.set(key, fresh);
+  return respond(fresh.response, fresh.outcome, fresh.message);
+}
+
+function answerPod(pod: JsonObject, namespace: string | undefined, settings: InjectSettings): Cached {
+  const target = podTarget(pod, namespace);
+  try {
+    const outcome = injectPod(target, settings);
+    if (outcome.kind === 'skipped') return { response: { allowed: true }, outcome: 'skipped', message: outcome.reason };
+    if (outcome.ops.length === 0) {
+      return { response: { allowed: true }, outcome: 'skipped', message: `${target.subject} is already injected with the same result` };
+    }
+    const patch = Buffer.from(JSON.stringify(outcome.ops)).toString('base64');
+    return { response: { allowed: true, patchType: 'JSONPatch', patch }, outcome: 'injected', message: `injected ${target.subject}` };
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      // Rejecting the pod is the point: injecting a capture the init container would refuse breaks it later, less visibly.
+      return { response: { allowed: false, status: { code: 400, message: error.message } }, outcome: 'denied', message: error.message };
+    }
+    throw error;
+  }
+}
+
+/**
+ * The pod as the engine sees it. The workload is guessed from the owner the way
+ * Istio does (a ReplicaSet named <deployment>-<pod-template-hash> stands for
+ * its Deployment), so env and names match what `meshcap inject` gives the
+ * workload.
+ */
+export function podTarget(pod: JsonObject, requestNamespace: string | undefined): PodTarget {
+  const metadata = asObject(pod.metadata) ?? {};
+  const namespace = typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : requestNamespace || 'default';
+  const labels = asObject(metadata.labels) ?? {};
+  const owner = (asArray(metadata.ownerReferences) ?? []).filter(isObject).find((ref) => ref.controller === true);
+  let workload = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    name: typeof metadata.name === 'string' && metadata.name !== '' ? metadata.name : String(metadata.generateName ?? '').replace(/-$/, ''),
+    namespace,
+  };
+  if (owner && typeof owner.kind === 'string' && typeof owner.name === 'string' && typeof owner.apiVersion === 'string') {
+    workload = { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, namespace };
+    const hash = labels['pod-template-hash'];
+    if (owner.kind === 'ReplicaSet' && typeof hash === 'string' && owner.name.endsWith(`-${hash}`)) {
+      workload = { apiVersion: 'apps/v1', kind: 'Deployment', name: owner.name.slice(0, -hash.length - 1), namespace };
+    }
+    // The CronJob controller names its Jobs <cronjob>-<scheduled minute>.
+    const cron = owner.kind === 'Job' ? /^(.+)-[0-9]{8,10}$/.exec(owner.name) : null;
+    if (cron) workload = { apiVersion: 'batch/v1', kind: 'CronJob', name: cron[1]!, namespace };
+  }
+  // managedFields can be large and never matter here; the engine never sees them.
+  const { managedFields: _ignored, ...cleanMetadata } = metadata;
+  return {
+    metadata: cleanMetadata,
+    hasMetadata: isObject(pod.metadata),
+    spec: pod.spec as JsonObject,
+    workload,
+    subject: `Pod "${namespace}/${workload.kind === 'Pod' ? workload.name : `${workload.name}-*****`}"`,
+  };
+}

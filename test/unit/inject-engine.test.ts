@@ -1,0 +1,129 @@
+/** The injection engine's rules that Istio's anchors do not pin down: validation table, legacy hold layout, layout switches. */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import YAML from 'yaml';
+import { ConfigError } from '../../src/config/parse.js';
+import { injectManifests } from '../../src/inject/manifest.js';
+import { DEFAULT_SETTINGS, type InjectSettings } from '../../src/inject/settings.js';
+
+const pod = (annotations: Record<string, string> = {}, extra = '') => `apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+  annotations: ${JSON.stringify(annotations)}
+spec:
+  containers:
+  - name: app
+    image: app
+${extra}`;
+
+const spec = (text: string) => (YAML.parse(text) as { spec: Record<string, { name: string; [k: string]: unknown }[]> }).spec;
+const names = (list: { name: string }[] | undefined) => (list ?? []).map((c) => c.name);
+
+describe('annotation validation: same parsers as the istio-iptables flags', () => {
+  const bad: [string, string][] = [
+    ['traffic.sidecar.istio.io/includeOutboundIPRanges', '10.0.0.0/33'],
+    ['traffic.sidecar.istio.io/includeOutboundIPRanges', '10.0.0.1'],
+    ['traffic.sidecar.istio.io/excludeOutboundIPRanges', '*'],
+    ['traffic.sidecar.istio.io/includeInboundPorts', '80,*'],
+    ['traffic.sidecar.istio.io/includeInboundPorts', '70000'],
+    ['traffic.sidecar.istio.io/excludeInboundPorts', '-1'],
+    ['traffic.sidecar.istio.io/includeOutboundPorts', 'http'],
+    ['traffic.sidecar.istio.io/excludeOutboundPorts', '1;reboot'],
+    ['traffic.sidecar.istio.io/excludeInterfaces', 'eth0 eth1'],
+    ['istio.io/reroute-virtual-interfaces', 'a-very-long-interface-name'],
+    ['traffic.sidecar.istio.io/kubevirtInterfaces', 'net/1'],
+    ['sidecar.istio.io/interceptionMode', 'tproxy'],
+    ['status.sidecar.istio.io/port', '0x10'],
+    ['readiness.status.sidecar.istio.io/periodSeconds', '-5'],
+    ['sidecar.istio.io/nativeSidecar', 'yes'],
+    ['sidecar.istio.io/proxyCPU', '1 core'],
+    ['sidecar.istio.io/agentLogLevel', 'info\nx'],
+    ['proxy.istio.io/config', 'holdApplicationUntilProxyStarts: maybe'],
+    ['proxy.istio.io/config', '[1, 2'],
+    ['proxy.istio.io/config', 'proxyMetadata: {"BAD NAME": x}'],
+  ];
+  for (const [annotation, value] of bad) {
+    test(`${annotation}: ${JSON.stringify(value)} is rejected, naming both`, () => {
+      assert.throws(
+        () => injectManifests(pod({ [annotation]: value }), DEFAULT_SETTINGS),
+        (error: unknown) => error instanceof ConfigError && error.message.includes(annotation) && !error.message.includes('\n'),
+      );
+    });
+  }
+
+  test('valid values are accepted and reach the args', () => {
+    const out = injectManifests(pod({
+      'traffic.sidecar.istio.io/includeOutboundPorts': '443,8443',
+      'traffic.sidecar.istio.io/excludeInterfaces': 'eth1',
+      'traffic.sidecar.istio.io/includeOutboundIPRanges': '10.0.0.0/8,2001:db8::/32',
+    }), DEFAULT_SETTINGS);
+    const args = spec(out.text).initContainers![0]!.args as string[];
+    assert.deepEqual(args.slice(args.indexOf('-q'), args.indexOf('-q') + 2), ['-q', '443,8443']);
+    assert.deepEqual(args.slice(args.indexOf('-c'), args.indexOf('-c') + 2), ['-c', 'eth1']);
+  });
+});
+
+describe('startup ordering', () => {
+  const legacy: InjectSettings = { ...DEFAULT_SETTINGS, nativeSidecars: false };
+  test('legacy with hold (meshcap default): proxy first, postStart waits for readiness, istio-init last', () => {
+    const s = spec(injectManifests(pod({}, '  initContainers:\n  - name: migrate\n    image: m\n'), legacy).text);
+    assert.deepEqual(names(s.containers), ['istio-proxy', 'app']);
+    assert.deepEqual(names(s.initContainers), ['migrate', 'istio-init']);
+    const proxy = s.containers![0]!;
+    assert.deepEqual(proxy.lifecycle, { postStart: { exec: { command: ['pilot-agent', 'wait'] } } });
+    assert.equal(proxy.restartPolicy, undefined);
+  });
+  test('legacy without hold: proxy last, no hook', () => {
+    const s = spec(injectManifests(pod(), { ...legacy, holdApplicationUntilProxyStarts: false }).text);
+    assert.deepEqual(names(s.containers), ['app', 'istio-proxy']);
+    assert.equal(s.containers![1]!.lifecycle, undefined);
+  });
+  test('per-pod hold through proxy.istio.io/config overrides the setting', () => {
+    const s = spec(injectManifests(pod({ 'proxy.istio.io/config': '{ "holdApplicationUntilProxyStarts": true }' }),
+      { ...legacy, holdApplicationUntilProxyStarts: false }).text);
+    assert.deepEqual(names(s.containers), ['istio-proxy', 'app']);
+  });
+  test('native: istio-init, istio-proxy (restartPolicy Always, startup probe), then user init containers', () => {
+    const s = spec(injectManifests(pod({}, '  initContainers:\n  - name: migrate\n    image: m\n'), DEFAULT_SETTINGS).text);
+    assert.deepEqual(names(s.initContainers), ['istio-init', 'istio-proxy', 'migrate']);
+    assert.equal(s.initContainers![1]!.restartPolicy, 'Always');
+    assert.ok(s.initContainers![1]!.startupProbe);
+  });
+  test('re-injection switches layouts cleanly (native -> legacy -> native) and is idempotent', () => {
+    const native = injectManifests(pod(), DEFAULT_SETTINGS).text;
+    const toLegacy = injectManifests(native, legacy).text;
+    assert.deepEqual(names(spec(toLegacy).initContainers), ['istio-init']);
+    assert.deepEqual(names(spec(toLegacy).containers), ['istio-proxy', 'app']);
+    const back = injectManifests(toLegacy, DEFAULT_SETTINGS).text;
+    assert.deepEqual(spec(back), spec(native));
+    assert.equal(injectManifests(back, DEFAULT_SETTINGS).text, back);
+  });
+  test('interceptionMode NONE: no istio-init', () => {
+    const s = spec(injectManifests(pod({ 'sidecar.istio.io/interceptionMode': 'NONE' }), DEFAULT_SETTINGS).text);
+    assert.deepEqual(names(s.initContainers), ['istio-proxy']);
+  });
+});
+
+describe('manifest handling', () => {
+  test('comments and untouched documents survive; opted-out label skips', () => {
+    const text = `# leading comment\n${pod()}---\n# a config map\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: "1"}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: off\n  labels: {sidecar.istio.io/inject: "false"}\nspec:\n  containers: [{name: a, image: a}]\n`;
+    const out = injectManifests(text, DEFAULT_SETTINGS);
+    assert.ok(out.text.startsWith('# leading comment\n'));
+    const tail = text.slice(text.indexOf('---\n# a config map'));
+    assert.ok(out.text.endsWith(tail), 'ConfigMap and opted-out Pod byte for byte');
+    assert.equal(out.injected, 1);
+    assert.equal(out.skipped, 1);
+  });
+  test('CronJob: labels and annotations on spec.jobTemplate.spec.template.metadata', () => {
+    const cron = `apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: "* * * * *"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: a, image: a}]\n`;
+    const object = YAML.parse(injectManifests(cron, DEFAULT_SETTINGS).text);
+    const template = object.spec.jobTemplate.spec.template;
+    assert.ok(template.metadata.annotations['sidecar.istio.io/status']);
+    assert.equal(template.metadata.labels['security.istio.io/tlsMode'], 'istio');
+    assert.equal(object.spec.jobTemplate.metadata, undefined);
+  });
+  test('invalid YAML: a ConfigError naming the document', () => {
+    assert.throws(() => injectManifests('a: [1\n', DEFAULT_SETTINGS), /document 1/);
+  });
+});
