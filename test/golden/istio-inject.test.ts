@@ -25,9 +25,10 @@ describe('istio injection anchors', { skip }, () => {
     assert.deepEqual(goldens.filter((g) => !used.has(g)), []);
   });
 
-  for (const c of INJECT_CASES) {
+  // Cases meshcap cannot reproduce (CNI mode) are listed in the report, not run as skipped tests.
+  for (const c of INJECT_CASES.filter((x) => !x.notReproducible)) {
     const name = `#${c.n} ${c.golden ?? c.input}${c.settings ? ` with ${JSON.stringify(c.settings)}` : ''}`;
-    test(name, { skip: c.notReproducible ? `not reproducible: ${c.notReproducible}` : false }, () => {
+    test(name, () => {
       const { result, ours, mismatches } = runCase(c);
       if (c.error) {
         assert.equal(result.status, 'error-ok', result.detail);
