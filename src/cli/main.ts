@@ -23,9 +23,14 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 
 export async function main(argv: readonly string[], ctx: CommandContext): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+  if (name === undefined) {
+    // No command is a usage error: the help goes to stderr so a pipe sees nothing.
+    ctx.stderr(MAIN_HELP);
+    return ExitCode.InvalidConfig;
+  }
+  if (name === 'help' || name === '--help' || name === '-h') {
     ctx.stdout(MAIN_HELP);
-    return name === undefined ? ExitCode.InvalidConfig : ExitCode.Ok;
+    return ExitCode.Ok;
   }
   if (name === 'version' || name === '--version') {
     ctx.stdout(`meshcap ${meshcapVersion()}\n`);
