@@ -43,7 +43,10 @@ export function captureCommand(name: string): Command {
       if (config.cleanupOnly) log.info(report.changed ? `capture removed (${report.backend})` : 'no capture found: nothing to do');
       else log.info(report.changed ? `capture in place (${report.backend})` : `already in place, nothing to do (${report.backend})`);
       // Loaded only when asked for: it pulls in the probe server and client.
-      if (config.runValidation && !config.cleanupOnly) return await (await import('./verify.js')).runVerify(config, ctx, log);
+      if (config.runValidation && !config.cleanupOnly) {
+        // The engine has just read the rules back: do not detect and read them a second time.
+        return await (await import('./verify.js')).runVerify(config, ctx, log, { rulesJustVerified: true });
+      }
       return ExitCode.Ok;
     } catch (error) {
       return reportError(error, ctx, name);

@@ -3,7 +3,7 @@ import { readHostFacts } from '../backend/host.js';
 import { realSystem } from '../backend/system.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
-import { verifyCapture } from '../verify/run.js';
+import { type VerifyOptions, verifyCapture } from '../verify/run.js';
 import { wantsHelp } from './capture.js';
 import type { Command, CommandContext } from './context.js';
 import { ExitCode } from './exit-codes.js';
@@ -25,8 +25,8 @@ Exit 0 when everything holds, 6 naming the path that failed.
 ${EXIT_CODES_HELP}
 `;
 
-export async function runVerify(config: CaptureConfig, ctx: CommandContext, log: Logger): Promise<number> {
-  const report = await verifyCapture(config, realSystem(ctx.env), log);
+export async function runVerify(config: CaptureConfig, ctx: CommandContext, log: Logger, options: VerifyOptions = {}): Promise<number> {
+  const report = await verifyCapture(config, realSystem(ctx.env), log, options);
   for (const line of report.skipped) log.warn(`verify skipped: ${line}`);
   return ExitCode.Ok;
 }

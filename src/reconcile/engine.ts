@@ -227,7 +227,8 @@ export async function cleanEverything(opts: EngineOptions & { lockTimeoutSeconds
   const removed: string[] = [];
   for (const variant of ['legacy', 'nft'] as const) {
     const snapshot = await snapshotBackend(sys, variant);
-    if (!snapshot.usable || snapshot.meshRules === 0 && !hasMeshChains(snapshot)) continue;
+    // cleanIptables finds nothing to do in a state without mesh chains or rules.
+    if (!snapshot.usable) continue;
     const families = await cleanIptables({ sys, log, binaries: snapshot.binaries, prefetched: snapshot.saves, lockTimeoutSeconds: opts.lockTimeoutSeconds });
     removed.push(...families.map((family) => `iptables-${variant} ${family === 'ipv4' ? 'IPv4' : 'IPv6'} mesh chains and rules`));
   }
@@ -235,9 +236,5 @@ export async function cleanEverything(opts: EngineOptions & { lockTimeoutSeconds
   if (nft) removed.push(...(await cleanNftables({ sys, log, nft })).map((table) => `nftables table inet ${table}`));
   removed.push(...(await cleanTproxyRouting(opts)));
   return removed;
-}
-
-function hasMeshChains(snapshot: BackendSnapshot): boolean {
-  return Object.values(snapshot.saves).some((text) => /^:ISTIO_/m.test(text ?? ''));
 }
 

@@ -11,7 +11,7 @@ import type { Logger } from '../cli/log.js';
 import { MeshcapError } from '../errors.js';
 import { NftTable } from '../rules/constants.js';
 import type { Ruleset } from '../rules/model.js';
-import { type NftTableOps, nftTableOps, renderChainDecl, renderRuleOp } from '../render/nftables.js';
+import { type NftTableOps, nftTableOps, renderChainDecl, renderNftCleanup, renderRuleOp } from '../render/nftables.js';
 
 const OUR_TABLES: readonly string[] = Object.values(NftTable);
 
@@ -136,7 +136,7 @@ export async function cleanNftables(opts: NftRunOptions): Promise<string[]> {
   // A dry run cannot see the tables; like Istio it lists the removal of all three.
   const present = opts.sys.recording ? [...OUR_TABLES] : OUR_TABLES.filter((name) => live.has(name));
   if (present.length === 0) return [];
-  const input = `${present.flatMap((name) => [`add table inet ${name}`, `delete table inet ${name}`]).join('\n')}\n`;
+  const input = `${renderNftCleanup(present).join('\n')}\n`;
   const result = await opts.sys.run(opts.nft, ['-f', '-'], { input });
   if (result.code !== 0) throw toolFailure(result, { action: `deleting the mesh nftables tables with ${opts.nft}`, input });
   return present;

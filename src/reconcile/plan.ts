@@ -174,7 +174,3 @@ function reconcileInput(rules: readonly Rule[], current: SaveState): { text: str
 export function cleanupInput(current: SaveState): string {
   return reconcileInput([], current).text;
 }
-
-export function isTable(name: string): name is Table {
-  return (TABLE_ORDER as readonly string[]).includes(name);
-}

@@ -111,15 +111,3 @@ export function renderIstioRestore(ruleset: Ruleset, family: Family): string[] {
   }
   return lines;
 }
-
-/**
- * The command trace `istio-iptables --dry-run` prints (the format of Istio's
- * capture goldens): state checks, the restore input per family, final dumps.
- */
-export function renderIstioDryRunTrace(ruleset: Ruleset): string {
-  const lines = ['iptables-save', 'ip6tables-save', ...renderIstioRestore(ruleset, 'ipv4')];
-  if (ruleset.ipv6) lines.push(...renderIstioRestore(ruleset, 'ipv6'));
-  lines.push('iptables-save');
-  if (ruleset.ipv6) lines.push('ip6tables-save');
-  return `${lines.join('\n')}\n`;
-}

@@ -223,7 +223,7 @@ export function renderNftTransaction(ruleset: Ruleset): string[] {
   ]);
 }
 
-/** Removes the three tables; `add` first so the delete cannot fail on a missing table. */
-export function renderNftCleanup(): string[] {
-  return NFT_TABLES.flatMap((table) => [`add table inet ${NftTable[table]}`, `delete table inet ${NftTable[table]}`]);
+/** Removes mesh tables (all three by default); `add` first so the delete cannot fail on a missing table. */
+export function renderNftCleanup(names: readonly string[] = NFT_TABLES.map((table) => NftTable[table])): string[] {
+  return names.flatMap((name) => [`add table inet ${name}`, `delete table inet ${name}`]);
 }

@@ -10,15 +10,27 @@ import {
   chainsOf,
   renderIptablesMatch,
   renderIptablesRuleLine,
-  renderIstioDryRunTrace,
   renderIstioRestore,
 } from '../../src/render/iptables.js';
 import { nftChainName, renderNftCleanup, renderNftRuleBody, renderNftTransaction } from '../../src/render/nftables.js';
 import { m, net, t } from '../../src/rules/build.js';
+import { recordingSystem } from '../../src/backend/system.js';
+import { createLogger } from '../../src/cli/log.js';
+import { runCapture } from '../../src/reconcile/engine.js';
+import { renderIptablesTrace } from '../../src/render/trace.js';
 import { buildRuleset } from '../../src/rules/build.js';
 import type { FamilyScope, Match, Rule, Ruleset, Table, Target } from '../../src/rules/model.js';
 
 const FACTS: HostFacts = { interfaceAddresses: () => ['10.244.0.7'], resolvConf: () => undefined, lookupUid: () => undefined };
+
+/** The trace --dry-run prints: the real engine against the recording stub. */
+async function dryRunTrace(argv: readonly string[] = []): Promise<string> {
+  const sys = recordingSystem({ which: () => undefined, readFile: () => undefined, readBytes: () => undefined });
+  const config = parseCaptureConfig(['--ipv6=false', ...argv], {}, FACTS);
+  const quiet = { env: {}, stdout: () => {}, stderr: () => {}, readStdin: async () => Buffer.alloc(0) };
+  await runCapture(config, {}, { sys, log: createLogger(quiet) });
+  return renderIptablesTrace(sys.calls);
+}
 
 function build(argv: readonly string[] = [], env: Env = {}): Ruleset {
   return buildRuleset(parseCaptureConfig(['--ipv6=false', ...argv], env, FACTS));
@@ -103,12 +115,12 @@ describe('iptables-restore text', () => {
     assert.equal(line(t.return, 3), '-I ISTIO_X 3 -j RETURN');
   });
 
-  test('dry-run trace: state checks, v4 restore, v6 restore only with IPv6, final dumps', () => {
-    const off = renderIstioDryRunTrace(build()).split('\n');
+  test('dry-run trace: state checks, v4 restore, v6 restore only with IPv6, final dumps', async () => {
+    const off = (await dryRunTrace()).split('\n');
     assert.deepEqual(off.slice(0, 3), ['iptables-save', 'ip6tables-save', '* nat']);
     assert.deepEqual(off.slice(-3), ['COMMIT', 'iptables-save', ''], 'ip6tables-save at the start always, at the end only with IPv6');
 
-    const on = renderIstioDryRunTrace(build(['--ipv6=true'])).split('\n');
+    const on = (await dryRunTrace(['--ipv6=true'])).split('\n');
     assert.deepEqual(on.slice(-3), ['iptables-save', 'ip6tables-save', '']);
     assert.equal(on.filter((line) => line === '* nat').length, 2);
     assert.ok(on.indexOf('-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN') < on.indexOf('-A ISTIO_OUTPUT -d ::1/128 -j RETURN'), 'v4 before v6');
