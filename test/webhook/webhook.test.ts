@@ -265,18 +265,22 @@ describe('webhook: certificate reload and shutdown', () => {
     const s = await start(DEFAULT_SETTINGS, { requestTimeoutMs: 5000 });
     const { request } = await import('node:https');
     const body = JSON.stringify(review({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'a', image: 'a' }] } }));
+    // The server has the request (headers in, body not yet complete) when it emits 'request'.
+    const received = new Promise<void>((resolve) => s.webhook.server.once('request', () => resolve()));
+    const req = request({ host: '127.0.0.1', port: s.port, method: 'POST', path: '/inject', rejectUnauthorized: false, agent: false,
+      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } });
     const inflight = new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: s.port, method: 'POST', path: '/inject', rejectUnauthorized: false, agent: false,
-        headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      req.on('response', (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       });
       req.on('error', reject);
-      req.write(body.slice(0, 10));
-      setTimeout(() => req.end(body.slice(10)), 300);
     });
-    await new Promise((r) => setTimeout(r, 100));
+    req.write(body.slice(0, 10));
+    await received;
     const closed = s.webhook.shutdown(3000);
+    // The rest of the body arrives only after shutdown began: the request must still complete.
+    req.end(body.slice(10));
     assert.equal(await inflight, 200);
     await closed;
     await assert.rejects(send(s.port, { method: 'GET', path: '/healthz', timeoutMs: 1000 }));
