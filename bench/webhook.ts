@@ -6,7 +6,7 @@
  * Goal: at least half the bare throughput, p99 under 10 ms.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,14 +48,24 @@ function post(agent: Agent, port: number, body: string): Promise<number> {
   });
 }
 
+/** CPU seconds (user + system) the process has used so far, from /proc (clock ticks are 100 Hz on Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 interface Result {
   readonly requests: number;
+  /** Server CPU per request, microseconds: what the server itself spends, whoever is the bottleneck. */
+  readonly serverCpuUs: number;
   readonly seconds: number;
   readonly latenciesMs: Float64Array;
   readonly failures: number;
 }
 
-async function load(port: number, body: string, seconds: number): Promise<Result> {
+async function load(server: { child: ChildProcess; port: number }, body: string, seconds: number): Promise<Result> {
+  const { port } = server;
+  const cpuBefore = cpuSeconds(server.child.pid!);
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, rejectUnauthorized: false });
   const latencies: number[] = [];
   let failures = 0;
@@ -72,7 +82,8 @@ async function load(port: number, body: string, seconds: number): Promise<Result
     }),
   );
   agent.destroy();
-  return { requests: latencies.length, seconds: Number(process.hrtime.bigint() - start) / 1e9, latenciesMs: Float64Array.from(latencies).sort(), failures };
+  const serverCpuUs = ((cpuSeconds(server.child.pid!) - cpuBefore) * 1e6) / Math.max(1, latencies.length);
+  return { requests: latencies.length, serverCpuUs, seconds: Number(process.hrtime.bigint() - start) / 1e9, latenciesMs: Float64Array.from(latencies).sort(), failures };
 }
 
 const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -110,16 +121,16 @@ async function main() {
 
   try {
     // Warm-up: JIT, TLS session setup and connection pools for both.
-    await load(bare.port, body, 1);
-    await load(meshcap.port, body, 1);
-    await load(uncached.port, body, 1);
+    await load(bare, body, 1);
+    await load(meshcap, body, 1);
+    await load(uncached, body, 1);
     const results = {
-      bare: await load(bare.port, body, SECONDS),
-      meshcap: await load(meshcap.port, body, SECONDS),
-      uncached: await load(uncached.port, body, SECONDS),
+      bare: await load(bare, body, SECONDS),
+      meshcap: await load(meshcap, body, SECONDS),
+      uncached: await load(uncached, body, SECONDS),
     };
     const row = (name: string, r: Result) =>
-      `${name.padEnd(22)} ${(r.requests / r.seconds).toFixed(0).padStart(7)} req/s   p50 ${percentile(r.latenciesMs, 50).toFixed(2).padStart(6)} ms   p99 ${percentile(r.latenciesMs, 99).toFixed(2).padStart(6)} ms   non-200: ${r.failures}`;
+      `${name.padEnd(22)} ${(r.requests / r.seconds).toFixed(0).padStart(7)} req/s   p50 ${percentile(r.latenciesMs, 50).toFixed(2).padStart(6)} ms   p99 ${percentile(r.latenciesMs, 99).toFixed(2).padStart(6)} ms   server CPU ${r.serverCpuUs.toFixed(0).padStart(4)} µs/req   non-200: ${r.failures}`;
     const ratio = results.meshcap.requests / results.meshcap.seconds / (results.bare.requests / results.bare.seconds);
     const p99 = percentile(results.meshcap.latenciesMs, 99);
     console.log(`webhook bench: concurrency ${CONCURRENCY}, ${SECONDS} s each, keep-alive HTTPS on 127.0.0.1, AdmissionReview ${Buffer.byteLength(body)} bytes, answer ${sample.length} bytes`);

@@ -14,11 +14,14 @@ export type PatchOp =
 
 /** RFC 6901 escaping of one reference token. */
 export function escapePointer(token: string): string {
+  if (!token.includes('~') && !token.includes('/')) return token;
   return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 export function pointer(tokens: readonly (string | number)[]): string {
-  return tokens.map((token) => `/${escapePointer(String(token))}`).join('');
+  let out = '';
+  for (const token of tokens) out += `/${typeof token === 'number' ? token : escapePointer(token)}`;
+  return out;
 }
 
 /** Ops turning the string map at `path` (absent when undefined) into `after`. */

@@ -9,7 +9,7 @@ import { parseGoBool } from '../config/argv.js';
 import { ConfigError, parseCaptureConfig } from '../config/parse.js';
 import type { HostFacts } from '../config/types.js';
 import { A, type PodOptions, readPodOptions } from './annotations.js';
-import { type Json, type JsonObject, asArray, asObject, clone, isObject, stringMap } from './json.js';
+import { type Json, type JsonObject, asArray, asObject, clone, deepFreeze, isObject, stringMap } from './json.js';
 import { mergeByKey, strategicMerge } from './merge.js';
 import { type PatchOp, diffList, diffMap } from './patch.js';
 import { type InjectSettings, type ProxyTemplate, initImage, proxyImage } from './settings.js';
@@ -98,8 +98,8 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     containers = options.hold ? [proxy, ...appContainers] : [...appContainers, proxy];
   }
   const volumeNames = template.volumes.map((v) => String(v.name));
-  // Injected volumes first, as Istio's strategic merge leaves them.
-  const volumes: Json[] = [...template.volumes.map((v) => clone(v)), ...stripped.volumes];
+  // Injected volumes first, as Istio's strategic merge leaves them. Template volumes are frozen and shared.
+  const volumes: Json[] = [...template.volumes, ...stripped.volumes];
 
   const newLabels: JsonObject = { ...(asObject(stripped.labels) ?? {}) };
   const appLabels = stringMap(newLabels);
@@ -348,6 +348,17 @@ export function initArgs(options: PodOptions, settings: InjectSettings, uid: str
   return args;
 }
 
+/** What capture needs and nothing more: NET_ADMIN and NET_RAW as root, every other capability dropped. */
+const INIT_SECURITY_CONTEXT: JsonObject = deepFreeze({
+  allowPrivilegeEscalation: false,
+  capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
+  privileged: false,
+  readOnlyRootFilesystem: false,
+  runAsGroup: 0,
+  runAsNonRoot: false,
+  runAsUser: 0,
+});
+
 function buildInit(options: PodOptions, settings: InjectSettings, userProxy: JsonObject | undefined, subject: string): JsonObject {
   let uid = String(settings.proxyUid);
   const userUid = asObject(userProxy?.securityContext)?.runAsUser;
@@ -364,15 +375,7 @@ function buildInit(options: PodOptions, settings: InjectSettings, userProxy: Jso
   init.args = args;
   if (options.proxyMetadata.length > 0) init.env = options.proxyMetadata.map(([name, value]) => ({ name, value }));
   init.resources = clone(options.resources ?? settings.resources);
-  init.securityContext = {
-    allowPrivilegeEscalation: false,
-    capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
-    privileged: false,
-    readOnlyRootFilesystem: false,
-    runAsGroup: 0,
-    runAsNonRoot: false,
-    runAsUser: 0,
-  };
+  init.securityContext = INIT_SECURITY_CONTEXT;
   return init;
 }
 
@@ -385,7 +388,8 @@ function buildProxy(
   prometheus: Record<string, string>,
 ): JsonObject {
   const isDefault = settings.template === undefined;
-  const proxy: JsonObject = clone(template.container);
+  // A shallow copy is enough: the template is frozen, and every field changed below is replaced, not edited.
+  const proxy: JsonObject = { ...template.container };
   proxy.name = PROXY_NAME;
   if (options.proxyImage) proxy.image = options.proxyImage;
   else if (proxy.image === undefined || proxy.image === 'auto') proxy.image = proxyImage(settings);

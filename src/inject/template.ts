@@ -5,13 +5,25 @@
  */
 import YAML from 'yaml';
 import { ConfigError } from '../config/parse.js';
-import { isObject, type JsonObject } from './json.js';
+import { deepFreeze, isObject, type JsonObject } from './json.js';
 import { type InjectSettings, type ProxyTemplate, proxyImage } from './settings.js';
 
 const fieldRef = (path: string): JsonObject => ({ valueFrom: { fieldRef: { fieldPath: path } } });
 const resourceRef = (resource: string): JsonObject => ({ valueFrom: { resourceFieldRef: { divisor: '1', resource } } });
 
+const builtTemplates = new WeakMap<InjectSettings, ProxyTemplate>();
+
+/** The default template for these settings, built once per settings object and frozen: every pod shares it. */
 export function defaultTemplate(settings: InjectSettings): ProxyTemplate {
+  let template = builtTemplates.get(settings);
+  if (!template) {
+    template = buildDefaultTemplate(settings);
+    builtTemplates.set(settings, template);
+  }
+  return template;
+}
+
+function buildDefaultTemplate(settings: InjectSettings): ProxyTemplate {
   const { mesh } = settings;
   const container: JsonObject = {
     name: 'istio-proxy',
@@ -82,7 +94,7 @@ export function defaultTemplate(settings: InjectSettings): ProxyTemplate {
     { name: 'istiod-ca-cert', configMap: { name: 'istio-ca-root-cert' } },
     { name: 'istio-ca-crl', configMap: { name: 'istio-ca-crl', optional: true } },
   ];
-  return { container, volumes };
+  return { container: deepFreeze(container), volumes: deepFreeze(volumes) };
 }
 
 /**
@@ -108,7 +120,7 @@ export function parseTemplate(text: string, source: string): ProxyTemplate {
   for (const key of Object.keys(value)) {
     if (key !== 'container' && key !== 'volumes') throw new ConfigError('--template', source, `has an unknown key ${JSON.stringify(key)}`, allowed, '');
   }
-  return { container: { ...value.container, name: 'istio-proxy' }, volumes: volumes as JsonObject[] };
+  return { container: deepFreeze({ ...value.container, name: 'istio-proxy' }), volumes: deepFreeze(volumes as JsonObject[]) };
 }
 
 export function renderTemplate(template: ProxyTemplate): string {

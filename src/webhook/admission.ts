@@ -11,7 +11,8 @@ import type { Outcome } from './metrics.js';
 
 export interface ReviewAnswer {
   readonly status: number;
-  readonly body: JsonObject;
+  /** The JSON body to send, as text. */
+  readonly body: string;
   readonly outcome: Outcome;
   readonly uid?: string;
   /** One line for the log. */
@@ -19,10 +20,11 @@ export interface ReviewAnswer {
 }
 
 /**
- * Answers by pod content. Pods of one ReplicaSet reach the webhook as identical
- * objects (generateName, no name or uid yet), so a scale-out repeats the same
- * question; the engine is pure, so a remembered answer is the answer. Owned by
- * the caller (the HTTP shell); bounded, least recently used evicted first.
+ * Answers by request content. Pods of one ReplicaSet reach the webhook as
+ * identical objects (generateName, no name or uid yet), so a scale-out repeats
+ * the same question with only the request uid changed; the engine is pure, so
+ * a remembered answer is the answer. Owned by the caller (the HTTP shell);
+ * bounded, least recently used evicted first.
  */
 export class AnswerCache {
   private readonly entries = new Map<string, Cached>();
@@ -45,13 +47,27 @@ export class AnswerCache {
 }
 
 interface Cached {
-  readonly response: JsonObject;
+  /** The response's members after `uid`, as JSON text starting with a comma. */
+  readonly responseTail: string;
   readonly outcome: Outcome;
   readonly message: string;
 }
 
 function problem(status: number, message: string): ReviewAnswer {
-  return { status, body: { error: message }, outcome: 'error', message };
+  return { status, body: JSON.stringify({ error: message }), outcome: 'error', message };
+}
+
+/**
+ * The cache key: the body text with the request uid cut out, and where it was.
+ * Only when the uid's JSON text occurs exactly once, so two bodies with one key
+ * differ in nothing but the uid. Keying on the text the API server sent avoids
+ * serialising the pod again.
+ */
+function cacheKey(text: string, uid: string): string | undefined {
+  const needle = JSON.stringify(uid);
+  const at = text.indexOf(needle);
+  if (at === -1 || text.indexOf(needle, at + needle.length) !== -1) return undefined;
+  return `${at}\u0000${text.slice(0, at)}${text.slice(at + needle.length)}`;
 }
 
 export function answerReview(text: string, settings: InjectSettings, cache?: AnswerCache): ReviewAnswer {
@@ -79,45 +95,52 @@ function answer(text: string, settings: InjectSettings, cache: AnswerCache | und
   const request = asObject(review.request);
   if (!request || typeof request.uid !== 'string' || request.uid === '') return problem(400, 'AdmissionReview has no request.uid');
   const uid = request.uid;
-  const respond = (response: JsonObject, outcome: Outcome, message: string): ReviewAnswer => ({
+  // Built as text: the patch is a long base64 string that JSON.stringify would scan once more for nothing.
+  const respond = ({ responseTail, outcome, message }: Cached): ReviewAnswer => ({
     status: 200,
-    body: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, ...response } },
+    body: `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":${JSON.stringify(uid)}${responseTail}}}`,
     outcome,
     uid,
     message,
   });
 
+  const key = cache && cache.capacity > 0 ? cacheKey(text, uid) : undefined;
+  const hit = key === undefined ? undefined : cache!.get(key);
+  if (hit) return respond(hit);
+  const fresh = answerRequest(request, settings);
+  if (key !== undefined) cache!.set(key, fresh);
+  return respond(fresh);
+}
+
+function answerRequest(request: JsonObject, settings: InjectSettings): Cached {
   const kind = asObject(request.kind);
   const pod = asObject(request.object);
   if ((kind && (kind.kind !== 'Pod' || (kind.group ?? '') !== '')) || (request.operation !== undefined && request.operation !== 'CREATE')) {
-    return respond({ allowed: true }, 'skipped', `not a pod creation (${String(kind?.kind)} ${String(request.operation)}): allowed unchanged`);
+    return cached({ allowed: true }, 'skipped', `not a pod creation (${String(kind?.kind)} ${String(request.operation)}): allowed unchanged`);
   }
   if (!pod || !isObject(pod.spec)) {
-    return respond({ allowed: false, status: { code: 400, message: 'request.object is not a Pod with a spec' } }, 'denied', 'request.object is not a Pod');
+    return cached({ allowed: false, status: { code: 400, message: 'request.object is not a Pod with a spec' } }, 'denied', 'request.object is not a Pod');
   }
   const namespace = typeof request.namespace === 'string' ? request.namespace : undefined;
-  const key = cache ? `${namespace}\u0000${JSON.stringify(pod)}` : '';
-  const hit = cache?.get(key);
-  if (hit) return respond(hit.response, hit.outcome, hit.message);
-  const fresh = answerPod(pod, namespace, settings);
-  cache?.set(key, fresh);
-  return respond(fresh.response, fresh.outcome, fresh.message);
+  return answerPod(pod, namespace, settings);
+}
+
+function cached(response: JsonObject, outcome: Outcome, message: string): Cached {
+  return { responseTail: `,${JSON.stringify(response).slice(1, -1)}`, outcome, message };
 }
 
 function answerPod(pod: JsonObject, namespace: string | undefined, settings: InjectSettings): Cached {
   const target = podTarget(pod, namespace);
   try {
     const outcome = injectPod(target, settings);
-    if (outcome.kind === 'skipped') return { response: { allowed: true }, outcome: 'skipped', message: outcome.reason };
-    if (outcome.ops.length === 0) {
-      return { response: { allowed: true }, outcome: 'skipped', message: `${target.subject} is already injected with the same result` };
-    }
+    if (outcome.kind === 'skipped') return cached({ allowed: true }, 'skipped', outcome.reason);
+    if (outcome.ops.length === 0) return cached({ allowed: true }, 'skipped', `${target.subject} is already injected with the same result`);
     const patch = Buffer.from(JSON.stringify(outcome.ops)).toString('base64');
-    return { response: { allowed: true, patchType: 'JSONPatch', patch }, outcome: 'injected', message: `injected ${target.subject}` };
+    return { responseTail: `,"allowed":true,"patchType":"JSONPatch","patch":"${patch}"`, outcome: 'injected', message: `injected ${target.subject}` };
   } catch (error) {
     if (error instanceof ConfigError) {
       // Rejecting the pod is the point: injecting a capture the init container would refuse breaks it later, less visibly.
-      return { response: { allowed: false, status: { code: 400, message: error.message } }, outcome: 'denied', message: error.message };
+      return cached({ allowed: false, status: { code: 400, message: error.message } }, 'denied', error.message);
     }
     throw error;
   }

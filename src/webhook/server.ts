@@ -46,7 +46,7 @@ export interface Webhook {
 
 export function startWebhook(options: WebhookOptions): Webhook {
   const metrics = new Metrics();
-  const cache = new AnswerCache(options.cacheSize ?? 256);
+  const cache = (options.cacheSize ?? 256) > 0 ? new AnswerCache(options.cacheSize ?? 256) : undefined;
   const { log } = options;
   let certDigest = '';
   let shuttingDown = false;
@@ -160,7 +160,7 @@ export function startWebhook(options: WebhookOptions): Webhook {
       }
       const answer = answerReview(body.toString('utf8'), options.settings, cache);
       metrics.outcome(answer.outcome);
-      json(answer.status, answer.body, { uid: answer.uid, outcome: answer.outcome, detail: answer.message });
+      finish(answer.status, answer.body, 'application/json', { uid: answer.uid, outcome: answer.outcome, detail: answer.message });
     } catch (error) {
       // A bug, not a client mistake: answer 500 (the API server applies failurePolicy) and keep serving.
       log('error', 'internal error', { error: (error as Error).stack ?? String(error) });

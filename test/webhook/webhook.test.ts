@@ -1,13 +1,15 @@
 /**
  * The webhook over real HTTPS on 127.0.0.1: AdmissionReviews built from Istio's
  * anchor inputs (pods as their controllers would create them), patches applied
- * with an independent RFC 6902 applier must give the same pod as `meshcap
+ * with fast-json-patch (an RFC 6902 library independent of meshcap, validating
+ * every op) must give the same pod as `meshcap
  * inject`; skip, deny, limits, routes, certificate reload, graceful shutdown.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import jsonPatch, { type Operation } from 'fast-json-patch';
 import YAML from 'yaml';
 import { type JsonObject, asObject, isObject } from '../../src/inject/json.js';
 import { injectManifests } from '../../src/inject/manifest.js';
@@ -17,11 +19,16 @@ import { type Webhook, startWebhook } from '../../src/webhook/server.js';
 import { INJECT_CASES, ISTIO_LIKE } from '../golden/inject-cases.js';
 import { INJECT_DIR, podsOf } from '../golden/inject-compare.js';
 import { send } from '../helpers/https.js';
-import { applyPatch } from '../helpers/json-patch.js';
 import { anchorsOrSkip } from '../helpers/paths.js';
 import { makeCert } from '../helpers/tls.js';
 
 const anchors = anchorsOrSkip();
+
+/** The patch applied as a consumer would: every op validated (paths resolve, indexes in range), the input left untouched. */
+function applyPatch(pod: JsonObject, patch: unknown): JsonObject {
+  assert.ok(Array.isArray(patch), 'the patch is a JSON array of operations');
+  return jsonPatch.applyPatch(pod, patch as Operation[], true, false).newDocument;
+}
 
 export function review(pod: JsonObject, uid = 'uid-1'): JsonObject {
   return {
