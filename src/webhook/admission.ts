@@ -17,6 +17,8 @@ export interface ReviewAnswer {
   readonly uid?: string;
   /** One line for the log. */
   readonly message: string;
+  /** Answered from the AnswerCache. */
+  readonly cached: boolean;
 }
 
 /**
@@ -54,7 +56,7 @@ interface Cached {
 }
 
 function problem(status: number, message: string): ReviewAnswer {
-  return { status, body: JSON.stringify({ error: message }), outcome: 'error', message };
+  return { status, body: JSON.stringify({ error: message }), outcome: 'error', message, cached: false };
 }
 
 /**
@@ -96,20 +98,21 @@ function answer(text: string, settings: InjectSettings, cache: AnswerCache | und
   if (!request || typeof request.uid !== 'string' || request.uid === '') return problem(400, 'AdmissionReview has no request.uid');
   const uid = request.uid;
   // Built as text: the patch is a long base64 string that JSON.stringify would scan once more for nothing.
-  const respond = ({ responseTail, outcome, message }: Cached): ReviewAnswer => ({
+  const respond = ({ responseTail, outcome, message }: Cached, cached: boolean): ReviewAnswer => ({
     status: 200,
     body: `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":${JSON.stringify(uid)}${responseTail}}}`,
     outcome,
     uid,
     message,
+    cached,
   });
 
   const key = cache && cache.capacity > 0 ? cacheKey(text, uid) : undefined;
   const hit = key === undefined ? undefined : cache!.get(key);
-  if (hit) return respond(hit);
+  if (hit) return respond(hit, true);
   const fresh = answerRequest(request, settings);
   if (key !== undefined) cache!.set(key, fresh);
-  return respond(fresh);
+  return respond(fresh, false);
 }
 
 function answerRequest(request: JsonObject, settings: InjectSettings): Cached {

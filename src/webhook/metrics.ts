@@ -10,6 +10,7 @@ export class Metrics {
   private readonly bucketCounts = new Array<number>(BUCKETS_SECONDS.length).fill(0);
   private latencySum = 0;
   private latencyCount = 0;
+  private cacheHits = 0;
   private certReloads = 0;
   private certReloadErrors = 0;
 
@@ -26,6 +27,10 @@ export class Metrics {
 
   outcome(outcome: Outcome): void {
     this.outcomes[outcome]++;
+  }
+
+  cacheHit(): void {
+    this.cacheHits++;
   }
 
   certReload(ok: boolean): void {
@@ -62,6 +67,7 @@ export class Metrics {
     counter('meshcap_webhook_skipped_total', 'Pods allowed unchanged (opted out, host network, already injected, not a pod).', this.outcomes.skipped);
     counter('meshcap_webhook_denied_total', 'Pods rejected because an annotation is invalid.', this.outcomes.denied);
     counter('meshcap_webhook_errors_total', 'Requests that could not be answered with an AdmissionReview (bad body, size, type, timeout, internal error).', this.outcomes.error);
+    counter('meshcap_webhook_answer_cache_hits_total', 'Reviews answered from the answer cache (same request as an earlier one but for its uid).', this.cacheHits);
     counter('meshcap_webhook_cert_reloads_total', 'Successful TLS certificate reloads.', this.certReloads);
     counter('meshcap_webhook_cert_reload_errors_total', 'Failed TLS certificate reloads (the previous certificate stays in use).', this.certReloadErrors);
     return `${lines.join('\n')}\n`;

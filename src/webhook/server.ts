@@ -160,7 +160,8 @@ export function startWebhook(options: WebhookOptions): Webhook {
       }
       const answer = answerReview(body.toString('utf8'), options.settings, cache);
       metrics.outcome(answer.outcome);
-      finish(answer.status, answer.body, 'application/json', { uid: answer.uid, outcome: answer.outcome, detail: answer.message });
+      if (answer.cached) metrics.cacheHit();
+      finish(answer.status, answer.body, 'application/json', { uid: answer.uid, outcome: answer.outcome, cached: answer.cached, detail: answer.message });
     } catch (error) {
       // A bug, not a client mistake: answer 500 (the API server applies failurePolicy) and keep serving.
       log('error', 'internal error', { error: (error as Error).stack ?? String(error) });

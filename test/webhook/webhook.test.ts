@@ -178,7 +178,8 @@ describe('webhook: HTTP behaviour', () => {
     assert.equal(metrics.status, 200);
     assert.match(String(metrics.headers['content-type']), /^text\/plain; version=0\.0\.4/);
     for (const name of ['meshcap_webhook_requests_total{path="/inject",code="200"}', 'meshcap_webhook_inject_duration_seconds_bucket{le="+Inf"}',
-      'meshcap_webhook_injected_total 1', 'meshcap_webhook_skipped_total', 'meshcap_webhook_errors_total']) {
+      'meshcap_webhook_injected_total 1', 'meshcap_webhook_skipped_total', 'meshcap_webhook_errors_total',
+      'meshcap_webhook_answer_cache_hits_total']) {
       assert.ok(metrics.body.includes(name), `${name} in\n${metrics.body}`);
     }
   });

@@ -1,0 +1,94 @@
+/**
+ * answerReview's answer cache: a repeated request (only the uid differs) is
+ * answered from the cache with the new uid and the same patch; anything that
+ * could make two requests differ beyond the uid is never answered from it.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { DEFAULT_SETTINGS } from '../../src/inject/settings.js';
+import { AnswerCache, type ReviewAnswer, answerReview } from '../../src/webhook/admission.js';
+
+function reviewText(uid: string, podName = 'web', annotations: Record<string, string> = {}): string {
+  return JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      namespace: 'shop',
+      operation: 'CREATE',
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { generateName: `${podName}-`, annotations },
+        spec: { containers: [{ name: podName, image: `${podName}:1`, ports: [{ containerPort: 8080 }] }] },
+      },
+    },
+  });
+}
+
+const response = (answer: ReviewAnswer) => (JSON.parse(answer.body) as { response: Record<string, unknown> }).response;
+
+describe('answer cache', () => {
+  test('a request repeated with another uid is answered from the cache, with that uid and the same patch', () => {
+    const cache = new AnswerCache(8);
+    const first = answerReview(reviewText('uid-a'), DEFAULT_SETTINGS, cache);
+    const second = answerReview(reviewText('uid-b'), DEFAULT_SETTINGS, cache);
+    assert.equal(first.cached, false);
+    assert.equal(second.cached, true);
+    assert.equal(second.outcome, 'injected');
+    assert.equal(response(second).uid, 'uid-b');
+    assert.equal(response(second).patch, response(first).patch);
+    // The cached answer is byte for byte what the engine gives without a cache.
+    assert.equal(second.body, answerReview(reviewText('uid-b'), DEFAULT_SETTINGS).body);
+  });
+
+  test('a different pod is not answered from the cache', () => {
+    const cache = new AnswerCache(8);
+    answerReview(reviewText('uid-a', 'web'), DEFAULT_SETTINGS, cache);
+    const other = answerReview(reviewText('uid-b', 'api'), DEFAULT_SETTINGS, cache);
+    assert.equal(other.cached, false);
+    assert.notEqual(response(other).patch, response(answerReview(reviewText('uid-c', 'web'), DEFAULT_SETTINGS, cache)).patch);
+  });
+
+  test('a uid that also appears inside the pod disables caching for that request', () => {
+    const cache = new AnswerCache(8);
+    // Cutting the uid out would also cut the annotation: two different pods could share a key.
+    const first = answerReview(reviewText('uid-a', 'web', { note: 'uid-a' }), DEFAULT_SETTINGS, cache);
+    const second = answerReview(reviewText('uid-a', 'web', { note: 'uid-a' }), DEFAULT_SETTINGS, cache);
+    assert.equal(first.cached, false);
+    assert.equal(second.cached, false);
+    assert.equal(second.outcome, 'injected');
+  });
+
+  test('denials and skips are remembered too, and stay correct', () => {
+    const cache = new AnswerCache(8);
+    const bad = { 'traffic.sidecar.istio.io/includeOutboundIPRanges': 'bad' };
+    answerReview(reviewText('uid-a', 'web', bad), DEFAULT_SETTINGS, cache);
+    const denied = answerReview(reviewText('uid-b', 'web', bad), DEFAULT_SETTINGS, cache);
+    assert.equal(denied.cached, true);
+    assert.equal(denied.outcome, 'denied');
+    assert.equal(response(denied).allowed, false);
+    assert.equal(response(denied).uid, 'uid-b');
+    const optOut = { 'sidecar.istio.io/inject': 'false' };
+    answerReview(reviewText('uid-c', 'web', optOut), DEFAULT_SETTINGS, cache);
+    const skipped = answerReview(reviewText('uid-d', 'web', optOut), DEFAULT_SETTINGS, cache);
+    assert.deepEqual([skipped.cached, skipped.outcome, response(skipped)], [true, 'skipped', { uid: 'uid-d', allowed: true }]);
+  });
+
+  test('bounded: the least recently used answer is evicted first', () => {
+    const cache = new AnswerCache(2);
+    answerReview(reviewText('1', 'a'), DEFAULT_SETTINGS, cache);
+    answerReview(reviewText('2', 'b'), DEFAULT_SETTINGS, cache);
+    assert.equal(answerReview(reviewText('3', 'a'), DEFAULT_SETTINGS, cache).cached, true); // a is now the most recent
+    answerReview(reviewText('4', 'c'), DEFAULT_SETTINGS, cache); // evicts b
+    assert.equal(answerReview(reviewText('5', 'a'), DEFAULT_SETTINGS, cache).cached, true);
+    assert.equal(answerReview(reviewText('6', 'b'), DEFAULT_SETTINGS, cache).cached, false);
+  });
+
+  test('capacity 0 never caches', () => {
+    const cache = new AnswerCache(0);
+    answerReview(reviewText('uid-a'), DEFAULT_SETTINGS, cache);
+    assert.equal(answerReview(reviewText('uid-b'), DEFAULT_SETTINGS, cache).cached, false);
+  });
+});
