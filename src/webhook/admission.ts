@@ -59,6 +59,9 @@ function problem(status: number, message: string): ReviewAnswer {
   return { status, body: JSON.stringify({ error: message }), outcome: 'error', message, cached: false };
 }
 
+/** Pods are a few KiB; a request larger than this is answered but not remembered. */
+export const MAX_CACHED_REQUEST_CHARS = 64 * 1024;
+
 /**
  * The cache key: the body text with the request uid cut out, and where it was.
  * Only when the uid's JSON text occurs exactly once, so two bodies with one key
@@ -66,6 +69,8 @@ function problem(status: number, message: string): ReviewAnswer {
  * serialising the pod again.
  */
 function cacheKey(text: string, uid: string): string | undefined {
+  // Keys are whole request texts: bounding their size bounds the cache's memory (256 entries: at most 16 MiB).
+  if (text.length > MAX_CACHED_REQUEST_CHARS) return undefined;
   const needle = JSON.stringify(uid);
   const at = text.indexOf(needle);
   if (at === -1 || text.indexOf(needle, at + needle.length) !== -1) return undefined;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DEFAULT_SETTINGS } from '../../src/inject/settings.js';
-import { AnswerCache, type ReviewAnswer, answerReview } from '../../src/webhook/admission.js';
+import { AnswerCache, MAX_CACHED_REQUEST_CHARS, type ReviewAnswer, answerReview } from '../../src/webhook/admission.js';
 
 function reviewText(uid: string, podName = 'web', annotations: Record<string, string> = {}): string {
   return JSON.stringify({
@@ -84,6 +84,14 @@ describe('answer cache', () => {
     answerReview(reviewText('4', 'c'), DEFAULT_SETTINGS, cache); // evicts b
     assert.equal(answerReview(reviewText('5', 'a'), DEFAULT_SETTINGS, cache).cached, true);
     assert.equal(answerReview(reviewText('6', 'b'), DEFAULT_SETTINGS, cache).cached, false);
+  });
+
+  test('requests above the size bound are answered but not remembered (the cache\'s memory stays bounded)', () => {
+    const cache = new AnswerCache(8);
+    const big = { filler: 'x'.repeat(MAX_CACHED_REQUEST_CHARS) };
+    assert.equal(answerReview(reviewText('uid-a', 'web', big), DEFAULT_SETTINGS, cache).outcome, 'injected');
+    const again = answerReview(reviewText('uid-b', 'web', big), DEFAULT_SETTINGS, cache);
+    assert.deepEqual([again.cached, again.outcome], [false, 'injected']);
   });
 
   test('capacity 0 never caches', () => {
