@@ -28,6 +28,9 @@ Options:
                                   (per pod: annotation sidecar.istio.io/nativeSidecar)
       --hold-application BOOL     legacy layout: start the proxy first and hold the app until it is
                                   ready [default true] (per pod: proxy.istio.io/config holdApplicationUntilProxyStarts)
+      --rewrite-app-probes BOOL   send the app's httpGet/tcpSocket/grpc probes through the agent's
+                                  status port, as Istio does [default true]
+                                  (per pod: annotation sidecar.istio.io/rewriteAppHTTPProbers)
       --template FILE             proxy container and volumes (YAML: container:, volumes:)
       --print-template            print the built-in template (a starting point for --template)
       --revision REV              istio.io/rev written to pods [default default]
@@ -44,6 +47,7 @@ export interface InjectOptionValues {
   readonly tag?: string;
   readonly 'native-sidecars'?: string;
   readonly 'hold-application'?: string;
+  readonly 'rewrite-app-probes'?: string;
   readonly template?: string;
   readonly revision?: string;
   readonly 'native-nftables'?: boolean;
@@ -56,6 +60,7 @@ export const SETTINGS_OPTIONS = {
   tag: { type: 'string' },
   'native-sidecars': { type: 'string' },
   'hold-application': { type: 'string' },
+  'rewrite-app-probes': { type: 'string' },
   template: { type: 'string' },
   revision: { type: 'string' },
   'native-nftables': { type: 'boolean' },
@@ -86,6 +91,7 @@ export function settingsFromOptions(values: InjectOptionValues): InjectSettings 
     tag: text('tag', values.tag, DEFAULT_SETTINGS.tag),
     nativeSidecars: bool('native-sidecars', values['native-sidecars'], DEFAULT_SETTINGS.nativeSidecars),
     holdApplicationUntilProxyStarts: bool('hold-application', values['hold-application'], DEFAULT_SETTINGS.holdApplicationUntilProxyStarts),
+    rewriteAppProbes: bool('rewrite-app-probes', values['rewrite-app-probes'], DEFAULT_SETTINGS.rewriteAppProbes),
     revision: text('revision', values.revision, DEFAULT_SETTINGS.revision),
     nativeNftables: values['native-nftables'] ?? false,
   };

@@ -32,7 +32,8 @@ Options:
                                  are identical pods); 0 disables [default 256]
       --quiet                    no per-request log lines (errors are still logged)
   and the injection options of 'meshcap inject' (--init-image, --image, --hub, --tag,
-  --native-sidecars, --hold-application, --template, --revision, --native-nftables).
+  --native-sidecars, --hold-application, --rewrite-app-probes, --template, --revision,
+  --native-nftables).
 `;
 
 function seconds(name: string, text: string | undefined, fallback: number, max: number): number {

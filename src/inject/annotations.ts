@@ -39,6 +39,7 @@ export const A = {
   readinessPeriod: 'readiness.status.sidecar.istio.io/periodSeconds',
   readinessFailureThreshold: 'readiness.status.sidecar.istio.io/failureThreshold',
   nativeSidecar: 'sidecar.istio.io/nativeSidecar',
+  rewriteAppHTTPProbers: 'sidecar.istio.io/rewriteAppHTTPProbers',
   agentLogLevel: 'sidecar.istio.io/agentLogLevel',
   proxyLogLevel: 'sidecar.istio.io/logLevel',
   componentLogLevel: 'sidecar.istio.io/componentLogLevel',
@@ -74,6 +75,8 @@ export interface PodOptions {
   readonly readiness: { readonly initialDelaySeconds: number; readonly periodSeconds: number; readonly failureThreshold: number };
   readonly native: boolean;
   readonly hold: boolean;
+  /** App probes go through the agent's status port (probes.ts). */
+  readonly rewriteAppProbes: boolean;
   readonly agentLogLevel: string;
   readonly proxyLogLevel: string;
   readonly componentLogLevel: string;
@@ -138,7 +141,9 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
   const excludeInterfaces = interfaces(A.excludeInterfaces);
 
   const statusText = get(A.statusPort);
-  const statusPort = statusText === undefined ? settings.statusPort : check(A.statusPort, statusText, parsePort(statusText));
+  // "0" is Istio's way to run the agent without a status server: no proxy probes, no metrics merge, no probe rewriting.
+  const statusPort =
+    statusText === undefined ? settings.statusPort : statusText === '0' ? 0 : check(A.statusPort, statusText, parsePort(statusText));
 
   const uint = (name: string, fallback: number): number => {
     const text = get(name);
@@ -155,6 +160,8 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
   };
 
   const native = boolAnnotation(A.nativeSidecar, get(A.nativeSidecar), settings.nativeSidecars, subject);
+  // Istio ignores a value it cannot parse; here it is a mistake worth rejecting, like the other switches.
+  const rewriteAppProbes = boolAnnotation(A.rewriteAppHTTPProbers, get(A.rewriteAppHTTPProbers), settings.rewriteAppProbes, subject);
   const holdConfig = proxyConfig.holdApplicationUntilProxyStarts;
   if (holdConfig !== undefined && typeof holdConfig !== 'boolean') {
     throw invalid(`${A.proxyConfig} holdApplicationUntilProxyStarts`, String(holdConfig), 'is not a boolean', 'use true or false', subject);
@@ -189,6 +196,7 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
     readiness,
     native,
     hold,
+    rewriteAppProbes,
     agentLogLevel: level(A.agentLogLevel, settings.logLevel),
     proxyLogLevel: level(A.proxyLogLevel, 'warning'),
     componentLogLevel: level(A.componentLogLevel, 'misc:error'),

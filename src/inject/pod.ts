@@ -12,6 +12,7 @@ import { A, type PodOptions, readPodOptions } from './annotations.js';
 import { type Json, type JsonObject, asArray, asObject, clone, deepFreeze, isObject, stringMap } from './json.js';
 import { mergeByKey, strategicMerge } from './merge.js';
 import { type PatchOp, diffList, diffMap } from './patch.js';
+import { PROBERS_ENV, rewriteAppProbes } from './probes.js';
 import { type InjectSettings, type ProxyTemplate, initImage, proxyImage } from './settings.js';
 import { defaultTemplate } from './template.js';
 
@@ -68,10 +69,12 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   const userProxy = overrides.find((c) => c.name === PROXY_NAME);
   const userInit = overrides.find((c) => c.name === INIT_NAME);
 
-  const appContainers = stripped.containers;
+  // Kubelet's probes would be captured by the sidecar: they go through the agent instead (probes.ts).
+  const probes = rewriteAppProbes(stripped, stripped.probers, options, subject);
+  const appContainers = probes.containers;
   const template = settings.template ?? defaultTemplate(settings);
 
-  let proxy = buildProxy(options, settings, template, target, appContainers, stripped.prometheus);
+  let proxy = buildProxy(options, settings, template, target, appContainers, stripped.prometheus, probes.probers);
   if (userProxy) proxy = applyOverride(proxy, userProxy);
 
   let init: JsonObject | undefined;
@@ -87,11 +90,11 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   if (options.native) {
     if (init) injectedInit.push(INIT_NAME);
     injectedInit.push(PROXY_NAME);
-    initContainers.push(...(init ? [init] : []), proxy, ...stripped.initContainers);
+    initContainers.push(...(init ? [init] : []), proxy, ...probes.initContainers);
     containers = [...appContainers];
   } else {
     // Legacy: user init containers run before any rule exists (they keep plain networking), then capture.
-    initContainers.push(...stripped.initContainers, ...(init ? [init] : []));
+    initContainers.push(...probes.initContainers, ...(init ? [init] : []));
     if (init) injectedInit.push(INIT_NAME);
     injectedContainers.push(PROXY_NAME);
     // With hold, kubelet starts the proxy first and blocks on its postStart hook until it is ready.
@@ -190,6 +193,8 @@ interface Stripped {
   readonly overridesText: string;
   /** The app's own Prometheus annotations, moved into the proxy's env. */
   readonly prometheus: Record<string, string>;
+  /** The previous proxy's record of the app probes it took over, to restore them. */
+  readonly probers: string | undefined;
 }
 
 /**
@@ -265,6 +270,7 @@ function stripPrevious(metadata: JsonObject, spec: JsonObject, subject: string):
     overrides,
     overridesText,
     prometheus,
+    probers: envValue(oldProxy, PROBERS_ENV),
   };
 }
 
@@ -386,6 +392,7 @@ function buildProxy(
   target: PodTarget,
   apps: readonly JsonObject[],
   prometheus: Record<string, string>,
+  probers: string | undefined,
 ): JsonObject {
   const isDefault = settings.template === undefined;
   // A shallow copy is enough: the template is frozen, and every field changed below is replaced, not edited.
@@ -421,6 +428,7 @@ function buildProxy(
   if (Object.keys(prometheus).length > 0 && options.statusPort !== 0) {
     env.push({ name: 'ISTIO_PROMETHEUS_ANNOTATIONS', value: JSON.stringify(prometheus) });
   }
+  if (probers !== undefined) env.push({ name: PROBERS_ENV, value: probers });
   proxy.env = mergeByKey(asArray(proxy.env) ?? [], env, 'name');
 
   if (options.statusPort !== 0) {

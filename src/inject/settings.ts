@@ -33,6 +33,8 @@ export interface InjectSettings {
   readonly tag: string;
   readonly nativeSidecars: boolean;
   readonly holdApplicationUntilProxyStarts: boolean;
+  /** Istio's sidecarInjectorWebhook.rewriteAppHTTPProbe: app probes go through the agent (probes.ts). */
+  readonly rewriteAppProbes: boolean;
   readonly revision: string;
   readonly proxyUid: number;
   readonly proxyGid: number;
@@ -65,6 +67,7 @@ export const DEFAULT_SETTINGS: InjectSettings = {
   nativeSidecars: true,
   // Istio defaults to false; without it the app races the proxy (istio#11130), so meshcap holds by default.
   holdApplicationUntilProxyStarts: true,
+  rewriteAppProbes: true,
   revision: 'default',
   proxyUid: 1337,
   proxyGid: 1337,

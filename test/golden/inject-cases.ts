@@ -31,7 +31,6 @@ export const ISTIO_LIKE: InjectSettings = {
 };
 
 const legacy = { nativeSidecars: false };
-const PROBES = { 'containers': 'app probes are not rewritten to the agent port (Istio rewrites them)' };
 
 export const INJECT_CASES: readonly InjectCase[] = [
   { n: 1, input: 'hello.yaml', golden: 'hello.yaml.injected' },
@@ -52,15 +51,15 @@ export const INJECT_CASES: readonly InjectCase[] = [
   { n: 12, input: 'hello-host-network.yaml', golden: 'hello-host-network.yaml.injected', skipped: true },
   { n: 13, input: 'hello-ignore.yaml', golden: 'hello-ignore.yaml.injected', skipped: true },
   { n: 14, input: 'merge-probers.yaml', golden: 'merge-probers.yaml.injected', settings: { holdApplicationUntilProxyStarts: true },
-    differs: { ...PROBES, ...Object.fromEntries(['lifecycle', 'proxyArgs', 'proxyProbes'].map((field) => [field,
-      'the old proxy is stripped as injected whichever list it is in; Istio re-applies its fields (--concurrency 2, postStart, probe) as user overrides, its documented quirk'])) } },
-  { n: 15, input: 'native-sidecar.yaml', golden: 'native-sidecar.yaml.injected', differs: PROBES },
-  { n: 16, input: 'native-sidecar.yaml', golden: 'native-sidecar-old-version.yaml.injected', settings: legacy, differs: PROBES },
+    differs: Object.fromEntries(['lifecycle', 'proxyArgs', 'proxyProbes'].map((field) => [field,
+      'the old proxy is stripped as injected whichever list it is in; Istio re-applies its fields (--concurrency 2, postStart, probe) as user overrides, its documented quirk'])) },
+  { n: 15, input: 'native-sidecar.yaml', golden: 'native-sidecar.yaml.injected' },
+  { n: 16, input: 'native-sidecar.yaml', golden: 'native-sidecar-old-version.yaml.injected', settings: legacy },
   { n: 17, input: 'native-sidecar-opt-out.yaml', golden: 'native-sidecar-opt-out.yaml.injected' },
   { n: 17, input: 'native-sidecar-opt-out.yaml', golden: 'native-sidecar-opt-out.yaml.injected', settings: legacy },
-  { n: 18, input: 'hello-probes-proxyHoldApplication-ProxyConfig.yaml', golden: 'hello-probes-proxyHoldApplication-ProxyConfig.yaml.injected', differs: PROBES },
-  { n: 19, input: 'hello-probes.yaml', golden: 'hello-probes.yaml.injected', differs: PROBES },
-  { n: 20, input: 'tcp-probes.yaml', golden: 'tcp-probes.yaml.injected', differs: PROBES },
+  { n: 18, input: 'hello-probes-proxyHoldApplication-ProxyConfig.yaml', golden: 'hello-probes-proxyHoldApplication-ProxyConfig.yaml.injected' },
+  { n: 19, input: 'hello-probes.yaml', golden: 'hello-probes.yaml.injected' },
+  { n: 20, input: 'tcp-probes.yaml', golden: 'tcp-probes.yaml.injected' },
   { n: 21, input: 'proxy-override.yaml', golden: 'proxy-override.yaml.injected',
     differs: { resources: 'quantities are copied as written (3000m), Istio canonicalises them ("3")' } },
   { n: 22, input: 'statefulset.yaml', golden: 'statefulset.yaml.injected' },

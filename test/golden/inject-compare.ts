@@ -45,6 +45,8 @@ const byName = (list: Json | undefined, name: string): JsonObject | undefined =>
 const names = (list: Json | undefined): string[] => (asArray(list) ?? []).filter(isObject).map((c) => String(c.name));
 const proxyOf = (pod: Pod) => byName(pod.spec.initContainers, 'istio-proxy') ?? byName(pod.spec.containers, 'istio-proxy');
 const initOf = (pod: Pod) => byName(pod.spec.initContainers, 'istio-init');
+const envOf = (container: JsonObject | undefined, name: string) =>
+  (asArray(container?.env) ?? []).find((e): e is JsonObject => isObject(e) && e.name === name)?.value ?? null;
 const ISTIO_ANNOTATIONS = [
   'istio.io/rev', 'kubectl.kubernetes.io/default-container', 'kubectl.kubernetes.io/default-logs-container',
   'prometheus.io/path', 'prometheus.io/port', 'prometheus.io/scrape', 'sidecar.istio.io/status',
@@ -78,6 +80,8 @@ export const FIELDS: Readonly<Record<string, (pod: Pod) => unknown>> = {
   labels: (pod) => pod.metadata.labels ?? null,
   annotations: (pod) => pick(pod.metadata.annotations, ISTIO_ANNOTATIONS),
   containers: (pod) => [userContainers(pod.spec.initContainers), userContainers(pod.spec.containers)],
+  // Compared as text: the agent parses it, and Istio's exact JSON (key order, omitted fields) is the contract.
+  ISTIO_KUBE_APP_PROBERS: (pod) => envOf(proxyOf(pod), 'ISTIO_KUBE_APP_PROBERS'),
 };
 
 export interface CaseResult {

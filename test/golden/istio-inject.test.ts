@@ -49,6 +49,14 @@ describe('istio injection anchors', { skip }, () => {
     });
   }
 
+  test('ISTIO_KUBE_APP_PROBERS is compared where Istio writes it, not only absent against absent', () => {
+    const compared = INJECT_CASES.filter((c) => c.golden && !c.skipped && !c.notReproducible);
+    const withProbers = compared.filter((c) =>
+      podsOf(readFileSync(join(INJECT_DIR, c.golden!), 'utf8')).some((pod) => FIELDS.ISTIO_KUBE_APP_PROBERS!(pod) !== null));
+    assert.deepEqual(withProbers.map((c) => c.n), [14, 15, 16, 18, 19, 20]);
+    for (const c of withProbers) assert.equal(c.differs?.ISTIO_KUBE_APP_PROBERS, undefined, `#${c.n} is held to the exact text`);
+  });
+
   test('unsupported kinds pass through byte for byte (frontend.yaml Service)', () => {
     const input = readFileSync(join(INJECT_DIR, 'frontend.yaml'), 'utf8');
     const service = input.slice(0, input.indexOf('---'));
