@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import jsonPatch, { type Operation } from 'fast-json-patch';
 import YAML from 'yaml';
 import { ConfigError } from '../../src/config/parse.js';
 import { settingsFromOptions } from '../../src/cli/inject.js';
@@ -12,7 +13,6 @@ import { type JsonObject } from '../../src/inject/json.js';
 import { injectManifests } from '../../src/inject/manifest.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from '../../src/inject/settings.js';
 import { answerReview } from '../../src/webhook/admission.js';
-import { applyPatch } from '../helpers/json-patch.js';
 
 type Container = Record<string, unknown> & { name: string };
 interface PodSpec {
@@ -258,13 +258,14 @@ describe('webhook', () => {
       request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' },
         operation: 'CREATE', namespace: 'default', object },
     });
-    const response = answerReview(review(pod), DEFAULT_SETTINGS).body.response as JsonObject;
+    const response = (JSON.parse(answerReview(review(pod), DEFAULT_SETTINGS).body) as { response: JsonObject }).response;
     assert.equal(response.allowed, true);
-    const patched = applyPatch(pod, JSON.parse(Buffer.from(String(response.patch), 'base64').toString('utf8'))) as JsonObject;
+    const ops = JSON.parse(Buffer.from(String(response.patch), 'base64').toString('utf8')) as Operation[];
+    const patched = jsonPatch.applyPatch(pod, ops, true, false).newDocument;
     const viaCli = parse(inject(text));
     assert.deepEqual(patched.spec, viaCli.spec);
     assert.ok(probers(inject(text)));
-    const again = answerReview(review(patched), DEFAULT_SETTINGS).body.response as JsonObject;
+    const again = (JSON.parse(answerReview(review(patched), DEFAULT_SETTINGS).body) as { response: JsonObject }).response;
     assert.equal(again.allowed, true);
     assert.equal(again.patch, undefined);
   });
