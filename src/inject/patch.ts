@@ -40,11 +40,18 @@ export function diffMap(path: readonly string[], before: JsonObject | undefined,
   return ops;
 }
 
+/** The same named thing (a container, a volume), possibly changed. */
+function sameNamed(a: Json | undefined, b: Json | undefined): boolean {
+  return isObject(a) && isObject(b) && typeof a.name === 'string' && a.name === b.name;
+}
+
 /**
- * Ops turning the list at `path` into `after`. Items of `before` that appear,
- * unchanged and in the same relative order, in `after` are kept; the others are
- * removed (from the end, so indexes stay valid) and the new ones inserted in
- * ascending order. User containers are never reordered by injection, so the
+ * Ops turning the list at `path` into `after`. Items of `before` that appear in
+ * `after` in the same relative order, unchanged or as the same named item, are
+ * kept; the others are removed (from the end, so indexes stay valid) and the
+ * new ones inserted in ascending order; a kept item that changed (an app
+ * container whose probes were rewritten) is then patched key by key at its
+ * final index. User containers are never reordered by injection, so the
  * user's own items are always kept and only injected items move.
  */
 export function diffList(path: readonly string[], before: Json[] | undefined, after: Json[] | undefined): PatchOp[] {
@@ -56,12 +63,15 @@ export function diffList(path: readonly string[], before: Json[] | undefined, af
   }
   const keptBefore = new Set<number>();
   const keptAfter = new Set<number>();
+  const changed: [number, number][] = [];
   let j = 0;
   for (let i = 0; i < after.length; i++) {
     for (let k = j; k < before.length; k++) {
-      if (deepEqual(before[k], after[i])) {
+      const equal = deepEqual(before[k], after[i]);
+      if (equal || sameNamed(before[k], after[i])) {
         keptBefore.add(k);
         keptAfter.add(i);
+        if (!equal) changed.push([k, i]);
         j = k + 1;
         break;
       }
@@ -74,6 +84,7 @@ export function diffList(path: readonly string[], before: Json[] | undefined, af
   for (let i = 0; i < after.length; i++) {
     if (!keptAfter.has(i)) ops.push({ op: 'add', path: pointer([...path, i]), value: after[i]! });
   }
+  for (const [k, i] of changed) ops.push(...diffMap([...path, String(i)], before[k] as JsonObject, after[i] as JsonObject));
   return ops;
 }
 

@@ -127,3 +127,22 @@ describe('manifest handling', () => {
     assert.throws(() => injectManifests('a: [1\n', DEFAULT_SETTINGS), /document 1/);
   });
 });
+
+describe('the JSON Patch', () => {
+  test('an app container whose probe is rewritten is patched in place, key by key, never removed and re-added', async () => {
+    const { injectPod } = await import('../../src/inject/pod.js');
+    const app = { name: 'app', image: 'app', ports: [{ containerPort: 8080 }], readinessProbe: { httpGet: { path: '/ready', port: 8080 } } };
+    const sidecar = { name: 'log', image: 'log' };
+    const outcome = injectPod(
+      { metadata: { name: 'p' }, hasMetadata: true, spec: { containers: [app, sidecar] }, workload: { apiVersion: 'v1', kind: 'Pod', name: 'p', namespace: 'ns' }, subject: 'Pod "ns/p"' },
+      { ...DEFAULT_SETTINGS, nativeSidecars: false, holdApplicationUntilProxyStarts: false },
+    );
+    assert.equal(outcome.kind, 'injected');
+    const containerOps = outcome.kind === 'injected' ? outcome.ops.filter((op) => op.path.startsWith('/spec/containers')) : [];
+    assert.deepEqual(
+      containerOps.map((op) => `${op.op} ${op.path}`),
+      // The proxy is appended (legacy layout, no hold); only the rewritten probe of the app changes.
+      ['add /spec/containers/2', 'replace /spec/containers/0/readinessProbe'],
+    );
+  });
+});

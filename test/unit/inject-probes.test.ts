@@ -206,7 +206,8 @@ describe('re-injection', () => {
     const once = inject(rich);
     const legacy = inject(once, { ...DEFAULT_SETTINGS, nativeSidecars: false });
     assert.equal(proberText(legacy), proberText(once));
-    assert.equal(inject(legacy), once);
+    // The same pod; the text may differ in YAML style only, where the switch moved a container and it was re-rendered.
+    assert.deepEqual(parse(inject(legacy)), parse(once));
   });
 
   test('a container added after injection gets its probe rewritten and merged in', () => {
