@@ -48,6 +48,8 @@ export const A = {
   proxyCPULimit: 'sidecar.istio.io/proxyCPULimit',
   proxyMemoryLimit: 'sidecar.istio.io/proxyMemoryLimit',
   proxyImage: 'sidecar.istio.io/proxyImage',
+  userVolume: 'sidecar.istio.io/userVolume',
+  userVolumeMount: 'sidecar.istio.io/userVolumeMount',
   defaultContainer: 'kubectl.kubernetes.io/default-container',
   defaultLogsContainer: 'kubectl.kubernetes.io/default-logs-container',
   rev: 'istio.io/rev',
@@ -87,6 +89,10 @@ export interface PodOptions {
   /** From the proxyCPU/Memory annotations; undefined means the settings' default resources. */
   readonly resources: JsonObject | undefined;
   readonly proxyImage: string | undefined;
+  /** sidecar.istio.io/userVolume: extra pod volumes for the proxy, `{name, ...source}`, sorted by name. */
+  readonly userVolumes: readonly JsonObject[];
+  /** sidecar.istio.io/userVolumeMount: extra proxy mounts, `{name, ...mount}`, sorted by name. */
+  readonly userVolumeMounts: readonly JsonObject[];
 }
 
 /** Where the pod came from, for messages: `Deployment "default/hello"`. */
@@ -205,7 +211,54 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
     resources,
     // Istio only honours an image annotation that names a repository (contains '/').
     proxyImage: proxyImage !== undefined && proxyImage.includes('/') ? proxyImage : undefined,
+    userVolumes: readNamedMap(A.userVolume, get(A.userVolume), subject, volumeSourceProblem, 'a JSON object of volume name to volume source, e.g. {"certs":{"secret":{"secretName":"my-certs"}}}'),
+    userVolumeMounts: readNamedMap(A.userVolumeMount, get(A.userVolumeMount), subject, mountProblem, 'a JSON object of volume name to mount, e.g. {"certs":{"mountPath":"/etc/certs","readOnly":true}}'),
   };
+}
+
+/** A Kubernetes volume name: a DNS-1123 label. */
+const VOLUME_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function volumeSourceProblem(value: JsonObject): string | undefined {
+  if (Object.keys(value).length !== 1) return 'needs exactly one volume source (secret, configMap, emptyDir, ...)';
+  return undefined;
+}
+
+function mountProblem(value: JsonObject): string | undefined {
+  if (typeof value.mountPath !== 'string' || !value.mountPath.startsWith('/')) return 'needs an absolute mountPath';
+  return undefined;
+}
+
+/**
+ * Istio's userVolume / userVolumeMount: a JSON map whose keys are volume names,
+ * rendered as list items `{name: key, ...value}` in key order (Go templates
+ * range over maps sorted). Anything the API server would refuse is refused here.
+ */
+function readNamedMap(
+  annotation: string,
+  text: string | undefined,
+  subject: Subject,
+  problemOf: (value: JsonObject) => string | undefined,
+  allowed: string,
+): JsonObject[] {
+  if (text === undefined) return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw invalid(annotation, text, 'is not JSON', `use ${allowed}`, subject);
+  }
+  if (!isObject(value)) throw invalid(annotation, text, 'is not a JSON object', `use ${allowed}`, subject);
+  return Object.keys(value)
+    .sort()
+    .map((name) => {
+      const item = value[name];
+      if (!VOLUME_NAME.test(name)) throw invalid(annotation, text, `${JSON.stringify(name)} is not a volume name (lower-case DNS label)`, `use ${allowed}`, subject);
+      if (!isObject(item)) throw invalid(annotation, text, `the entry ${JSON.stringify(name)} is not an object`, `use ${allowed}`, subject);
+      const problem = problemOf(item);
+      if (problem) throw invalid(annotation, text, `the entry ${JSON.stringify(name)} ${problem}`, `use ${allowed}`, subject);
+      return { name, ...item };
+    });
 }
 
 export function boolAnnotation(name: string, text: string | undefined, fallback: boolean, subject: Subject): boolean {

@@ -100,9 +100,11 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     // With hold, kubelet starts the proxy first and blocks on its postStart hook until it is ready.
     containers = options.hold ? [proxy, ...appContainers] : [...appContainers, proxy];
   }
-  const volumeNames = template.volumes.map((v) => String(v.name));
+  checkUserVolumes(options, template, stripped.volumes, subject);
+  const injectedVolumes = [...template.volumes, ...options.userVolumes];
+  const volumeNames = injectedVolumes.map((v) => String(v.name));
   // Injected volumes first, as Istio's strategic merge leaves them. Template volumes are frozen and shared.
-  const volumes: Json[] = [...template.volumes, ...stripped.volumes];
+  const volumes: Json[] = [...injectedVolumes, ...stripped.volumes];
 
   const newLabels: JsonObject = { ...(asObject(stripped.labels) ?? {}) };
   const appLabels = stringMap(newLabels);
@@ -145,6 +147,22 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     ...diffList(['spec', 'volumes'], asArray(spec.volumes), asArray(newSpec.volumes)),
   ];
   return { kind: 'injected', metadata: newMetadata, spec: newSpec, ops };
+}
+
+/** What the API server would refuse about the user volumes is refused here, naming the annotation. */
+function checkUserVolumes(options: PodOptions, template: ProxyTemplate, podVolumes: readonly Json[], subject: string): void {
+  const podNames = new Set(podVolumes.map((v) => (isObject(v) ? v.name : undefined)));
+  for (const volume of options.userVolumes) {
+    if (podNames.has(volume.name) || template.volumes.some((v) => v.name === volume.name)) {
+      throw new ConfigError(`annotation ${A.userVolume}`, String(volume.name), 'names a volume the pod or the proxy template already has', 'pick another volume name', `on ${subject}`);
+    }
+  }
+  const known = new Set([...podNames, ...template.volumes.map((v) => v.name), ...options.userVolumes.map((v) => v.name)]);
+  for (const mount of options.userVolumeMounts) {
+    if (!known.has(mount.name)) {
+      throw new ConfigError(`annotation ${A.userVolumeMount}`, String(mount.name), 'mounts a volume the pod does not have', `declare it in ${A.userVolume} or in the pod's volumes`, `on ${subject}`);
+    }
+  }
 }
 
 function setList(spec: JsonObject, key: string, items: Json[]): void {
@@ -444,6 +462,7 @@ function buildProxy(
     delete proxy.readinessProbe;
   }
   if (options.resources || proxy.resources === undefined) proxy.resources = clone(options.resources ?? settings.resources);
+  if (options.userVolumeMounts.length > 0) proxy.volumeMounts = [...(asArray(proxy.volumeMounts) ?? []), ...options.userVolumeMounts];
 
   if (options.mode === 'TPROXY') {
     proxy.securityContext = strategicMerge(asObject(proxy.securityContext) ?? {}, {

@@ -42,6 +42,15 @@ describe('annotation validation: same parsers as the istio-iptables flags', () =
     ['proxy.istio.io/config', 'holdApplicationUntilProxyStarts: maybe'],
     ['proxy.istio.io/config', '[1, 2'],
     ['proxy.istio.io/config', 'proxyMetadata: {"BAD NAME": x}'],
+    ['sidecar.istio.io/userVolume', '{"certs":'],
+    ['sidecar.istio.io/userVolume', '["certs"]'],
+    ['sidecar.istio.io/userVolume', '{"Certs":{"secret":{"secretName":"c"}}}'],
+    ['sidecar.istio.io/userVolume', '{"certs":"secret"}'],
+    ['sidecar.istio.io/userVolume', '{"certs":{"secret":{"secretName":"c"},"emptyDir":{}}}'],
+    ['sidecar.istio.io/userVolume', '{"istio-data":{"emptyDir":{}}}'],
+    ['sidecar.istio.io/userVolumeMount', '{"certs":{"readOnly":true}}'],
+    ['sidecar.istio.io/userVolumeMount', '{"certs":{"mountPath":"etc/certs"}}'],
+    ['sidecar.istio.io/userVolumeMount', '{"nowhere":{"mountPath":"/etc/x"}}'],
   ];
   for (const [annotation, value] of bad) {
     test(`${annotation}: ${JSON.stringify(value)} is rejected, naming both`, () => {
@@ -61,6 +70,40 @@ describe('annotation validation: same parsers as the istio-iptables flags', () =
     const args = spec(out.text).initContainers![0]!.args as string[];
     assert.deepEqual(args.slice(args.indexOf('-q'), args.indexOf('-q') + 2), ['-q', '443,8443']);
     assert.deepEqual(args.slice(args.indexOf('-c'), args.indexOf('-c') + 2), ['-c', 'eth1']);
+  });
+});
+
+describe('user volumes for the proxy (sidecar.istio.io/userVolume, userVolumeMount)', () => {
+  const annotations = {
+    'sidecar.istio.io/userVolume': '{"tls":{"secret":{"secretName":"app-tls"}},"extra":{"configMap":{"name":"extra"}}}',
+    'sidecar.istio.io/userVolumeMount': '{"tls":{"mountPath":"/etc/tls","readOnly":true},"own":{"mountPath":"/etc/own"}}',
+  };
+  const withOwnVolume = `  volumes:\n  - name: own\n    emptyDir: {}\n`;
+
+  test('volumes join the injected ones in name order, mounts go to the proxy, the status lists the volumes', () => {
+    const text = injectManifests(pod(annotations, withOwnVolume), DEFAULT_SETTINGS).text;
+    const volumes = spec(text).volumes!;
+    const injected = volumes.slice(0, -1).map((v) => v.name);
+    assert.deepEqual(injected.slice(-2), ['extra', 'tls']);
+    assert.deepEqual(volumes.find((v) => v.name === 'tls'), { name: 'tls', secret: { secretName: 'app-tls' } });
+    assert.equal(volumes.at(-1)!.name, 'own', "the pod's own volume stays, after the injected ones");
+    const proxy = spec(text).initContainers!.find((c) => c.name === 'istio-proxy')!;
+    const mounts = proxy.volumeMounts as { name: string; mountPath: string }[];
+    assert.deepEqual(mounts.slice(-2), [{ name: 'own', mountPath: '/etc/own' }, { name: 'tls', mountPath: '/etc/tls', readOnly: true }]);
+    const status = JSON.parse((YAML.parse(text) as { metadata: { annotations: Record<string, string> } }).metadata.annotations['sidecar.istio.io/status']!);
+    assert.deepEqual(status.volumes.slice(-2), ['extra', 'tls']);
+    assert.ok(!status.volumes.includes('own'));
+  });
+
+  test('re-injection strips and re-adds them: idempotent, and dropping the annotation removes them', () => {
+    const once = injectManifests(pod(annotations, withOwnVolume), DEFAULT_SETTINGS).text;
+    assert.equal(injectManifests(once, DEFAULT_SETTINGS).text, once);
+    const doc = YAML.parse(once) as { metadata: { annotations: Record<string, string> } };
+    delete doc.metadata.annotations['sidecar.istio.io/userVolume'];
+    delete doc.metadata.annotations['sidecar.istio.io/userVolumeMount'];
+    const without = spec(injectManifests(JSON.stringify(doc), DEFAULT_SETTINGS).text);
+    assert.deepEqual(without.volumes!.filter((v) => ['tls', 'extra'].includes(v.name)), []);
+    assert.deepEqual(without.volumes!.map((v) => v.name), spec(injectManifests(pod({}, withOwnVolume), DEFAULT_SETTINGS).text).volumes!.map((v) => v.name));
   });
 });
 
