@@ -124,7 +124,9 @@ async function main() {
   // BENCH_NODE_OPTIONS (e.g. --cpu-prof) is passed to the meshcap server's node, for profiling.
   const nodeOptions = (process.env.BENCH_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
   const meshcapArgs = [...nodeOptions, join(REPO_ROOT, 'bin', 'meshcap'), 'webhook', '--tls-cert', cert, '--tls-key', key,
-    '--address', '127.0.0.1', '--port', '0', '--quiet', '--shutdown-delay', '0'];
+    '--address', '127.0.0.1', '--port', '0', '--quiet', '--shutdown-delay', '0',
+    // BENCH_WEBHOOK_ARGS (e.g. --cache-size 0) adds webhook options, for experiments.
+    ...(process.env.BENCH_WEBHOOK_ARGS ?? '').split(' ').filter(Boolean)];
   const meshcap = await startServer(meshcapArgs);
   // The bare server answers with meshcap's own answer, so both send the same bytes back.
   const sample = await new Promise<string>((resolve, reject) => {

@@ -3,6 +3,7 @@
  * same engine as `meshcap inject`. Pure: the HTTP shell hands over the body
  * text and gets back the status code and JSON to send.
  */
+import { createHash } from 'node:crypto';
 import { ConfigError } from '../config/parse.js';
 import { type JsonObject, asArray, asObject, isObject } from '../inject/json.js';
 import { type PodTarget, injectPod } from '../inject/pod.js';
@@ -63,18 +64,19 @@ function problem(status: number, message: string): ReviewAnswer {
 export const MAX_CACHED_REQUEST_CHARS = 64 * 1024;
 
 /**
- * The cache key: the body text with the request uid cut out, and where it was.
- * Only when the uid's JSON text occurs exactly once, so two bodies with one key
- * differ in nothing but the uid. Keying on the text the API server sent avoids
- * serialising the pod again.
+ * The cache key: a SHA-256 digest of the body text with the request uid cut
+ * out, and of where it was. Only when the uid's JSON text occurs exactly once,
+ * so two bodies with one key differ in nothing but the uid. Hashing the text
+ * the API server sent avoids serialising the pod again and keeps keys small; a
+ * cryptographic digest because a crafted collision would hand one pod
+ * another's patch.
  */
 function cacheKey(text: string, uid: string): string | undefined {
-  // Keys are whole request texts: bounding their size bounds the cache's memory (256 entries: at most 16 MiB).
   if (text.length > MAX_CACHED_REQUEST_CHARS) return undefined;
   const needle = JSON.stringify(uid);
   const at = text.indexOf(needle);
   if (at === -1 || text.indexOf(needle, at + needle.length) !== -1) return undefined;
-  return `${at}\u0000${text.slice(0, at)}${text.slice(at + needle.length)}`;
+  return createHash('sha256').update(`${at}:`).update(text.slice(0, at)).update(text.slice(at + needle.length)).digest('base64');
 }
 
 export function answerReview(text: string, settings: InjectSettings, cache?: AnswerCache): ReviewAnswer {
