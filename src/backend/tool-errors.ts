@@ -24,10 +24,18 @@ export function failingInputLine(stderr: string, input: string | undefined): str
   return line === undefined ? undefined : `input line ${match[1]}: ${line}`;
 }
 
-/** Failures a concurrent writer can cause; the engine re-reads the state and tries again. */
+/**
+ * Failures a concurrent writer can cause; the engine re-reads the state and
+ * tries again. The first group is iptables-legacy's wording; iptables-nft
+ * names the failed nf_tables operation instead ("RULE_DELETE failed (No such
+ * file or directory)": a rule seen at read time was removed by another
+ * transaction before this one committed).
+ */
 export function isConcurrencyConflict(result: RunResult): boolean {
-  return /Chain already exists|does not exist|Bad rule \(does a matching rule exist|Couldn't load target `ISTIO_|Too many links|Device or resource busy|No chain\/target\/match by that name|Resource busy/.test(
-    result.stderr,
+  return (
+    /Chain already exists|does not exist|Bad rule \(does a matching rule exist|Couldn't load target `ISTIO_|Too many links|Device or resource busy|No chain\/target\/match by that name|Resource busy/.test(
+      result.stderr,
+    ) || /\b(RULE_DELETE|RULE_REPLACE|CHAIN_USER_DEL|CHAIN_DEL) failed \(No such file or directory\)|\bCHAIN_USER_ADD failed \(File exists\)/.test(result.stderr)
   );
 }
 
