@@ -9,6 +9,7 @@ import { type JsonObject, asArray, asObject, isObject } from '../inject/json.js'
 import { type PodTarget, injectPod } from '../inject/pod.js';
 import type { InjectSettings } from '../inject/settings.js';
 import type { Outcome } from './metrics.js';
+import { type UidLiteral, locateRequestUid } from './review-uid.js';
 
 export interface ReviewAnswer {
   readonly status: number;
@@ -64,19 +65,14 @@ function problem(status: number, message: string): ReviewAnswer {
 export const MAX_CACHED_REQUEST_CHARS = 64 * 1024;
 
 /**
- * The cache key: a SHA-256 digest of the body text with the request uid cut
- * out, and of where it was. Only when the uid's JSON text occurs exactly once,
- * so two bodies with one key differ in nothing but the uid. Hashing the text
- * the API server sent avoids serialising the pod again and keeps keys small; a
- * cryptographic digest because a crafted collision would hand one pod
- * another's patch.
+ * The cache key: a SHA-256 digest of the body text with the request uid's
+ * literal cut out, and of where it was, so two bodies with one key differ in
+ * nothing but the uid. Hashing the text the API server sent avoids serialising
+ * the pod again and keeps keys small; a cryptographic digest because a crafted
+ * collision would hand one pod another's patch.
  */
-function cacheKey(text: string, uid: string): string | undefined {
-  if (text.length > MAX_CACHED_REQUEST_CHARS) return undefined;
-  const needle = JSON.stringify(uid);
-  const at = text.indexOf(needle);
-  if (at === -1 || text.indexOf(needle, at + needle.length) !== -1) return undefined;
-  return createHash('sha256').update(`${at}:`).update(text.slice(0, at)).update(text.slice(at + needle.length)).digest('base64');
+function cacheKey(text: string, literal: UidLiteral): string {
+  return createHash('sha256').update(`${literal.start}:`).update(text.slice(0, literal.start)).update(text.slice(literal.end)).digest('base64');
 }
 
 export function answerReview(text: string, settings: InjectSettings, cache?: AnswerCache): ReviewAnswer {
@@ -89,7 +85,25 @@ export function answerReview(text: string, settings: InjectSettings, cache?: Ans
   }
 }
 
+/** Built as text: the patch is a long base64 string that JSON.stringify would scan once more for nothing. */
+function respond(uid: string, { responseTail, outcome, message }: Cached, cached: boolean): ReviewAnswer {
+  return {
+    status: 200,
+    body: `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":${JSON.stringify(uid)}${responseTail}}}`,
+    outcome,
+    uid,
+    message,
+    cached,
+  };
+}
+
 function answer(text: string, settings: InjectSettings, cache: AnswerCache | undefined): ReviewAnswer {
+  // A repeated request is answered before any parsing: its text but for the uid was parsed and answered before.
+  const literal = cache && cache.capacity > 0 && text.length <= MAX_CACHED_REQUEST_CHARS ? locateRequestUid(text) : undefined;
+  const key = literal && cacheKey(text, literal);
+  const hit = key === undefined ? undefined : cache!.get(key);
+  if (hit) return respond(literal!.uid, hit, true);
+
   if (text.trim() === '') return problem(400, 'empty body: expected an admission.k8s.io/v1 AdmissionReview');
   let review: unknown;
   try {
@@ -103,23 +117,10 @@ function answer(text: string, settings: InjectSettings, cache: AnswerCache | und
   }
   const request = asObject(review.request);
   if (!request || typeof request.uid !== 'string' || request.uid === '') return problem(400, 'AdmissionReview has no request.uid');
-  const uid = request.uid;
-  // Built as text: the patch is a long base64 string that JSON.stringify would scan once more for nothing.
-  const respond = ({ responseTail, outcome, message }: Cached, cached: boolean): ReviewAnswer => ({
-    status: 200,
-    body: `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":${JSON.stringify(uid)}${responseTail}}}`,
-    outcome,
-    uid,
-    message,
-    cached,
-  });
-
-  const key = cache && cache.capacity > 0 ? cacheKey(text, uid) : undefined;
-  const hit = key === undefined ? undefined : cache!.get(key);
-  if (hit) return respond(hit, true);
   const fresh = answerRequest(request, settings);
-  if (key !== undefined) cache!.set(key, fresh);
-  return respond(fresh, false);
+  // Remembered only when the located literal is the very uid JSON.parse saw (no duplicate keys or other oddities).
+  if (key !== undefined && literal!.uid === request.uid) cache!.set(key, fresh);
+  return respond(request.uid, fresh, false);
 }
 
 function answerRequest(request: JsonObject, settings: InjectSettings): Cached {

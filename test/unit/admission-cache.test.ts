@@ -51,14 +51,26 @@ describe('answer cache', () => {
     assert.notEqual(response(other).patch, response(answerReview(reviewText('uid-c', 'web'), DEFAULT_SETTINGS, cache)).patch);
   });
 
-  test('a uid that also appears inside the pod disables caching for that request', () => {
+  test('a uid that also appears inside the pod: only the request uid is cut, so another pod never matches', () => {
     const cache = new AnswerCache(8);
-    // Cutting the uid out would also cut the annotation: two different pods could share a key.
-    const first = answerReview(reviewText('uid-a', 'web', { note: 'uid-a' }), DEFAULT_SETTINGS, cache);
-    const second = answerReview(reviewText('uid-a', 'web', { note: 'uid-a' }), DEFAULT_SETTINGS, cache);
-    assert.equal(first.cached, false);
-    assert.equal(second.cached, false);
-    assert.equal(second.outcome, 'injected');
+    answerReview(reviewText('uid-a', 'web', { note: 'uid-a' }), DEFAULT_SETTINGS, cache);
+    // The same pod under another uid: a hit.
+    const same = answerReview(reviewText('uid-b', 'web', { note: 'uid-a' }), DEFAULT_SETTINGS, cache);
+    assert.deepEqual([same.cached, response(same).uid], [true, 'uid-b']);
+    // A pod whose annotation differs exactly where the uid differs: cutting every occurrence would confuse the two.
+    const other = answerReview(reviewText('uid-b', 'web', { note: 'uid-b' }), DEFAULT_SETTINGS, cache);
+    assert.equal(other.cached, false);
+    assert.equal(other.body, answerReview(reviewText('uid-b', 'web', { note: 'uid-b' }), DEFAULT_SETTINGS).body);
+  });
+
+  test('a request whose uid cannot be located without parsing is answered the long way, correctly', () => {
+    const cache = new AnswerCache(8);
+    // A duplicate key: JSON.parse takes the last one, so that one is answered; nothing is remembered.
+    const duplicate = reviewText('uid-a').replace('"uid":"uid-a"', '"uid":"uid-x","uid":"uid-a"');
+    for (let i = 0; i < 2; i++) {
+      const answer = answerReview(duplicate, DEFAULT_SETTINGS, cache);
+      assert.deepEqual([answer.cached, answer.outcome, response(answer).uid], [false, 'injected', 'uid-a']);
+    }
   });
 
   test('denials and skips are remembered too, and stay correct', () => {
