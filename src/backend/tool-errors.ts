@@ -35,7 +35,7 @@ export function isConcurrencyConflict(result: RunResult): boolean {
   return (
     /Chain already exists|does not exist|Bad rule \(does a matching rule exist|Couldn't load target `ISTIO_|Too many links|Device or resource busy|No chain\/target\/match by that name|Resource busy/.test(
       result.stderr,
-    ) || /\b(RULE_DELETE|RULE_REPLACE|CHAIN_USER_DEL|CHAIN_DEL) failed \(No such file or directory\)|\bCHAIN_USER_ADD failed \(File exists\)/.test(result.stderr)
+    ) || /\b(RULE_DELETE|RULE_REPLACE|RULE_INSERT|CHAIN_USER_DEL|CHAIN_DEL) failed \(No such file or directory\)|\bCHAIN_USER_ADD failed \(File exists\)/.test(result.stderr)
   );
 }
 

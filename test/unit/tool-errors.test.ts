@@ -20,6 +20,8 @@ test('races on either backend are recognised as concurrency conflicts', () => {
     ['iptables-nft-restore', 'line 3: CHAIN_USER_DEL failed (Device or resource busy): chain ISTIO_INBOUND'],
     ['iptables-nft-restore', 'line 9: CHAIN_USER_DEL failed (No such file or directory): chain ISTIO_OUTPUT'],
     ['iptables-nft-restore', 'line 2: CHAIN_USER_ADD failed (File exists): chain ISTIO_REDIRECT'],
+    // -I at a position whose rule another transaction removed.
+    ['iptables-nft-restore', 'line 12: RULE_INSERT failed (No such file or directory): rule in chain PREROUTING'],
   ] as const;
   for (const [file, stderr] of races) assert.equal(isConcurrencyConflict(failed(file, stderr)), true, stderr);
 });
