@@ -38,6 +38,7 @@ const find = (kind: string, name?: string): Obj => {
 /** Field lists of cert-manager.io/v1 Issuer and Certificate (from its CRDs), for the fields used here. */
 const CERT_MANAGER_FIELDS: Record<string, readonly string[]> = {
   'Issuer.spec': ['selfSigned', 'ca', 'acme', 'vault', 'venafi'],
+  'Issuer.spec.ca': ['secretName', 'crlDistributionPoints', 'ocspServers', 'issuingCertificateURLs'],
   'Certificate.spec': ['secretName', 'secretTemplate', 'duration', 'renewBefore', 'renewBeforePercentage', 'commonName', 'dnsNames',
     'ipAddresses', 'uris', 'emailAddresses', 'subject', 'isCA', 'usages', 'privateKey', 'issuerRef', 'keystores',
     'literalSubject', 'encodeUsagesInRequest', 'revisionHistoryLimit', 'additionalOutputFormats', 'nameConstraints', 'otherNames'],
@@ -56,7 +57,8 @@ describe('deploy/ manifests', () => {
           for (const key of Object.keys(node ?? {})) assert.ok(allowed.includes(key), `${where}.${key} is not a cert-manager field`);
         }
         if (object.kind === 'Certificate') {
-          assert.ok(object.spec.secretName && object.spec.issuerRef?.name && object.spec.dnsNames?.length);
+          // A serving certificate names the Service; the CA names itself.
+          assert.ok(object.spec.secretName && object.spec.issuerRef?.name && (object.spec.isCA === true ? object.spec.commonName : object.spec.dnsNames?.length));
         }
         return;
       }
@@ -81,7 +83,7 @@ describe('deploy/ manifests', () => {
     const mount = container.volumeMounts.find((m: Obj) => m.name === 'tls').mountPath;
     assert.ok(container.args.includes(`--tls-cert=${mount}/tls.crt`) && container.args.includes(`--tls-key=${mount}/tls.key`));
     const volume = deployment.spec.template.spec.volumes.find((v: Obj) => v.name === 'tls');
-    assert.equal(volume.secret.secretName, find('Certificate').spec.secretName);
+    assert.equal(volume.secret.secretName, find('Certificate', 'meshcap-webhook').spec.secretName);
     assert.equal(container.readinessProbe.httpGet.path, '/readyz');
     assert.equal(container.securityContext.readOnlyRootFilesystem, true);
     assert.equal(deployment.spec.template.spec.automountServiceAccountToken, false);
@@ -111,7 +113,12 @@ describe('deploy/ manifests', () => {
     }
     const mwcText = readFileSync(join(DEPLOY, 'mutatingwebhook.yaml'), 'utf8');
     assert.match(mwcText, /# Fail \(closed\), because/, 'failurePolicy carries its reason');
-    const certificate = find('Certificate');
+    const certificate = find('Certificate', 'meshcap-webhook');
+    // The CA injector copies the serving certificate's ca.crt: a CA Issuer keeps it stable across renewals.
+    const issuer = find('Issuer', certificate.spec.issuerRef.name);
+    const ca = find('Certificate', issuer.spec.ca.secretName);
+    assert.equal(ca.spec.isCA, true);
+    assert.equal(ca.spec.secretName, issuer.spec.ca.secretName);
     assert.equal(mwc.metadata.annotations['cert-manager.io/inject-ca-from'], `${certificate.metadata.namespace}/${certificate.metadata.name}`);
     assert.ok(certificate.spec.dnsNames.includes(`meshcap-webhook.${namespace}.svc`));
   });
@@ -127,12 +134,34 @@ describe('deploy/ manifests', () => {
     assert.ok(sleeper.resources.limits.memory === '8Mi' && sleeper.resources.requests.cpu === '1m');
   });
 
-  test('gen-certs.sh makes a CA-signed serving certificate for the Service name', () => {
+  test('gen-certs.sh: a CA-signed serving certificate; re-runs keep the CA; a CA rotation trusts old and new', () => {
     const out = mkdtempSync(join(tmpdir(), 'meshcap-certs-'));
-    execFileSync('bash', [join(DEPLOY, 'gen-certs.sh'), '--out', out], { stdio: 'pipe' });
+    const run = (env: Record<string, string> = {}) =>
+      execFileSync('bash', [join(DEPLOY, 'gen-certs.sh'), '--out', out], { stdio: 'pipe', env: { ...process.env, ...env } });
+    const read = (name: string) => readFileSync(join(out, name), 'utf8');
+    const certificates = (name: string) => read(name).match(/BEGIN CERTIFICATE/g)?.length ?? 0;
+    run();
     execFileSync('openssl', ['verify', '-CAfile', join(out, 'ca.crt'), join(out, 'tls.crt')], { stdio: 'pipe' });
     const san = execFileSync('openssl', ['x509', '-in', join(out, 'tls.crt'), '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' });
     assert.match(san, /DNS:meshcap-webhook\.meshcap-system\.svc\b/);
+    const [ca1, leaf1] = [read('ca.crt'), read('tls.crt')];
+    assert.equal(certificates('ca-bundle.crt'), 1);
+
+    // Renewal: a new serving certificate from the same CA, so caBundle does not change.
+    run();
+    assert.equal(read('ca.crt'), ca1);
+    assert.notEqual(read('tls.crt'), leaf1);
+    assert.equal(certificates('ca-bundle.crt'), 1);
+
+    // CA rotation: the bundle trusts the new CA and the old one (pods may still serve the old certificate).
+    run({ NEW_CA: '1' });
+    assert.notEqual(read('ca.crt'), ca1);
+    assert.equal(certificates('ca-bundle.crt'), 2);
+    assert.ok(read('ca-bundle.crt').includes(ca1.trim()));
+    execFileSync('openssl', ['verify', '-CAfile', join(out, 'ca-bundle.crt'), join(out, 'tls.crt')], { stdio: 'pipe' });
+    // The next plain run drops the old CA.
+    run();
+    assert.equal(certificates('ca-bundle.crt'), 1);
   });
 
   test('Dockerfile: small base with iptables, nftables, iproute2', () => {
