@@ -36,10 +36,10 @@ Options:
   --native-nftables).
 `;
 
-function seconds(name: string, text: string | undefined, fallback: number, max: number): number {
+function seconds(name: string, text: string | undefined, fallback: number, max: number, min = 0): number {
   if (text === undefined) return fallback;
-  if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || Number(text) > max) {
-    throw new ConfigError(`--${name}`, text, 'is not a number of seconds in range', `give 0 to ${max}`, '');
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || Number(text) > max || Number(text) < min) {
+    throw new ConfigError(`--${name}`, text, 'is not a number of seconds in range', `give ${min} to ${max}`, '');
   }
   return Number(text);
 }
@@ -100,8 +100,9 @@ export const webhookCommand: Command = async (argv, ctx) => {
         port: port.value,
         settings,
         maxBodyBytes: Number(maxText),
-        requestTimeoutMs: seconds('request-timeout', values['request-timeout'], 10, 300) * 1000,
-        certPollMs: Math.max(1, seconds('cert-poll', values['cert-poll'], 10, 3600)) * 1000,
+        // No 0 ("no limit"): a request must always be bounded, or slow clients hold the server.
+        requestTimeoutMs: seconds('request-timeout', values['request-timeout'], 10, 300, 1) * 1000,
+        certPollMs: seconds('cert-poll', values['cert-poll'], 10, 3600, 1) * 1000,
         logRequests: !values.quiet,
         cacheSize: Number(cacheText),
         log,
@@ -116,7 +117,9 @@ export const webhookCommand: Command = async (argv, ctx) => {
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log('info', 'shutting down', { signal, delayMs: delay, graceMs: grace });
-        // Endpoints are removed asynchronously after SIGTERM: keep answering (readyz now fails) for a moment.
+        // Endpoints are removed asynchronously after SIGTERM: readyz fails from now on, but requests are
+        // still answered for a moment, then in-flight ones get the grace period.
+        webhook.beginDrain();
         setTimeout(() => void webhook.shutdown(grace).then(resolve), delay);
       };
       process.once('SIGTERM', () => stop('SIGTERM'));

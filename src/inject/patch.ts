@@ -40,6 +40,10 @@ export function diffMap(path: readonly string[], before: JsonObject | undefined,
   return ops;
 }
 
+function nameOf(item: Json | undefined): string | undefined {
+  return isObject(item) && typeof item.name === 'string' ? item.name : undefined;
+}
+
 /** The same named thing (a container, a volume), possibly changed. */
 function sameNamed(a: Json | undefined, b: Json | undefined): boolean {
   return isObject(a) && isObject(b) && typeof a.name === 'string' && a.name === b.name;
@@ -64,18 +68,36 @@ export function diffList(path: readonly string[], before: Json[] | undefined, af
   const keptBefore = new Set<number>();
   const keptAfter = new Set<number>();
   const changed: [number, number][] = [];
+  // Candidates by name: an item can only equal, or be the same named thing as, an item of its own name
+  // (unnamed ones form one group). Keeps the greedy in-order match linear for named lists.
+  const groups = new Map<string | undefined, number[]>();
+  before.forEach((item, k) => {
+    const name = nameOf(item);
+    const group = groups.get(name);
+    if (group) group.push(k);
+    else groups.set(name, [k]);
+  });
+  const next = new Map<string | undefined, number>();
   let j = 0;
   for (let i = 0; i < after.length; i++) {
-    for (let k = j; k < before.length; k++) {
+    const name = nameOf(after[i]);
+    const group = groups.get(name);
+    if (!group) continue;
+    let at = next.get(name) ?? 0;
+    while (at < group.length && group[at]! < j) at++;
+    for (let g = at; g < group.length; g++) {
+      const k = group[g]!;
       const equal = deepEqual(before[k], after[i]);
       if (equal || sameNamed(before[k], after[i])) {
         keptBefore.add(k);
         keptAfter.add(i);
         if (!equal) changed.push([k, i]);
         j = k + 1;
+        at = g + 1;
         break;
       }
     }
+    next.set(name, at);
   }
   const ops: PatchOp[] = [];
   for (let k = before.length - 1; k >= 0; k--) {

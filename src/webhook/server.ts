@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { InjectSettings } from '../inject/settings.js';
@@ -28,6 +29,10 @@ export interface WebhookOptions {
   readonly certPollMs: number;
   /** Remembered answers by pod content (0 disables); see AnswerCache. */
   readonly cacheSize?: number;
+  /** A TLS handshake not done within this drops the connection [10 s]. */
+  readonly handshakeTimeoutMs?: number;
+  /** A socket with no traffic for this long is closed [40 s; above the 30 s keep-alive]. */
+  readonly idleSocketTimeoutMs?: number;
   /** Log one line per /inject request (errors are always logged). */
   readonly logRequests: boolean;
   readonly log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -38,11 +43,18 @@ export interface Webhook {
   readonly metrics: Metrics;
   /** Resolves once listening; the port is the bound one (0 picks a free port). */
   readonly listening: Promise<{ port: number }>;
+  /** Stop being ready (readyz 503, connections closed after their current answer); keep serving. */
+  beginDrain(): void;
   /** Stop being ready, finish in-flight requests (at most graceMs), close. */
   shutdown(graceMs: number): Promise<void>;
   /** Re-read the certificate files now (also done on change). */
   reloadCertificates(): boolean;
 }
+
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+const IDLE_SOCKET_TIMEOUT_MS = 40_000;
+/** The API servers of even a large cluster keep a few hundred connections; this is far above that. */
+const MAX_CONNECTIONS = 4096;
 
 export function startWebhook(options: WebhookOptions): Webhook {
   const metrics = new Metrics();
@@ -59,10 +71,27 @@ export function startWebhook(options: WebhookOptions): Webhook {
   // The first load must succeed: without a certificate there is nothing to serve.
   const first = readPair();
   certDigest = first.digest;
-  const server = createServer({ cert: first.cert, key: first.key, minVersion: 'TLSv1.2' }, (req, res) => void handle(req, res));
+  const server = createServer(
+    // A client that connects and never finishes the handshake is dropped.
+    { cert: first.cert, key: first.key, minVersion: 'TLSv1.2', handshakeTimeout: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS },
+    (req, res) => void handle(req, res),
+  );
   server.requestTimeout = options.requestTimeoutMs;
   server.headersTimeout = Math.min(options.requestTimeoutMs, 60_000);
   server.keepAliveTimeout = 30_000;
+  // Sockets idle with no request in progress (after the handshake, before the first request) are closed too;
+  // and the number of open connections is bounded, so idle sockets cannot exhaust descriptors.
+  server.timeout = options.idleSocketTimeoutMs ?? IDLE_SOCKET_TIMEOUT_MS;
+  server.maxConnections = MAX_CONNECTIONS;
+  // Node's handshake timeout starts with the first byte: a client that connects and sends nothing is dropped here.
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  server.on('connection', (socket: Socket) => {
+    const timer = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy();
+    }, handshakeTimeoutMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  });
   server.on('tlsClientError', () => {
     // Scanners and health probes that close mid-handshake are normal; nothing to log at this rate.
   });
@@ -177,6 +206,10 @@ export function startWebhook(options: WebhookOptions): Webhook {
     });
   });
 
+  const beginDrain = () => {
+    shuttingDown = true;
+  };
+
   const shutdown = (graceMs: number): Promise<void> => {
     shuttingDown = true;
     clearInterval(poll);
@@ -196,7 +229,7 @@ export function startWebhook(options: WebhookOptions): Webhook {
     });
   };
 
-  return { server, metrics, listening, shutdown, reloadCertificates };
+  return { server, metrics, listening, beginDrain, shutdown, reloadCertificates };
 }
 
 function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer | 'too-large' | 'timeout' | 'aborted'> {

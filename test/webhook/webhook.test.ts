@@ -269,6 +269,49 @@ describe('webhook: certificate reload and shutdown', () => {
     }
   });
 
+  test('drain (SIGTERM, before the shutdown delay ends): readyz fails at once, requests are still answered', async () => {
+    const s = await start(DEFAULT_SETTINGS);
+    try {
+      assert.equal((await send(s.port, { method: 'GET', path: '/readyz' })).status, 200);
+      s.webhook.beginDrain();
+      assert.equal((await send(s.port, { method: 'GET', path: '/readyz' })).status, 503);
+      assert.equal((await send(s.port, { method: 'GET', path: '/healthz' })).status, 200);
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'a', image: 'a' }] } };
+      const reply = await post(s.port, review(pod));
+      assert.equal(reply.status, 200);
+      assert.ok(JSON.parse(reply.body).response.patch, 'still injecting while endpoints drain');
+    } finally {
+      await s.webhook.shutdown(1000);
+    }
+  });
+
+  test('connections that never handshake, or handshake and stay silent, are closed', async () => {
+    const s = await start(DEFAULT_SETTINGS, { handshakeTimeoutMs: 300, idleSocketTimeoutMs: 300 });
+    const { connect: tcpConnect } = await import('node:net');
+    const { connect: tlsConnect } = await import('node:tls');
+    const closedWithin = (socket: import('node:net').Socket, ms: number) =>
+      new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), ms);
+        socket.on('error', () => {});
+        socket.once('close', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+    try {
+      const raw = tcpConnect(s.port, '127.0.0.1');
+      const silent = tlsConnect({ host: '127.0.0.1', port: s.port, rejectUnauthorized: false });
+      await new Promise<void>((resolve, reject) => silent.once('secureConnect', () => resolve()).once('error', reject));
+      // Bounded waits: far above the 300 ms limits, far below the defaults (10 s, 40 s).
+      const [rawClosed, silentClosed] = await Promise.all([closedWithin(raw, 5000), closedWithin(silent, 5000)]);
+      raw.destroy();
+      silent.destroy();
+      assert.deepEqual({ rawClosed, silentClosed }, { rawClosed: true, silentClosed: true });
+    } finally {
+      await s.webhook.shutdown(1000);
+    }
+  });
+
   test('shutdown: readiness fails, the in-flight request completes, then the port closes', async () => {
     const s = await start(DEFAULT_SETTINGS, { requestTimeoutMs: 5000 });
     const { request } = await import('node:https');
