@@ -91,6 +91,11 @@ export const webhookCommand: Command = async (argv, ctx) => {
     const log = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}) =>
       ctx.stderr(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
 
+    // No 0 ("no limit"): a request must always be bounded, or slow clients hold the server.
+    const requestTimeoutMs = seconds('request-timeout', values['request-timeout'], 10, 300, 1) * 1000;
+    const certPollMs = seconds('cert-poll', values['cert-poll'], 10, 3600, 1) * 1000;
+    const delay = seconds('shutdown-delay', values['shutdown-delay'], 3, 300) * 1000;
+    const grace = seconds('shutdown-grace', values['shutdown-grace'], 10, 300) * 1000;
     let webhook;
     try {
       webhook = startWebhook({
@@ -100,9 +105,8 @@ export const webhookCommand: Command = async (argv, ctx) => {
         port: port.value,
         settings,
         maxBodyBytes: Number(maxText),
-        // No 0 ("no limit"): a request must always be bounded, or slow clients hold the server.
-        requestTimeoutMs: seconds('request-timeout', values['request-timeout'], 10, 300, 1) * 1000,
-        certPollMs: seconds('cert-poll', values['cert-poll'], 10, 3600, 1) * 1000,
+        requestTimeoutMs,
+        certPollMs,
         logRequests: !values.quiet,
         cacheSize: Number(cacheText),
         log,
@@ -112,8 +116,6 @@ export const webhookCommand: Command = async (argv, ctx) => {
     }
     const { port: bound } = await webhook.listening;
     log('info', 'listening', { address: values.address ?? '0.0.0.0', port: bound, initImage: settings.initStyle, native: settings.nativeSidecars });
-    const delay = seconds('shutdown-delay', values['shutdown-delay'], 3, 300) * 1000;
-    const grace = seconds('shutdown-grace', values['shutdown-grace'], 10, 300) * 1000;
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log('info', 'shutting down', { signal, delayMs: delay, graceMs: grace });

@@ -337,3 +337,22 @@ describe('webhook: certificate reload and shutdown', () => {
     await assert.rejects(send(s.port, { method: 'GET', path: '/healthz', timeoutMs: 1000 }));
   });
 });
+
+describe('meshcap webhook: option errors', () => {
+  test('each bad option is named in one line, exit 2, before any certificate is read', async () => {
+    const { runCli } = await import('../helpers/cli.js');
+    const cases: [string[], RegExp][] = [
+      [['--request-timeout', '0'], /invalid --request-timeout: "0".*give 1 to 300/],
+      [['--cert-poll', '0'], /invalid --cert-poll: "0"/],
+      [['--shutdown-delay', 'soon'], /invalid --shutdown-delay: "soon"/],
+      [['--cache-size', 'many'], /invalid --cache-size: "many"/],
+      [['--max-body-bytes', '10'], /invalid --max-body-bytes: "10"/],
+    ];
+    for (const [args, message] of cases) {
+      const result = runCli(['webhook', '--tls-cert', '/nonexistent/tls.crt', '--tls-key', '/nonexistent/tls.key', ...args]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, message);
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    }
+  });
+});
