@@ -276,15 +276,38 @@ function stringField(object: JsonObject, key: string): string | undefined {
 function parseProxyConfig(text: string | undefined, subject: Subject): JsonObject {
   if (text === undefined || text.trim() === '') return {};
   let value: unknown;
-  const doc = YAML.parseDocument(text);
+  // The parser's own duplicate-key check compares each key with every earlier one: quadratic in a long
+  // flow map, which a webhook must not run on client input. Keys are checked below, linearly.
+  const doc = YAML.parseDocument(text, { uniqueKeys: false });
   const error = doc.errors[0];
   if (error) {
     throw invalid(A.proxyConfig, text, `does not parse: ${error.message.split('\n')[0]}`, 'give a ProxyConfig as YAML or JSON', subject);
   }
   let aliased = false;
-  YAML.visit(doc, { Alias: () => { aliased = true; return YAML.visit.BREAK; } });
+  let duplicate: string | undefined;
+  YAML.visit(doc, {
+    Alias: () => {
+      aliased = true;
+      return YAML.visit.BREAK;
+    },
+    Map: (_key, map) => {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        const key = YAML.isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        if (seen.has(key)) {
+          duplicate = key;
+          return YAML.visit.BREAK;
+        }
+        seen.add(key);
+      }
+      return undefined;
+    },
+  });
   // Aliases can build cyclic or exponentially large values from a short annotation; a ProxyConfig never needs them.
   if (aliased) throw invalid(A.proxyConfig, text, 'uses YAML aliases (*name)', 'write the ProxyConfig out without anchors and aliases', subject);
+  if (duplicate !== undefined) {
+    throw invalid(A.proxyConfig, text, `has the key ${JSON.stringify(duplicate)} twice`, 'give each ProxyConfig field once', subject);
+  }
   try {
     value = doc.toJS();
   } catch (caught) {

@@ -133,12 +133,18 @@ test('hostile bodies: proper status codes, no crash, no hang', { timeout: 120_00
 });
 
 // The API server gives the webhook 5 s (deploy/mutatingwebhook.yaml); quadratic work on long lists once took 25 s here.
-test('long lists (20 000 pod volumes and 20 000 user volumes) are answered within the webhook timeout', { timeout: 5000 }, async () => {
+test('long lists (20 000 pod volumes, user volumes and proxyMetadata entries) are answered within the webhook timeout', { timeout: 5000 }, async () => {
   const { answerReview } = await import('../../src/webhook/admission.js');
   const count = 20_000;
   const userVolume = JSON.stringify(Object.fromEntries(Array.from({ length: count }, (_, i) => [`u${i}`, { emptyDir: {} }])));
   const pod = {
-    metadata: { name: 'p', annotations: { 'sidecar.istio.io/userVolume': userVolume } },
+    metadata: {
+      name: 'p',
+      annotations: {
+        'sidecar.istio.io/userVolume': userVolume,
+        'proxy.istio.io/config': JSON.stringify({ proxyMetadata: Object.fromEntries(Array.from({ length: count }, (_, i) => [`META_${i}`, 'v'])) }),
+      },
+    },
     spec: { containers: [{ name: 'a', image: 'a' }], volumes: Array.from({ length: count }, (_, i) => ({ name: `v${i}`, emptyDir: {} })) },
   };
   const answer = answerReview(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', object: pod } }), DEFAULT_SETTINGS);
