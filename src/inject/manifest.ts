@@ -6,7 +6,21 @@
  * webhook returns, so comments and key order of the user's text survive.
  * Pure: text in, text and warnings out.
  */
-import YAML, { type Document, isMap, isSeq, type Node as YamlNode } from 'yaml';
+import YAML, {
+  type Alias,
+  type Document,
+  isAlias,
+  isCollection,
+  isMap,
+  isNode,
+  isPair,
+  isScalar,
+  isSeq,
+  type Node as YamlNode,
+  Pair,
+  type YAMLMap,
+  type YAMLSeq,
+} from 'yaml';
 import { ConfigError } from '../config/parse.js';
 import { type PatchOp, prefixOps } from './patch.js';
 import { injectPod } from './pod.js';
@@ -89,7 +103,14 @@ function renderNode(node: YamlNode, trailingNewline: boolean): string {
   return trailingNewline ? rendered : rendered.replace(/\n$/, '');
 }
 
-/** RFC 6902 add / replace / remove on a YAML tree, for the ops the engine emits. */
+/**
+ * RFC 6902 add / replace / remove on a YAML tree, for the ops the engine emits.
+ * The result's data is the patched data whatever anchors and aliases the text
+ * uses: an alias on a patch path is replaced by a private copy of what it
+ * stands for before the copy is edited, and an anchored node that is edited
+ * (or discarded) first gives every alias of it elsewhere a copy of its
+ * original value, so the other references keep what they had.
+ */
 export function applyToYaml(doc: Document, ops: readonly PatchOp[]): void {
   for (const op of ops) {
     const tokens = op.path.split('/').slice(1).map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
@@ -97,13 +118,26 @@ export function applyToYaml(doc: Document, ops: readonly PatchOp[]): void {
     if (last === undefined) throw new Error(`internal: patch op on the document root: ${op.path}`);
     let parent: unknown = doc.contents;
     for (const token of tokens) {
-      parent = isMap(parent) ? parent.get(token, true) : isSeq(parent) ? parent.items[Number(token)] : undefined;
+      if (!isCollection(parent)) break;
+      unshare(doc, parent);
+      parent = ownChild(doc, parent, token);
     }
     if (isMap(parent)) {
-      if (op.op === 'remove') parent.delete(last);
-      else parent.set(doc.createNode(last), doc.createNode(op.value, { aliasDuplicateObjects: false }));
+      unshare(doc, parent);
+      const at = pairIndex(doc, parent, last);
+      const pair = at === -1 ? undefined : parent.items[at]!;
+      if (pair) detach(doc, pair.value);
+      if (op.op === 'remove') {
+        if (at !== -1) parent.items.splice(at, 1);
+      } else {
+        const value = doc.createNode(op.value, { aliasDuplicateObjects: false });
+        if (pair) pair.value = value;
+        else parent.items.push(new Pair(doc.createNode(last), value));
+      }
     } else if (isSeq(parent)) {
+      unshare(doc, parent);
       const index = last === '-' ? parent.items.length : Number(last);
+      if (op.op !== 'add') detach(doc, parent.items[index]);
       if (op.op === 'remove') parent.items.splice(index, 1);
       else if (op.op === 'add') parent.items.splice(index, 0, doc.createNode(op.value, { aliasDuplicateObjects: false }));
       else parent.items[index] = doc.createNode(op.value, { aliasDuplicateObjects: false });
@@ -111,4 +145,138 @@ export function applyToYaml(doc: Document, ops: readonly PatchOp[]): void {
       throw new Error(`internal: patch path ${op.path} does not lead to a mapping or a list`);
     }
   }
+}
+
+/** The key of a pair as the data has it (an alias key reads as its anchor's scalar). */
+function keyText(doc: Document, key: unknown): string | undefined {
+  const node = isAlias(key) ? aliasTargets(doc).get(key) : key;
+  if (isScalar(node)) return String(node.value);
+  return node === null || node === undefined ? '' : undefined;
+}
+
+function pairIndex(doc: Document, map: YAMLMap, token: string): number {
+  // Duplicate keys never get here: the document is refused as invalid YAML.
+  return map.items.findIndex((pair) => keyText(doc, pair.key) === token);
+}
+
+/** The child at `token`, an alias there first replaced by a private copy of its target. */
+function ownChild(doc: Document, parent: YAMLMap | YAMLSeq, token: string): unknown {
+  if (isMap(parent)) {
+    const pair = parent.items[pairIndex(doc, parent, token)];
+    if (!pair) return undefined;
+    if (isAlias(pair.value)) pair.value = copyOfAlias(pair.value, aliasTargets(doc));
+    return pair.value;
+  }
+  const index = Number(token);
+  const item = parent.items[index];
+  if (isAlias(item)) parent.items[index] = copyOfAlias(item, aliasTargets(doc));
+  return parent.items[index];
+}
+
+/**
+ * An anchored node about to be edited: every alias of it becomes a copy of its
+ * current value, and the anchor, then unused, is dropped (an anchor nothing
+ * aliases is left as written).
+ */
+function unshare(doc: Document, node: YamlNode): void {
+  if (!node.anchor) return;
+  const targets = aliasTargets(doc);
+  const aliases = new Set([...targets].filter(([, target]) => target === node).map(([alias]) => alias));
+  if (aliases.size === 0) return;
+  replaceAliases(doc, aliases, targets);
+  node.anchor = undefined;
+}
+
+/** A node about to be replaced or removed: aliases elsewhere of anchors inside it get copies first. */
+function detach(doc: Document, node: unknown): void {
+  const inside = new Set<unknown>();
+  let anchored = false;
+  forEachNode(node, (n) => {
+    inside.add(n);
+    if (!isAlias(n) && n.anchor) anchored = true;
+  });
+  if (!anchored) return;
+  const targets = aliasTargets(doc);
+  const aliases = new Set([...targets].filter(([alias, target]) => inside.has(target) && !inside.has(alias)).map(([alias]) => alias));
+  if (aliases.size > 0) replaceAliases(doc, aliases, targets);
+}
+
+/** Which anchored node each alias stands for: the last node before it with that anchor, as YAML resolves it. */
+function aliasTargets(doc: Document): Map<Alias, YamlNode> {
+  const anchors = new Map<string, YamlNode>();
+  const targets = new Map<Alias, YamlNode>();
+  forEachNode(doc.contents, (node) => {
+    if (isAlias(node)) {
+      const target = anchors.get(node.source);
+      if (target) targets.set(node, target);
+    } else if (node.anchor) {
+      anchors.set(node.anchor, node);
+    }
+  });
+  return targets;
+}
+
+/** Every node under `root` (itself included), in document order, map keys before their values. */
+function forEachNode(root: unknown, visit: (node: YamlNode) => void): void {
+  if (!isNode(root)) return;
+  visit(root);
+  if (!isCollection(root)) return;
+  for (const item of root.items) {
+    if (isPair(item)) {
+      forEachNode(item.key, visit);
+      forEachNode(item.value, visit);
+    } else {
+      forEachNode(item, visit);
+    }
+  }
+}
+
+/** Replaces the given aliases, wherever they are in the document, by copies of their targets. */
+function replaceAliases(doc: Document, aliases: ReadonlySet<Alias>, targets: ReadonlyMap<Alias, YamlNode>): void {
+  const swap = (node: unknown): unknown => {
+    if (isAlias(node) && aliases.has(node)) return copyOfAlias(node, targets);
+    if (isCollection(node)) {
+      node.items = node.items.map((item) => {
+        if (!isPair(item)) return swap(item);
+        item.key = swap(item.key);
+        item.value = swap(item.value);
+        return item;
+      });
+    }
+    return node;
+  };
+  doc.contents = swap(doc.contents) as YamlNode;
+}
+
+/** The value an alias stands for as a node of its own, with the alias's own comments. */
+function copyOfAlias(alias: Alias, targets: ReadonlyMap<Alias, YamlNode>): YamlNode {
+  const target = targets.get(alias);
+  if (!target) throw new Error(`internal: alias *${alias.source} has no anchor`);
+  const copy = materialize(target, targets, 0);
+  copy.spaceBefore = alias.spaceBefore;
+  copy.commentBefore = alias.commentBefore;
+  copy.comment = alias.comment;
+  if (isCollection(copy) && !copy.flow && alias.comment) {
+    // `labels: *l # note`: a block collection has no line of its own to keep the note on; it heads the block.
+    copy.commentBefore = alias.commentBefore ? `${alias.commentBefore}\n${alias.comment}` : alias.comment;
+    copy.comment = undefined;
+  }
+  return copy;
+}
+
+/**
+ * A deep copy of a node of the document, without anchors and with every alias
+ * inside expanded, so it shares nothing and redefines no anchor. The document
+ * was read with an alias budget (toJS maxAliasCount), so the expansion is bounded.
+ */
+function materialize(node: YamlNode, targets: ReadonlyMap<Alias, YamlNode>, depth: number): YamlNode {
+  if (depth > 100) throw new Error('internal: YAML aliases nested too deep');
+  if (isAlias(node)) return copyOfAlias(node, targets);
+  const copy = node.clone() as YamlNode;
+  copy.anchor = undefined;
+  if (isCollection(node) && isCollection(copy)) {
+    const inner = (item: unknown): unknown => (isNode(item) ? materialize(item, targets, depth + 1) : item);
+    copy.items = node.items.map((item) => (isPair(item) ? new Pair(inner(item.key), inner(item.value)) : inner(item))) as typeof copy.items;
+  }
+  return copy;
 }

@@ -5,8 +5,9 @@
  * Patch against the pod as given. Shared by `meshcap inject` and the webhook.
  * Pure: JSON in, JSON and patch out; invalid annotations throw ConfigError.
  */
+import { createHash } from 'node:crypto';
 import { parseGoBool } from '../config/argv.js';
-import { ConfigError, parseCaptureConfig } from '../config/parse.js';
+import { ConfigError, type Env, parseCaptureConfig } from '../config/parse.js';
 import type { HostFacts } from '../config/types.js';
 import { A, type PodOptions, readPodOptions } from './annotations.js';
 import { type Json, type JsonObject, asArray, asObject, clone, deepFreeze, isObject, stringMap } from './json.js';
@@ -100,6 +101,7 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     // With hold, kubelet starts the proxy first and blocks on its postStart hook until it is ready.
     containers = options.hold ? [proxy, ...appContainers] : [...appContainers, proxy];
   }
+  checkPodVolumes(template, stripped.volumes, subject);
   checkUserVolumes(options, template, stripped.volumes, subject);
   const injectedVolumes = [...template.volumes, ...options.userVolumes];
   const volumeNames = injectedVolumes.map((v) => String(v.name));
@@ -147,6 +149,22 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     ...diffList(['spec', 'volumes'], asArray(spec.volumes), asArray(newSpec.volumes)),
   ];
   return { kind: 'injected', metadata: newMetadata, spec: newSpec, ops };
+}
+
+/**
+ * The pod's own volumes (those a previous injection did not record in the
+ * status annotation) must not take a template volume's name: the API server
+ * would refuse the duplicate with a generic error, and a re-injection would
+ * strip the user's volume as if it were the injected one.
+ */
+function checkPodVolumes(template: ProxyTemplate, podVolumes: readonly Json[], subject: string): void {
+  const injected = new Set(template.volumes.map((v) => v.name));
+  for (const volume of podVolumes) {
+    const name = isObject(volume) ? volume.name : undefined;
+    if (typeof name === 'string' && injected.has(name)) {
+      throw new ConfigError('pod volume', name, 'has the name of a volume the injected proxy needs', 'rename the volume in spec.volumes (and its volumeMounts)', `on ${subject}`);
+    }
+  }
 }
 
 /** What the API server would refuse about the user volumes is refused here, naming the annotation. */
@@ -264,8 +282,11 @@ function stripPrevious(metadata: JsonObject, spec: JsonObject, subject: string):
         try {
           const parsed = JSON.parse(saved) as unknown;
           if (isObject(parsed)) {
+            // meshcap saves only the annotations the app had, an empty value included; Istio saves its
+            // struct {scrape, path, port} whole (in that order), "" standing for an absent annotation.
+            const istioForm = Object.keys(parsed).join(',') === 'scrape,path,port';
             for (const [key, value] of Object.entries({ scrape: A.promScrape, port: A.promPort, path: A.promPath })) {
-              if (typeof parsed[key] === 'string' && parsed[key] !== '') annotations[value] = parsed[key];
+              if (typeof parsed[key] === 'string' && !(istioForm && parsed[key] === '')) annotations[value] = parsed[key];
             }
           }
         } catch {
@@ -331,23 +352,47 @@ function excludedInbound(statusPort: number, excluded: string): string {
 /** Host facts for validating derived istio-init args: none are needed because IPv6 and DNS are not decided here. */
 const NO_FACTS: HostFacts = { interfaceAddresses: () => [], resolvConf: () => '', lookupUid: () => undefined };
 
-/** Verdicts of the capture parser on derived args; most pods share a handful of arg lists. */
-const verdicts = new Map<string, string | undefined>();
+/**
+ * Verdicts of the capture parser on derived args and env; most pods share a
+ * handful. Keyed by a SHA-256 digest: an args list can be megabytes (a long
+ * excludeOutboundIPRanges annotation), and 1024 such keys must not be retained.
+ */
+const verdicts = new Map<string, InitProblem | undefined>();
 
-/** The very parser istio-init will run: what it would refuse at pod start is refused now. */
-function initArgsProblem(args: readonly string[]): string | undefined {
-  const key = JSON.stringify(args);
+/**
+ * Why istio-init would refuse to start; `fromEnv` when only the proxyMetadata
+ * env is at fault. The error's texts, not the error: its `value` can be the
+ * whole (megabytes long) argument, and verdicts are kept.
+ */
+interface InitProblem {
+  readonly message: string;
+  readonly subject: string;
+  readonly problem: string;
+  readonly allowed: string;
+  readonly source: string;
+  readonly fromEnv: boolean;
+}
+
+/** The very parser istio-init will run, on its args and env: what it would refuse at pod start is refused now. */
+function initProblem(args: readonly string[], env: readonly (readonly [string, string])[]): InitProblem | undefined {
+  const key = createHash('sha256').update(JSON.stringify([args, env])).digest('base64');
   if (verdicts.has(key)) return verdicts.get(key);
-  let problem: string | undefined;
-  try {
-    parseCaptureConfig(args, {}, NO_FACTS);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    problem = error.message;
-  }
+  let problem = parseProblem(args, {}, false);
+  if (problem === undefined && env.length > 0) problem = parseProblem(args, Object.fromEntries(env), true);
   if (verdicts.size >= 1024) verdicts.clear();
   verdicts.set(key, problem);
   return problem;
+}
+
+function parseProblem(args: readonly string[], env: Env, fromEnv: boolean): InitProblem | undefined {
+  try {
+    parseCaptureConfig(args, env, NO_FACTS);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const { message, subject, problem, allowed, source } = error;
+    return { message, subject, problem, allowed, source, fromEnv };
+  }
+  return undefined;
 }
 
 export function initArgs(options: PodOptions, settings: InjectSettings, uid: string): string[] {
@@ -390,9 +435,22 @@ function buildInit(options: PodOptions, settings: InjectSettings, userProxy: Jso
   if (options.mode === 'TPROXY') uid = '1337';
   else if (typeof userUid === 'number' && userUid > 0) uid = String(userUid);
   const args = initArgs(options, settings, uid);
-  const problem = initArgsProblem(args.slice(1));
+  const problem = initProblem(args.slice(1), options.proxyMetadata);
+  if (problem?.fromEnv) {
+    // The parser names the env variable it refused (`from env X` or `env X`): that is the proxyMetadata key.
+    const error = problem;
+    const name = /\benv ([A-Za-z_][A-Za-z0-9_.-]*)/.exec(`${error.source} ${error.subject}`)?.[1];
+    const entry = options.proxyMetadata.find(([key]) => key === name);
+    throw new ConfigError(
+      `annotation ${A.proxyConfig} proxyMetadata`,
+      entry ? `${entry[0]}: ${entry[1]}` : options.proxyMetadata.map(([key, value]) => `${key}: ${value}`).join(', '),
+      `${error.problem} (istio-init reads it for ${error.subject})`,
+      error.allowed,
+      `on ${subject}`,
+    );
+  }
   if (problem !== undefined) {
-    throw new ConfigError('istio-init arguments derived from the annotations', args.slice(1).join(' '), problem, 'fix the traffic annotations', `on ${subject}`);
+    throw new ConfigError('istio-init arguments derived from the annotations', args.slice(1).join(' '), problem.message, 'fix the traffic annotations', `on ${subject}`);
   }
   const init: JsonObject = { name: INIT_NAME, image: initImage(settings) };
   if (settings.initStyle === 'meshcap') init.command = ['meshcap'];
