@@ -42,6 +42,8 @@ describe('annotation validation: same parsers as the istio-iptables flags', () =
     ['proxy.istio.io/config', 'holdApplicationUntilProxyStarts: maybe'],
     ['proxy.istio.io/config', '[1, 2'],
     ['proxy.istio.io/config', 'proxyMetadata: {"BAD NAME": x}'],
+    ['proxy.istio.io/config', 'proxyMetadata: {A: x}\nproxyMetadata: {B: y}'],
+    ['proxy.istio.io/config', '{"proxyMetadata": {"A": "x", "A": "y"}}'],
     ['sidecar.istio.io/userVolume', '{"certs":'],
     ['sidecar.istio.io/userVolume', '["certs"]'],
     ['sidecar.istio.io/userVolume', '{"Certs":{"secret":{"secretName":"c"}}}'],
