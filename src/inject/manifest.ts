@@ -35,7 +35,8 @@ export interface ManifestResult {
 }
 
 export function injectManifests(text: string, settings: InjectSettings): ManifestResult {
-  const docs = YAML.parseAllDocuments(text);
+  // Warnings (a collection used as a key, say) are not printed: such documents are refused below with a message.
+  const docs = YAML.parseAllDocuments(text, { logLevel: 'error' });
   if (!Array.isArray(docs)) return { text, warnings: [], injected: 0, skipped: 0 };
   const warnings: string[] = [];
   let injected = 0;
@@ -74,6 +75,10 @@ export function injectManifests(text: string, settings: InjectSettings): Manifes
       ops.push(...prefixOps(path, outcome.ops));
     }
     if (ops.length === 0) return;
+    const problem = uneditable(doc);
+    if (problem) {
+      throw new ConfigError('manifest', `document ${index + 1}`, problem, 'write the document as plain YAML 1.2 (what kubectl get -o yaml prints)', '');
+    }
     applyToYaml(doc, ops);
     const contents = doc.contents as YamlNode;
     const [start, end] = [contents.range![0], contents.range![1]];
@@ -88,6 +93,30 @@ export function injectManifests(text: string, settings: InjectSettings): Manifes
   }
   out += text.slice(at);
   return { text: out, warnings, injected, skipped };
+}
+
+/**
+ * YAML that kubectl reads one way and an edit of the tree would change another
+ * way, refused for documents that are injected (the others pass through
+ * untouched): YAML 1.1 (kubectl reads `no` as false, a 1.2 rendering would
+ * not), merge keys (kubectl merges `<<`, the tree keeps it as a key), and keys
+ * that are aliases, collections, anchored or tagged (their duplicates and
+ * cycles escape the parser's checks, and their text spans do not start where
+ * the document's does).
+ */
+function uneditable(doc: Document): string | undefined {
+  if (doc.directives?.yaml.version === '1.1') return 'is YAML 1.1 (%YAML 1.1), which meshcap does not edit';
+  let problem: string | undefined;
+  YAML.visit(doc, {
+    Pair: (_key, pair) => {
+      const key = pair.key;
+      if (!YAML.isScalar(key)) problem = 'has a key that is an alias or a collection';
+      else if (key.anchor || key.tag) problem = `has an anchor or a tag on the key ${JSON.stringify(String(key.value))}`;
+      else if (key.value === '<<') problem = 'uses a merge key (<<), which kubectl expands and meshcap cannot edit through';
+      return problem ? YAML.visit.BREAK : undefined;
+    },
+  });
+  return problem;
 }
 
 /** The top node alone: its own leading and trailing comments stay where they are in the original text. */

@@ -316,3 +316,28 @@ ${volumes}`;
     assert.throws(() => inject(YAML.stringify(object)), (error: unknown) => error instanceof ConfigError && error.message.includes('"istio-envoy"'));
   });
 });
+
+describe('YAML that kubectl reads differently from the tree is refused, not mis-edited', () => {
+  const pod = (head: string, spec = '  containers:\n  - name: app\n    image: app\n') => `${head}apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n${spec}`;
+  const cases: [string, string, RegExp][] = [
+    ['YAML 1.1 (a container named no)', `%YAML 1.1\n---\n${pod('', '  containers:\n  - name: no\n    image: app\n')}`, /YAML 1\.1/],
+    ['a merge key', pod('', '  <<: {hostNetwork: false}\n  containers:\n  - name: app\n    image: app\n'), /merge key/],
+    ['a duplicate key written as an alias', pod('', '  &v volumes: []\n  containers:\n  - name: app\n    image: app\n  *v : [{name: data, emptyDir: {}}]\n'), /anchor or a tag on the key "volumes"/],
+    ['a key that is an alias of its own map', 'apiVersion: v1\nkind: Pod\nmetadata: &m {name: p, ? *m : x}\nspec:\n  containers:\n  - name: app\n    image: app\n', /key that is an alias/],
+    ['an anchor on the first key', pod('', '  containers:\n  - name: app\n    image: app\n').replace('apiVersion', '&k apiVersion'), /anchor or a tag on the key "apiVersion"/],
+    ['a tag on the first key', pod('', '  containers:\n  - name: app\n    image: app\n').replace('apiVersion', '!!str apiVersion'), /anchor or a tag on the key "apiVersion"/],
+  ];
+  for (const [name, text, message] of cases) {
+    test(name, () => {
+      assert.throws(
+        () => injectManifests(text, DEFAULT_SETTINGS),
+        (error: unknown) => error instanceof ConfigError && message.test(error.message) && error.message.includes('document 1') && !error.message.includes('\n'),
+      );
+    });
+  }
+
+  test('documents that are not injected may use any of it: they pass through byte for byte', () => {
+    const configMap = '%YAML 1.1\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  base: &b x\n  <<: {merged: y}\n';
+    assert.equal(injectManifests(configMap, DEFAULT_SETTINGS).text, configMap);
+  });
+});
