@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { firstSentence } from './args.js';
 import { diagnose } from '../doctor/classify.js';
 import { formatHuman, formatJson } from '../doctor/format.js';
 import { gatherPod } from '../doctor/gather.js';
@@ -60,7 +61,7 @@ export async function runDoctor(argv: readonly string[], ctx: CommandContext, de
   try {
     parsed = parse(argv);
   } catch (error) {
-    return usageError(ctx, describeParseError(error), 'doctor does not accept it', "run 'meshcap doctor --help' for the usage");
+    return usageError(ctx, firstSentence(error), 'doctor does not accept it', "run 'meshcap doctor --help' for the usage");
   }
   const { values, positionals } = parsed;
   if (values.help === true) {
@@ -141,13 +142,6 @@ function parse(argv: readonly string[]) {
 function usageError(ctx: CommandContext, what: string, why: string, fix: string): number {
   ctx.stderr(`meshcap doctor: ${what} — ${why} — ${fix}\n`);
   return ExitCode.InvalidConfig;
-}
-
-function describeParseError(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  // parseArgs messages are multi-sentence; the first one names the problem.
-  const first = message.split(/\. |\n/)[0] ?? message;
-  return first.replace(/\.$/, '');
 }
 
 function errorReason(error: unknown): string {

@@ -1,11 +1,11 @@
 /** `meshcap inject -f FILE|-`: argument wiring for the injection engine (src/inject). */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { parseGoBool } from '../config/argv.js';
 import { ConfigError, UsageError } from '../config/parse.js';
 import { injectManifests } from '../inject/manifest.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from '../inject/settings.js';
 import { defaultTemplate, parseTemplate, renderTemplate } from '../inject/template.js';
+import { parseCommandArgs } from './args.js';
 import type { Command } from './context.js';
 import { ExitCode } from './exit-codes.js';
 import { reportError } from './report.js';
@@ -109,23 +109,12 @@ export function settingsFromOptions(values: InjectOptionValues): InjectSettings 
 
 export const injectCommand: Command = async (argv, ctx) => {
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...argv],
-        options: {
-          filename: { type: 'string', short: 'f' },
-          help: { type: 'boolean', short: 'h' },
-          'print-template': { type: 'boolean' },
-          ...SETTINGS_OPTIONS,
-        },
-        allowPositionals: false,
-        strict: true,
-      });
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-    const { values } = parsed;
+    const values = parseCommandArgs(argv, {
+      filename: { type: 'string', short: 'f' },
+      help: { type: 'boolean', short: 'h' },
+      'print-template': { type: 'boolean' },
+      ...SETTINGS_OPTIONS,
+    });
     if (values.help) {
       ctx.stdout(INJECT_HELP);
       return ExitCode.Ok;

@@ -1,8 +1,8 @@
 /** `meshcap webhook`: argument wiring, signals and JSON logs for the admission webhook (src/webhook). */
-import { parseArgs } from 'node:util';
 import { ConfigError, UsageError } from '../config/parse.js';
 import { parsePort } from '../config/values.js';
 import { startWebhook } from '../webhook/server.js';
+import { parseCommandArgs } from './args.js';
 import type { Command } from './context.js';
 import { ExitCode } from './exit-codes.js';
 import { SETTINGS_OPTIONS, settingsFromOptions } from './inject.js';
@@ -46,32 +46,21 @@ function seconds(name: string, text: string | undefined, fallback: number, max: 
 
 export const webhookCommand: Command = async (argv, ctx) => {
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...argv],
-        options: {
-          help: { type: 'boolean', short: 'h' },
-          'tls-cert': { type: 'string' },
-          'tls-key': { type: 'string' },
-          address: { type: 'string' },
-          port: { type: 'string' },
-          'max-body-bytes': { type: 'string' },
-          'request-timeout': { type: 'string' },
-          'shutdown-delay': { type: 'string' },
-          'shutdown-grace': { type: 'string' },
-          'cert-poll': { type: 'string' },
-          quiet: { type: 'boolean' },
-          'cache-size': { type: 'string' },
-          ...SETTINGS_OPTIONS,
-        },
-        allowPositionals: false,
-        strict: true,
-      });
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-    const { values } = parsed;
+    const values = parseCommandArgs(argv, {
+      help: { type: 'boolean', short: 'h' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      address: { type: 'string' },
+      port: { type: 'string' },
+      'max-body-bytes': { type: 'string' },
+      'request-timeout': { type: 'string' },
+      'shutdown-delay': { type: 'string' },
+      'shutdown-grace': { type: 'string' },
+      'cert-poll': { type: 'string' },
+      quiet: { type: 'boolean' },
+      'cache-size': { type: 'string' },
+      ...SETTINGS_OPTIONS,
+    });
     if (values.help) {
       ctx.stdout(WEBHOOK_HELP);
       return ExitCode.Ok;

@@ -354,5 +354,9 @@ describe('meshcap webhook: option errors', () => {
       assert.match(result.stderr, message);
       assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
     }
+    // A command line parseArgs refuses: its first sentence only, then where to find the usage.
+    const unknown = runCli(['webhook', '--bogus']);
+    assert.equal(unknown.code, 2);
+    assert.deepEqual(unknown.stderr.trim().split('\n'), ["meshcap webhook: Unknown option '--bogus'", "Run 'meshcap webhook --help' for usage."]);
   });
 });
