@@ -5,17 +5,9 @@ import YAML from 'yaml';
 import { ConfigError } from '../../src/config/parse.js';
 import { injectManifests } from '../../src/inject/manifest.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from '../../src/inject/settings.js';
+import { podManifest } from '../helpers/manifests.js';
 
-const pod = (annotations: Record<string, string> = {}, extra = '') => `apiVersion: v1
-kind: Pod
-metadata:
-  name: app
-  annotations: ${JSON.stringify(annotations)}
-spec:
-  containers:
-  - name: app
-    image: app
-${extra}`;
+const pod = podManifest;
 
 const spec = (text: string) => (YAML.parse(text) as { spec: Record<string, { name: string; [k: string]: unknown }[]> }).spec;
 const names = (list: { name: string }[] | undefined) => (list ?? []).map((c) => c.name);

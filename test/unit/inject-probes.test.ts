@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import jsonPatch, { type Operation } from 'fast-json-patch';
 import YAML from 'yaml';
 import { ConfigError } from '../../src/config/parse.js';
 import { settingsFromOptions } from '../../src/cli/inject.js';
@@ -13,6 +12,7 @@ import { type JsonObject } from '../../src/inject/json.js';
 import { injectManifests } from '../../src/inject/manifest.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from '../../src/inject/settings.js';
 import { answerReview } from '../../src/webhook/admission.js';
+import { admissionReview, applyPatch, patchOf, responseOf } from '../helpers/admission.js';
 
 type Container = Record<string, unknown> & { name: string };
 interface PodSpec {
@@ -254,19 +254,14 @@ describe('webhook', () => {
       { name: 'other', image: 'o', startupProbe: { grpc: { port: 9090 } }, readinessProbe: { exec: { command: ['true'] } } },
     ], {}, [{ name: 'side', image: 's', restartPolicy: 'Always', readinessProbe: { httpGet: { port: 3333, scheme: 'HTTPS' } } }]);
     const pod = JSON.parse(text) as JsonObject;
-    const review = (object: JsonObject) => JSON.stringify({
-      apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
-      request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' },
-        operation: 'CREATE', namespace: 'default', object },
-    });
-    const response = (JSON.parse(answerReview(review(pod), DEFAULT_SETTINGS).body) as { response: JsonObject }).response;
+    const review = (object: JsonObject) => JSON.stringify(admissionReview(object));
+    const response = responseOf(answerReview(review(pod), DEFAULT_SETTINGS).body);
     assert.equal(response.allowed, true);
-    const ops = JSON.parse(Buffer.from(String(response.patch), 'base64').toString('utf8')) as Operation[];
-    const patched = jsonPatch.applyPatch(pod, ops, true, false).newDocument;
+    const patched = applyPatch(pod, patchOf(response));
     const viaCli = parse(inject(text));
     assert.deepEqual(patched.spec, viaCli.spec);
     assert.ok(probers(inject(text)));
-    const again = (JSON.parse(answerReview(review(patched), DEFAULT_SETTINGS).body) as { response: JsonObject }).response;
+    const again = responseOf(answerReview(review(patched), DEFAULT_SETTINGS).body);
     assert.equal(again.allowed, true);
     assert.equal(again.patch, undefined);
   });

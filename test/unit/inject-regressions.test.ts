@@ -8,16 +8,18 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import jsonPatch, { type Operation } from 'fast-json-patch';
+import type { Operation } from 'fast-json-patch';
 import YAML from 'yaml';
 import { ConfigError } from '../../src/config/parse.js';
-import { type JsonObject, clone } from '../../src/inject/json.js';
+import type { JsonObject } from '../../src/inject/json.js';
 import { injectManifests } from '../../src/inject/manifest.js';
 import { prefixOps } from '../../src/inject/patch.js';
 import { injectPod } from '../../src/inject/pod.js';
 import { DEFAULT_SETTINGS } from '../../src/inject/settings.js';
 import { isList, locatePod } from '../../src/inject/workloads.js';
 import { answerReview } from '../../src/webhook/admission.js';
+import { admissionReview, applyPatch, patchOf, responseOf } from '../helpers/admission.js';
+import { podManifest } from '../helpers/manifests.js';
 
 /** The data the engine's JSON Patch gives (what the webhook returns), applied by an independent RFC 6902 library. */
 function patchedData(text: string): unknown {
@@ -33,7 +35,7 @@ function patchedData(text: string): unknown {
     assert.equal(outcome.kind, 'injected');
     return outcome.kind === 'injected' ? prefixOps(path, outcome.ops) : [];
   });
-  return jsonPatch.applyPatch(clone(object), ops as Operation[], true, false).newDocument;
+  return applyPatch(object, ops as Operation[]);
 }
 
 const inject = (text: string) => injectManifests(text, DEFAULT_SETTINGS).text;
@@ -111,15 +113,9 @@ spec:
     env: [{name: APP, value: *app}]
 `;
     const object = YAML.parse(text) as JsonObject;
-    const review = JSON.stringify({
-      apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
-      request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' },
-        operation: 'CREATE', namespace: 'default', object },
-    });
-    const response = (JSON.parse(answerReview(review, DEFAULT_SETTINGS).body) as { response: JsonObject }).response;
+    const response = responseOf(answerReview(JSON.stringify(admissionReview(object)), DEFAULT_SETTINGS).body);
     assert.equal(response.allowed, true);
-    const ops = JSON.parse(Buffer.from(String(response.patch), 'base64').toString('utf8')) as Operation[];
-    const viaWebhook = jsonPatch.applyPatch(clone(object), ops, true, false).newDocument as { spec: { nodeSelector: unknown } };
+    const viaWebhook = applyPatch(object, patchOf(response)) as { spec: { nodeSelector: unknown } };
     assert.deepEqual(YAML.parse(inject(text)), viaWebhook);
     assert.deepEqual(viaWebhook.spec.nodeSelector, { app: 'hello' });
     assert.ok(inject(text).includes('- &c\n'), 'the app container (patched key by key) keeps its anchor when nothing aliases it');
@@ -198,17 +194,7 @@ spec:
 });
 
 describe('proxyMetadata env is validated as istio-init will read it', () => {
-  const pod = (config: string) => `apiVersion: v1
-kind: Pod
-metadata:
-  name: app
-  annotations:
-    proxy.istio.io/config: ${JSON.stringify(config)}
-spec:
-  containers:
-  - name: app
-    image: app
-`;
+  const pod = (config: string) => podManifest({ 'proxy.istio.io/config': config });
   const bad: [string, string][] = [
     ['proxyMetadata: {ISTIO_META_DNS_CAPTURE: maybe}', 'ISTIO_META_DNS_CAPTURE: maybe'],
     ['proxyMetadata: {ISTIO_OUTBOUND_OWNER_GROUPS: ""}', 'ISTIO_OUTBOUND_OWNER_GROUPS: '],
@@ -268,16 +254,7 @@ describe('the verdict cache of istio-init args', () => {
 });
 
 describe('re-injection is idempotent', () => {
-  const pod = (annotations: Record<string, string>, volumes = '') => `apiVersion: v1
-kind: Pod
-metadata:
-  name: app
-  annotations: ${JSON.stringify(annotations)}
-spec:
-  containers:
-  - name: app
-    image: app
-${volumes}`;
+  const pod = podManifest;
 
   test('an empty Prometheus annotation is restored as it was', () => {
     const cases: Record<string, string>[] = [

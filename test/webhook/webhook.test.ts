@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import jsonPatch, { type Operation } from 'fast-json-patch';
 import YAML from 'yaml';
 import { type JsonObject, asObject, isObject } from '../../src/inject/json.js';
 import { injectManifests } from '../../src/inject/manifest.js';
@@ -18,32 +17,13 @@ import { isList, locatePod } from '../../src/inject/workloads.js';
 import { type Webhook, startWebhook } from '../../src/webhook/server.js';
 import { INJECT_CASES, ISTIO_LIKE } from '../golden/inject-cases.js';
 import { INJECT_DIR, podsOf } from '../golden/inject-compare.js';
+import { admissionReview as review, applyPatch, patchOf } from '../helpers/admission.js';
 import { send } from '../helpers/https.js';
 import { anchorsOrSkip } from '../helpers/paths.js';
 import { makeCert } from '../helpers/tls.js';
 
 const anchors = anchorsOrSkip();
 
-/** The patch applied as a consumer would: every op validated (paths resolve, indexes in range), the input left untouched. */
-function applyPatch(pod: JsonObject, patch: unknown): JsonObject {
-  assert.ok(Array.isArray(patch), 'the patch is a JSON array of operations');
-  return jsonPatch.applyPatch(pod, patch as Operation[], true, false).newDocument;
-}
-
-export function review(pod: JsonObject, uid = 'uid-1'): JsonObject {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      resource: { group: '', version: 'v1', resource: 'pods' },
-      operation: 'CREATE',
-      namespace: 'default',
-      object: pod,
-    },
-  };
-}
 
 /** The Pods controllers would create from a manifest's workloads, with owner references as they set them. */
 export function podsFromManifest(text: string): JsonObject[] {
@@ -140,8 +120,7 @@ describe('webhook: anchors through AdmissionReview, same result as meshcap injec
           continue;
         }
         assert.equal(response.patchType, 'JSONPatch');
-        const patch = JSON.parse(Buffer.from(String(response.patch), 'base64').toString('utf8'));
-        const patched = applyPatch(pod, patch);
+        const patched = applyPatch(pod, patchOf(response));
         const want = expected[i]!;
         assert.deepEqual(patched.spec, want.spec, 'patched pod spec equals meshcap inject');
         const meta = patched.metadata as JsonObject;
@@ -187,7 +166,7 @@ describe('webhook: HTTP behaviour', () => {
   test('meshcap defaults: meshcap init image, native sidecar, patch applies', async () => {
     const reply = await post(s.port, review(pod));
     const { response } = JSON.parse(reply.body) as { response: JsonObject };
-    const patched = applyPatch(pod, JSON.parse(Buffer.from(String(response.patch), 'base64').toString()));
+    const patched = applyPatch(pod, patchOf(response));
     const init = (patched.spec as JsonObject).initContainers as JsonObject[];
     assert.deepEqual(init.map((c) => c.name), ['istio-init', 'istio-proxy']);
     assert.deepEqual(init[0]!.command, ['meshcap']);
