@@ -7,24 +7,16 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DEFAULT_SETTINGS } from '../../src/inject/settings.js';
 import { AnswerCache, MAX_CACHED_REQUEST_CHARS, type ReviewAnswer, answerReview } from '../../src/webhook/admission.js';
+import { admissionReview } from '../helpers/admission.js';
 
 function reviewText(uid: string, podName = 'web', annotations: Record<string, string> = {}): string {
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid,
-      kind: { group: '', version: 'v1', kind: 'Pod' },
-      namespace: 'shop',
-      operation: 'CREATE',
-      object: {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { generateName: `${podName}-`, annotations },
-        spec: { containers: [{ name: podName, image: `${podName}:1`, ports: [{ containerPort: 8080 }] }] },
-      },
-    },
-  });
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { generateName: `${podName}-`, annotations },
+    spec: { containers: [{ name: podName, image: `${podName}:1`, ports: [{ containerPort: 8080 }] }] },
+  };
+  return JSON.stringify(admissionReview(pod, uid, 'shop'));
 }
 
 const response = (answer: ReviewAnswer) => (JSON.parse(answer.body) as { response: Record<string, unknown> }).response;
