@@ -101,8 +101,7 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     // With hold, kubelet starts the proxy first and blocks on its postStart hook until it is ready.
     containers = options.hold ? [proxy, ...appContainers] : [...appContainers, proxy];
   }
-  checkPodVolumes(template, stripped.volumes, subject);
-  checkUserVolumes(options, template, stripped.volumes, subject);
+  checkVolumes(options, template, stripped.volumes, subject);
   const injectedVolumes = [...template.volumes, ...options.userVolumes];
   const volumeNames = injectedVolumes.map((v) => String(v.name));
   // Injected volumes first, as Istio's strategic merge leaves them. Template volumes are frozen and shared.
@@ -152,30 +151,27 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
 }
 
 /**
+ * What the API server would refuse about the volumes, refused here by name.
  * The pod's own volumes (those a previous injection did not record in the
- * status annotation) must not take a template volume's name: the API server
- * would refuse the duplicate with a generic error, and a re-injection would
- * strip the user's volume as if it were the injected one.
+ * status annotation) must not take a template volume's name: the duplicate
+ * would be refused with a generic error, and a re-injection would strip the
+ * user's volume as if it were the injected one. User volumes must be new
+ * names, and user mounts must mount a volume the pod will have.
  */
-function checkPodVolumes(template: ProxyTemplate, podVolumes: readonly Json[], subject: string): void {
-  const injected = new Set(template.volumes.map((v) => v.name));
-  for (const volume of podVolumes) {
-    const name = isObject(volume) ? volume.name : undefined;
-    if (typeof name === 'string' && injected.has(name)) {
+function checkVolumes(options: PodOptions, template: ProxyTemplate, podVolumes: readonly Json[], subject: string): void {
+  const templateNames = new Set(template.volumes.map((v) => v.name));
+  const podNames = new Set(podVolumes.map((v) => (isObject(v) ? v.name : undefined)));
+  for (const name of podNames) {
+    if (typeof name === 'string' && templateNames.has(name)) {
       throw new ConfigError('pod volume', name, 'has the name of a volume the injected proxy needs', 'rename the volume in spec.volumes (and its volumeMounts)', `on ${subject}`);
     }
   }
-}
-
-/** What the API server would refuse about the user volumes is refused here, naming the annotation. */
-function checkUserVolumes(options: PodOptions, template: ProxyTemplate, podVolumes: readonly Json[], subject: string): void {
-  const podNames = new Set(podVolumes.map((v) => (isObject(v) ? v.name : undefined)));
   for (const volume of options.userVolumes) {
-    if (podNames.has(volume.name) || template.volumes.some((v) => v.name === volume.name)) {
+    if (podNames.has(volume.name) || templateNames.has(volume.name)) {
       throw new ConfigError(`annotation ${A.userVolume}`, String(volume.name), 'names a volume the pod or the proxy template already has', 'pick another volume name', `on ${subject}`);
     }
   }
-  const known = new Set([...podNames, ...template.volumes.map((v) => v.name), ...options.userVolumes.map((v) => v.name)]);
+  const known = new Set([...podNames, ...templateNames, ...options.userVolumes.map((v) => v.name)]);
   for (const mount of options.userVolumeMounts) {
     if (!known.has(mount.name)) {
       throw new ConfigError(`annotation ${A.userVolumeMount}`, String(mount.name), 'mounts a volume the pod does not have', `declare it in ${A.userVolume} or in the pod's volumes`, `on ${subject}`);
@@ -438,14 +434,13 @@ function buildInit(options: PodOptions, settings: InjectSettings, userProxy: Jso
   const problem = initProblem(args.slice(1), options.proxyMetadata);
   if (problem?.fromEnv) {
     // The parser names the env variable it refused (`from env X` or `env X`): that is the proxyMetadata key.
-    const error = problem;
-    const name = /\benv ([A-Za-z_][A-Za-z0-9_.-]*)/.exec(`${error.source} ${error.subject}`)?.[1];
+    const name = /\benv ([A-Za-z_][A-Za-z0-9_.-]*)/.exec(`${problem.source} ${problem.subject}`)?.[1];
     const entry = options.proxyMetadata.find(([key]) => key === name);
     throw new ConfigError(
       `annotation ${A.proxyConfig} proxyMetadata`,
       entry ? `${entry[0]}: ${entry[1]}` : options.proxyMetadata.map(([key, value]) => `${key}: ${value}`).join(', '),
-      `${error.problem} (istio-init reads it for ${error.subject})`,
-      error.allowed,
+      `${problem.problem} (istio-init reads it for ${problem.subject})`,
+      problem.allowed,
       `on ${subject}`,
     );
   }

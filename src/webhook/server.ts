@@ -58,7 +58,7 @@ const MAX_CONNECTIONS = 4096;
 
 export function startWebhook(options: WebhookOptions): Webhook {
   const metrics = new Metrics();
-  const cache = (options.cacheSize ?? 256) > 0 ? new AnswerCache(options.cacheSize ?? 256) : undefined;
+  const cache = new AnswerCache(options.cacheSize ?? 256);
   const { log } = options;
   let certDigest = '';
   let shuttingDown = false;
