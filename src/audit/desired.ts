@@ -1,0 +1,59 @@
+/**
+ * The capture a sandbox should have, from its annotations alone: whether it is
+ * injected at all, in which layout, and the istio-iptables arguments the
+ * injector (init-container layout) or the CNI plugin (CNI layout) derive from
+ * the same annotations. The CRI never exposes an init container's arguments,
+ * so the annotations are the only source both layouts share. Pure.
+ */
+import { parseCaptureConfig } from '../config/parse.js';
+import type { CaptureConfig, HostFacts } from '../config/types.js';
+import { A, readPodOptions } from '../inject/annotations.js';
+import { INIT_NAME, initArgs, parseStatus } from '../inject/pod.js';
+import { DEFAULT_SETTINGS, type InjectSettings } from '../inject/settings.js';
+import type { Layout, Sandbox } from './types.js';
+
+export type Desired =
+  /** Not a mesh pod (or one that asks for no capture): the audit leaves it alone and does not list it. */
+  | { readonly kind: 'not-injected'; readonly reason: string }
+  /** Injected, but its annotations cannot be turned into a capture: reported, never repaired. */
+  | { readonly kind: 'invalid'; readonly layout: Layout; readonly problem: string }
+  | {
+      readonly kind: 'capture';
+      readonly layout: Layout;
+      /** istio-iptables arguments (without the command name) and environment. */
+      readonly args: readonly string[];
+      readonly env: Readonly<Record<string, string>>;
+      readonly config: CaptureConfig;
+    };
+
+export function desiredCapture(sandbox: Sandbox, settings: InjectSettings = DEFAULT_SETTINGS): Desired {
+  const annotations = sandbox.annotations;
+  const subject = `pod ${sandbox.namespace}/${sandbox.name}`;
+  if (annotations[A.status] === undefined) return { kind: 'not-injected', reason: `no ${A.status} annotation` };
+  if (annotations[A.inject] === 'false') return { kind: 'not-injected', reason: `${A.inject}=false` };
+  let layout: Layout = 'cni';
+  try {
+    const status = parseStatus(annotations[A.status], subject);
+    if (status?.initContainers.includes(INIT_NAME)) layout = 'init-container';
+    const options = readPodOptions(annotations, settings, subject);
+    if (options.mode === 'NONE') return { kind: 'not-injected', reason: 'interceptionMode NONE: no capture is wanted' };
+    // TPROXY needs the proxy as root, so the injector keeps Istio's 1337 as the exempt uid there.
+    const uid = options.mode === 'TPROXY' ? '1337' : String(settings.proxyUid);
+    const args = initArgs(options, settings, uid).slice(1);
+    const env = Object.fromEntries(options.proxyMetadata);
+    return { kind: 'capture', layout, args, env, config: parseCaptureConfig(args, env, podFacts(sandbox)) };
+  } catch (error) {
+    return { kind: 'invalid', layout, problem: (error as Error).message };
+  }
+}
+
+/** The facts istio-init would read inside the pod, as the runtime reports them. */
+function podFacts(sandbox: Sandbox): HostFacts {
+  return {
+    interfaceAddresses: () => sandbox.addresses,
+    // DNS capture servers come from the pod's resolv.conf, which the audit does not read: Istio's
+    // flags name them explicitly (--dns-servers-v4/-v6) when they matter.
+    resolvConf: () => undefined,
+    lookupUid: () => undefined,
+  };
+}

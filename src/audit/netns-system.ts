@@ -1,0 +1,56 @@
+/**
+ * A System that acts inside another network namespace, given by path (the
+ * CRI reports the pod's as a path, not a name): every binary runs under
+ * `nsenter --net=PATH`. Kernel files that depend on the reader's network
+ * namespace (/proc/net/*, /proc/sys/net/*) cannot be read synchronously from
+ * here, so the ones the engine reads are fetched once, from inside, when the
+ * System is made; any other such path reads as absent. Everything else is the
+ * node's (filesystem, PATH, capabilities), as for `ip netns exec`.
+ */
+import { ExitCode } from '../cli/exit-codes.js';
+import type { System } from '../backend/system.js';
+import { MeshcapError } from '../errors.js';
+
+/** The per-namespace files read by backend detection, preflight and the IPv6 decision. */
+export const NETNS_FILES: readonly string[] = [
+  '/proc/net/ip_tables_names',
+  '/proc/net/ip6_tables_names',
+  '/proc/net/ip_tables_matches',
+  '/proc/net/ip_tables_targets',
+  '/proc/net/if_inet6',
+  '/proc/sys/net/ipv6/conf/all/disable_ipv6',
+];
+
+const MARK = '\u0001meshcap-file\u0001';
+const isPerNetns = (path: string) => path.startsWith('/proc/net/') || path.startsWith('/proc/sys/net/') || path.startsWith('/proc/self/net/');
+
+export async function netnsSystem(base: System, netnsPath: string): Promise<System> {
+  const nsenter = base.which('nsenter');
+  if (!nsenter) {
+    throw new MeshcapError(ExitCode.Unsupported, 'nsenter was not found on PATH', "the audit enters each pod's network namespace with nsenter", 'install util-linux (apt-get install util-linux)');
+  }
+  const enter = (file: string, args: readonly string[]) => [`--net=${netnsPath}`, '--', file, ...args];
+  // One process for all files: printf marks where each begins and whether it could be read.
+  const script = `for f; do if c=$(cat "$f" 2>/dev/null && printf x); then printf '${MARK.replace(/\u0001/g, '\\001')}%s\\n%s' "$f" "\${c%x}"; fi; done`;
+  const fetched = await base.run(nsenter, enter('/bin/sh', ['-c', script, 'sh', ...NETNS_FILES]), { timeoutMs: 10_000 });
+  if (fetched.code !== 0) {
+    throw new MeshcapError(
+      ExitCode.Unexpected,
+      `cannot enter the network namespace ${netnsPath}`,
+      fetched.stderr.trim() || `nsenter exited ${fetched.code}`,
+      'the pod may have just stopped (the next audit skips it); otherwise run the audit as root with CAP_SYS_ADMIN and the runtime\'s netns directory mounted',
+    );
+  }
+  const files = new Map<string, string>();
+  for (const chunk of fetched.stdout.split(MARK).slice(1)) {
+    const newline = chunk.indexOf('\n');
+    files.set(chunk.slice(0, newline), chunk.slice(newline + 1));
+  }
+  return {
+    recording: false,
+    run: (file, args, options) => base.run(nsenter, enter(file, args), options),
+    which: (name) => base.which(name),
+    readFile: (path) => (isPerNetns(path) ? files.get(path) : base.readFile(path)),
+    readBytes: (path) => base.readBytes(path),
+  };
+}
