@@ -18,6 +18,7 @@ import { type Desired, desiredCapture } from './desired.js';
 import { netnsSystem } from './netns-system.js';
 import { DEFAULT_POLICY, type RepairHistory, type RepairPolicy, decide, pruneHistory, recordRepair } from './policy.js';
 import type { PodAudit, PodVerdict, Sandbox } from './types.js';
+import type { InjectSettings } from '../inject/settings.js';
 
 export interface AuditDeps {
   /** The node's System: the audit runs there and enters each pod's namespace. */
@@ -37,6 +38,8 @@ export interface AuditOptions {
   readonly history?: RepairHistory;
   /** Pods read at once: reading is a few short processes per pod. */
   readonly concurrency?: number;
+  /** The injector's install settings (ports, proxy uid, native nftables): the desired capture depends on them. */
+  readonly settings?: InjectSettings;
 }
 
 export interface AuditResult {
@@ -54,7 +57,7 @@ export async function auditNode(deps: AuditDeps, options: AuditOptions): Promise
   const all = await deps.sandboxes();
   const targets = all.flatMap((sandbox) => {
     if (!sandbox.ready) return [];
-    const desired = desiredCapture(sandbox);
+    const desired = desiredCapture(sandbox, options.settings);
     return desired.kind === 'not-injected' ? [] : [{ sandbox, desired }];
   });
   const pods = await mapLimit(targets, options.concurrency ?? 4, ({ sandbox, desired }) => auditPod(deps, sandbox, desired, { ...options, policy, history, now }));
