@@ -5,6 +5,7 @@
  * for the ready ones that look injected, for their addresses and netns path.
  * Uninjected sandboxes cost one list entry and nothing more.
  */
+import { netnsPathFromInfo } from '../cri/client.js';
 import type { Sandbox } from './types.js';
 
 /** What the audit calls on a CRI client (src/cri's CriClient has this shape). */
@@ -54,20 +55,8 @@ export async function criSandboxes(cri: SandboxSource): Promise<Sandbox[]> {
     }
     const network = answer.status?.network;
     const addresses = network ? [network.ip, ...network.additional_ips.map((a) => a.ip)].filter((ip) => ip !== '') : [];
-    const netnsPath = netnsPathOf(answer.info);
+    const netnsPath = netnsPathFromInfo(answer.info);
     out.push({ ...base, addresses, ...(netnsPath ? { netnsPath } : {}) });
   }
   return out;
-}
-
-/** containerd (and CRI-O) put the OCI runtime spec, with the sandbox's network namespace, in the verbose info. */
-export function netnsPathOf(info: Readonly<Record<string, string>>): string | undefined {
-  const text = info.info;
-  if (!text) return undefined;
-  try {
-    const spec = JSON.parse(text) as { runtimeSpec?: { linux?: { namespaces?: { type?: string; path?: string }[] } } };
-    return spec.runtimeSpec?.linux?.namespaces?.find((ns) => ns.type === 'network')?.path || undefined;
-  } catch {
-    return undefined;
-  }
 }

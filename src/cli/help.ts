@@ -58,6 +58,7 @@ Commands:
   doctor [FILE|-]          read logs or rule dumps and name the root cause and the fix
   status [--netns NAME]    is the capture in place, complete, which config, drifted? (exit 1 if not healthy)
   trace --dst A --dport P  simulate one connection through a config's or the live rules
+  audit [--repair]         every injected pod on the node (via the CRI): capture ok, missing, drifted, ...; repairs in place
   explain [flags]          a config's rules in plain language; --format mermaid for a diagram
   inject -f FILE|-         add the sidecar (istio-init + istio-proxy) to Kubernetes manifests
   webhook --tls-cert F --tls-key F   the mutating admission webhook (POST /inject)

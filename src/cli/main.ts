@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   trace: async () => (await import('./trace.js')).traceCommand,
   explain: async () => (await import('./explain.js')).explainCommand,
   status: async () => (await import('./status.js')).statusCommand,
+  audit: async () => (await import('./audit.js')).auditCommand,
   inject: async () => (await import('./inject.js')).injectCommand,
   webhook: async () => (await import('./webhook.js')).webhookCommand,
   'probe-server': async () => (await import('./probe.js')).probeServerCommand,

@@ -1,7 +1,7 @@
 /** The CRI inventory and the agent's audit loop against a stand-in CRI (a fake SandboxSource, named as one). */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { criSandboxes, netnsPathOf, type ListedSandbox, type SandboxSource } from '../../src/audit/inventory.js';
+import { criSandboxes, type ListedSandbox, type SandboxSource } from '../../src/audit/inventory.js';
 import { AuditLoop } from '../../src/audit/loop.js';
 import type { AuditResult } from '../../src/audit/run.js';
 import { recordingSystem } from '../../src/backend/system.js';
@@ -36,12 +36,6 @@ describe('CRI inventory (stand-in CRI)', () => {
       ['b', true, undefined, []],
       ['c', false, undefined, []],
     ]);
-  });
-
-  test('the netns path comes from the verbose info', () => {
-    assert.equal(netnsPathOf(info('/x/netns/cni-1')), '/x/netns/cni-1');
-    assert.equal(netnsPathOf({}), undefined);
-    assert.equal(netnsPathOf({ info: '{' }), undefined);
   });
 });
 
