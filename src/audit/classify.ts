@@ -9,7 +9,7 @@
  */
 import type { CaptureConfig } from '../config/types.js';
 import { type IpAddress, cidrContains, formatIp, parseIp } from '../net/ip.js';
-import { isMeshRule } from '../reconcile/mesh.js';
+import { isMeshChain, isMeshRule } from '../reconcile/mesh.js';
 import { buildRuleset } from '../rules/build.js';
 import type { Family, Ruleset } from '../rules/model.js';
 import { analyzeStatus } from '../status/analyze.js';
@@ -61,8 +61,9 @@ export function classifyCapture(read: AuditRead, desired: CaptureConfig, address
   const backend = report.backends.find((b) => b.name === holder)!;
   const probes = probeCapture(read, holder, config, ruleset, addresses);
 
-  if (backend.problems.length > 0) {
-    return { state: 'partial', details: [...backend.problems, ...probes.failures.map((f) => f.line)] };
+  const problems = [...backend.problems, ...emptyJumpTargets(liveRuleset(read, 'ipv4', holder).ruleset)];
+  if (problems.length > 0) {
+    return { state: 'partial', details: [...problems, ...probes.failures.map((f) => f.line)] };
   }
   const defeated = probes.failures.filter((f) => f.meshAloneCaptures);
   if (defeated.length > 0) {
@@ -85,6 +86,26 @@ export function classifyCapture(read: AuditRead, desired: CaptureConfig, address
     return { state: 'foreign-conflict', details: probes.failures.map((f) => f.line) };
   }
   return { state: 'ok', details: [] };
+}
+
+/**
+ * Mesh chains that are jumped to but hold nothing: a chain left empty (`iptables -F ISTIO_OUTPUT`).
+ * No istio-iptables configuration writes one; a configuration that needs no rules there writes no jump.
+ */
+export function emptyJumpTargets(rs: SimRuleset): string[] {
+  const out: string[] = [];
+  for (const [table, chains] of rs.tables) {
+    for (const [from, chain] of chains) {
+      for (const rule of chain.rules) {
+        if (rule.target.kind !== 'jump' && rule.target.kind !== 'goto') continue;
+        const to = rule.target.chain;
+        if (!isMeshChain(to) || chains.get(to)?.rules.length !== 0) continue;
+        const line = `${table} ${from} jumps to ${to}, which is empty`;
+        if (!out.includes(line)) out.push(line);
+      }
+    }
+  }
+  return out;
 }
 
 const emptyRead: Partial<NamespaceRead> = { ipRules: {}, routeTables: {} };

@@ -93,6 +93,33 @@ describe('classify', () => {
     assert.ok(v.details.some((d) => /nat OUTPUT does not jump to ISTIO_OUTPUT/.test(d)), v.details.join('\n'));
     const emptied = good.replace(/^-A ISTIO_REDIRECT .*\n/m, '');
     assert.equal(classifyCapture(read({ nft: emptied }), config, ['198.18.0.2']).state, 'partial');
+    const flushed = good.replace(/^-A ISTIO_OUTPUT .*\n/gm, '');
+    const v2 = classifyCapture(read({ nft: flushed }), config, ['198.18.0.2']);
+    assert.equal(v2.state, 'partial');
+    assert.ok(v2.details.includes('nat OUTPUT jumps to ISTIO_OUTPUT, which is empty'), v2.details.join('\n'));
+  });
+
+  test('every kind of configuration, live as desired, is ok (no false partial or drift)', () => {
+    const variants: [string, string][] = [
+      ['-b', ''],
+      ['-i', ''],
+      ['-i', '10.0.0.0/8'],
+      ['-x', '10.96.0.0/12'],
+      ['-m', 'TPROXY'],
+      ['-o', '9001'],
+      ['-q', '80,443'],
+      ['-c', 'eth9'],
+    ];
+    for (const [flag, value] of variants) {
+      const args = [...ARGS];
+      if (args.includes(flag)) args[args.indexOf(flag) + 1] = value;
+      else args.push(flag, value);
+      const cfg = parseCaptureConfig(args, {}, FACTS);
+      const tproxyRouting = { ipRules: { ipv4: '0:\tfrom all lookup local\n32765:\tfrom all fwmark 0x539 lookup 133\n' }, routeTables: { '133': { ipv4: 'local default dev lo scope host\n' } } };
+      const live = { ...read({ nft: saveOf(args) }), ...(flag === '-m' ? tproxyRouting : {}) };
+      const v = classifyCapture(live, cfg, ['198.18.0.2']);
+      assert.deepEqual(v, { state: 'ok', details: [] }, `${flag} ${value}`);
+    }
   });
 
   test('drifted: a complete capture of another configuration, named flag by flag', () => {

@@ -1,0 +1,227 @@
+/**
+ * The node audit against a real containerd driven through its CRI like the
+ * kubelet: sandboxes carry the annotations `meshcap inject` writes; the
+ * init-container layout's capture is made by the injected istio-init run as a
+ * CRI container; the CNI layout's by the capture a CNI plugin applies in the
+ * sandbox netns (a stand-in until the meshcap plugin is in the chain: the same
+ * engine and derivation, run from the node with nsenter, as a local-mode
+ * plugin does). The audit loop (the agent's) and `meshcap audit` then see
+ * the states the tests cause, repair in place, and metrics show each.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import YAML from 'yaml';
+import { desiredCapture } from '../../src/audit/desired.js';
+import { AuditLoop } from '../../src/audit/loop.js';
+import { DEFAULT_POLICY } from '../../src/audit/policy.js';
+import type { AuditResult } from '../../src/audit/run.js';
+import type { Sandbox as AuditSandbox } from '../../src/audit/types.js';
+import { realSystem } from '../../src/backend/system.js';
+import { CriClient } from '../../src/cri/client.js';
+import { podManifest } from '../helpers/manifests.js';
+import { runAsync } from '../helpers/netns.js';
+import { MESHCAP_BIN, REPO_ROOT } from '../helpers/paths.js';
+import { inNetns, RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
+import { hostToolsImage } from './images.js';
+import { type K8sContainer, kubeletContainer } from './kubelet.js';
+
+const skip = runtimeSkip();
+const INTERVAL_S = 1;
+const TOOLS = 'localhost/meshcap-audit-tools:1';
+const XTABLES_DIR = '/usr/lib/x86_64-linux-gnu/xtables';
+
+/** The pod's annotations and istio-init exactly as `meshcap inject` writes them for `annotations`. */
+async function injected(annotations: Record<string, string>): Promise<{ annotations: Record<string, string>; init: K8sContainer }> {
+  const result = await runAsync(process.execPath, [MESHCAP_BIN, 'inject', '-f', '-'], { input: podManifest(annotations) });
+  assert.equal(result.code, 0, result.stderr);
+  const pod = YAML.parse(result.stdout) as { metadata: { annotations: Record<string, string> }; spec: { initContainers: K8sContainer[] } };
+  const init = pod.spec.initContainers.find((c) => c.name === 'istio-init');
+  assert.ok(init, 'the injector wrote istio-init');
+  return { annotations: pod.metadata.annotations, init };
+}
+
+function auditView(pod: Sandbox, annotations: Record<string, string>): AuditSandbox {
+  return { id: pod.id, namespace: pod.config.metadata.namespace, name: pod.config.metadata.name, uid: pod.config.metadata.uid, ready: true, annotations, netnsPath: pod.netnsPath, addresses: [pod.ip] };
+}
+
+function must(result: { code: number; stderr: string }, what: string): void {
+  assert.equal(result.code, 0, `${what}: ${result.stderr}`);
+}
+
+/** Polls the loop's audits until one satisfies `check`, or fails after `ms`. */
+async function waitForAudit(audits: AuditResult[], check: (r: AuditResult) => boolean, ms: number, what: string): Promise<AuditResult> {
+  const deadline = Date.now() + ms;
+  for (let seen = 0; ; ) {
+    for (; seen < audits.length; seen++) if (check(audits[seen]!)) return audits[seen]!;
+    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${ms} ms; last audit: ${JSON.stringify(audits.at(-1)?.pods.map((p) => [p.pod, p.state, p.details]))}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+const stateOf = (r: AuditResult, pod: string) => r.pods.find((p) => p.pod === pod);
+
+describe('node audit under a real containerd (CRI)', { skip }, () => {
+  let node: RuntimeNode;
+  let loop: AuditLoop;
+  const audits: AuditResult[] = [];
+  const table: string[] = [];
+  let web: Sandbox;
+  let api: Sandbox;
+  let plain: Sandbox;
+  let webAnnotations: Record<string, string>;
+  let apiAnnotations: Record<string, string>;
+  const children: ChildProcess[] = [];
+  const logs: string[] = [];
+
+  before(async () => {
+    node = await RuntimeNode.start({ label: 'audit' });
+    const xtables = readdirSync(XTABLES_DIR).filter((f) => f.endsWith('.so')).map((f) => join(XTABLES_DIR, f));
+    const tools = ['xtables-nft-multi', 'iptables-nft', 'iptables-nft-save', 'iptables-nft-restore', 'ip6tables-nft', 'ip6tables-nft-save', 'ip6tables-nft-restore', 'xtables-legacy-multi', 'iptables-legacy', 'iptables-legacy-save', 'iptables-legacy-restore', 'ip6tables-legacy', 'ip6tables-legacy-save', 'ip6tables-legacy-restore'];
+    await node.importImage(hostToolsImage(TOOLS, [process.execPath, ...tools.map((t) => `/usr/sbin/${t}`), ...xtables]));
+
+    // Init-container layout: the injected istio-init, run by the runtime in the pod (image stand-in: host node + iptables; the repo mounted).
+    const webPod = await injected({});
+    webAnnotations = webPod.annotations;
+    web = await node.runSandbox({ name: 'web', namespace: 'shop', annotations: webAnnotations });
+    const init: K8sContainer = { ...webPod.init, image: TOOLS, command: [process.execPath, MESHCAP_BIN] };
+    const config = kubeletContainer(init, web);
+    config.mounts = [...(config.mounts ?? []), { container_path: REPO_ROOT, host_path: REPO_ROOT, readonly: true }];
+    const run = await web.run(config);
+    assert.equal(run.exitCode, 0, `istio-init failed:\n${run.log}`);
+
+    // CNI layout: what the plugin applies at ADD (stand-in: the same derivation and engine, from the node).
+    apiAnnotations = { ...(await injected({ 'traffic.sidecar.istio.io/includeInboundPorts': '8080' })).annotations, 'sidecar.istio.io/status': JSON.stringify({ initContainers: ['istio-validation'], containers: ['istio-proxy'], volumes: null, imagePullSecrets: null, revision: 'default' }) };
+    api = await node.runSandbox({ name: 'api', namespace: 'shop', annotations: apiAnnotations });
+    const desired = desiredCapture(auditView(api, apiAnnotations));
+    assert.ok(desired.kind === 'capture');
+    must(inNetns(api.netnsPath, process.execPath, [MESHCAP_BIN, 'apply', ...desired.args]), 'CNI-layout capture');
+
+    plain = await node.runSandbox({ name: 'plain', namespace: 'shop', annotations: { 'kubernetes.io/config.source': 'api' } });
+    must(plain.exec('iptables-nft', ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '--dport', '9999', '-j', 'RETURN']), 'foreign rule in the uninjected pod');
+
+    // The "proxy" in web's netns: where captured outbound connections land.
+    const proxy = spawn('nsenter', [`--net=${web.netnsPath}`, '--', process.execPath, MESHCAP_BIN, 'probe-server', '--ports', '15001', '--tag', 'proxy'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    children.push(proxy);
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      proxy.stdout!.on('data', (c: Buffer) => ((out += c.toString()), out.includes('ready') && resolve()));
+      proxy.on('close', () => reject(new Error(`probe server exited: ${out}`)));
+    });
+
+    loop = new AuditLoop({
+      intervalSeconds: INTERVAL_S,
+      repair: 'in-place',
+      sys: realSystem(),
+      openCri: async (socket) => new CriClient(socket, { timeoutMs: 10_000 }),
+      onAudit: (result) => {
+        audits.push(result);
+        const row = result.pods.map((p) => `${p.pod}=${p.repair ? `${p.repair.before}->` : ''}${p.state}`).join(' ');
+        if (table.at(-1)?.endsWith(row) !== true) table.push(`${new Date().toISOString().slice(11, 23)} ${row}`);
+      },
+    });
+    loop.start({ criSocket: node.socket, log: (level, line) => logs.push(`${level} ${line}`) });
+  });
+
+  after(async () => {
+    await loop?.stop();
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    await node?.stop();
+  });
+
+  test('both layouts audit ok; the uninjected sandbox is neither listed nor touched', async (t: TestContext) => {
+    const before = plain.exec('iptables-nft-save', ['-t', 'nat']).stdout.replace(/\[\d+:\d+\]/g, '');
+    const first = await waitForAudit(audits, (r) => r.pods.length > 0, 30_000, 'first audit');
+    assert.deepEqual(first.pods.map((p) => [p.namespace, p.pod, p.layout, p.state]), [
+      ['shop', 'api', 'cni', 'ok'],
+      ['shop', 'web', 'init-container', 'ok'],
+    ]);
+    assert.equal(plain.exec('iptables-nft-save', ['-t', 'nat']).stdout.replace(/\[\d+:\d+\]/g, ''), before);
+    const metrics = loop.metrics();
+    assert.match(metrics, /^meshcap_pod_capture_state\{namespace="shop",pod="web",state="ok"\} 1$/m);
+    assert.doesNotMatch(metrics, /pod="plain"/);
+    t.diagnostic(`first audit: ${first.durationMs} ms for ${first.pods.length} pods`);
+  });
+
+  test('meshcap audit --json through the CRI socket shows the same', async () => {
+    const result = await runAsync(process.execPath, [MESHCAP_BIN, 'audit', '--cri-socket', node.socket, '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const value = JSON.parse(result.stdout) as { pods: { namespace: string; pod: string; state: string; details: string[] }[] };
+    assert.deepEqual(value.pods.map((p) => [p.pod, p.state]), [['api', 'ok'], ['web', 'ok']]);
+    const text = await runAsync(process.execPath, [MESHCAP_BIN, 'audit', '--cri-socket', node.socket]);
+    assert.equal(text.stdout, 'shop/api  ok\nshop/web  ok\n');
+  });
+
+  test('a flushed nat table is missing within one audit period and repaired in place; a real connection proves it', async (t: TestContext) => {
+    const gateway = web.ip.replace(/\.\d+$/, '.1');
+    const connect = () => runAsync('nsenter', [`--net=${web.netnsPath}`, '--', process.execPath, MESHCAP_BIN, 'probe-connect', gateway, '8080', '--timeout', '2000']);
+    const flushedAt = Date.now();
+    must(web.exec('iptables-nft', ['-t', 'nat', '-F']), 'flush');
+    const seen = audits.length;
+    const bypass = JSON.parse((await connect()).stdout) as { ok: boolean; reply?: string };
+    assert.notEqual(bypass.reply?.startsWith('proxy'), true, 'with the nat table flushed the app is not captured');
+    const repaired = await waitForAudit(audits, (r) => audits.indexOf(r) >= seen && stateOf(r, 'web')?.repair?.before === 'missing', (INTERVAL_S + 10) * 1000, 'repair of the flushed pod');
+    const restoredMs = Date.now() - flushedAt;
+    assert.equal(stateOf(repaired, 'web')?.state, 'ok', stateOf(repaired, 'web')?.details.join('\n'));
+    assert.equal(stateOf(repaired, 'api')?.state, 'ok');
+    const captured = JSON.parse((await connect()).stdout) as { ok: boolean; reply?: string };
+    assert.match(captured.reply ?? '', /^proxy \S+ 15001$/, 'the app is captured again, with no restart');
+    assert.match(loop.metrics(), /^meshcap_capture_repairs_total\{result="ok"\} [1-9]/m);
+    t.diagnostic(`flush -> capture restored: ${restoredMs} ms (audit interval ${INTERVAL_S} s)`);
+  });
+
+  test('rules rewritten to another configuration: drifted, then repaired', async () => {
+    const desired = desiredCapture(auditView(api, apiAnnotations));
+    assert.ok(desired.kind === 'capture');
+    const other = [...desired.args];
+    other[other.indexOf('-b') + 1] = '9090';
+    const seen = audits.length;
+    must(inNetns(api.netnsPath, process.execPath, [MESHCAP_BIN, 'apply', ...other]), 'rewrite');
+    const repaired = await waitForAudit(audits, (r) => audits.indexOf(r) >= seen && stateOf(r, 'api')?.repair?.before === 'drifted', (INTERVAL_S + 10) * 1000, 'drift repaired');
+    assert.equal(stateOf(repaired, 'api')?.state, 'ok');
+    assert.ok(logs.some((l) => /audit: shop\/api drifted -> repaired -> ok/.test(l)), logs.join('\n'));
+  });
+
+  test('rules copied into the other iptables backend: duplicated-backend, reported and left alone', async () => {
+    const seen = audits.length;
+    must(web.exec('sh', ['-c', 'iptables-nft-save | iptables-legacy-restore']), 'copy to legacy');
+    const dup = await waitForAudit(audits, (r) => audits.indexOf(r) >= seen && stateOf(r, 'web')?.state === 'duplicated-backend', (INTERVAL_S + 10) * 1000, 'duplicated-backend');
+    assert.equal(stateOf(dup, 'web')?.repair, undefined);
+    assert.match(loop.metrics(), /^meshcap_pod_capture_state\{namespace="shop",pod="web",state="duplicated-backend"\} 1$/m);
+    assert.match(loop.metrics(), /^meshcap_pods_by_capture_state\{state="duplicated-backend"\} 1$/m);
+    must(web.exec('sh', ['-c', 'iptables-legacy -t nat -F && iptables-legacy -t nat -X']), 'clean legacy');
+    await waitForAudit(audits, (r) => audits.indexOf(r) > seen && stateOf(r, 'web')?.state === 'ok', (INTERVAL_S + 10) * 1000, 'ok again');
+  });
+
+  test('a pod that keeps being rewritten becomes foreign-conflict after two repairs, and is not repaired again', async () => {
+    let fought: AuditResult | undefined;
+    // Another "controller" flushes the capture whenever it sees it back.
+    for (let round = 0; round < 6 && !fought; round++) {
+      const seen = audits.length;
+      must(web.exec('iptables-nft', ['-t', 'nat', '-F', 'ISTIO_OUTPUT']), 'rewrite');
+      const next = await waitForAudit(audits, (r) => audits.indexOf(r) >= seen && stateOf(r, 'web') !== undefined && (stateOf(r, 'web')!.repair !== undefined || stateOf(r, 'web')!.state === 'foreign-conflict'), (INTERVAL_S + 10) * 1000, `round ${round}`);
+      if (stateOf(next, 'web')!.state === 'foreign-conflict') fought = next;
+    }
+    assert.ok(fought, 'the fight is detected');
+    const pod = stateOf(fought, 'web')!;
+    assert.match(pod.details[0]!, /repaired 2 times .* another process keeps rewriting/);
+    assert.ok(pod.details.some((d) => d.startsWith('found: ')));
+    // The whole test runs within one fight window: the flush test's repair counts too.
+    const repairs = audits.flatMap((r) => r.pods.filter((p) => p.pod === 'web' && p.repair)).length;
+    assert.equal(repairs, DEFAULT_POLICY.maxRepairs, 'exactly two repairs within the window, then none');
+    // A further audit period: still foreign-conflict, still no repair, the rewrite left as it is.
+    const seen = audits.length;
+    const later = await waitForAudit(audits, (r) => audits.indexOf(r) >= seen, (INTERVAL_S + 10) * 1000, 'a later audit');
+    assert.equal(stateOf(later, 'web')?.state, 'foreign-conflict');
+    assert.equal(stateOf(later, 'web')?.repair, undefined);
+    assert.doesNotMatch(web.exec('iptables-nft-save', ['-t', 'nat']).stdout, /^-A ISTIO_OUTPUT /m);
+    assert.match(loop.metrics(), /^meshcap_pod_capture_state\{namespace="shop",pod="web",state="foreign-conflict"\} 1$/m);
+  });
+
+  test('the state table as the agent saw it', (t: TestContext) => {
+    for (const row of table) t.diagnostic(row);
+    assert.ok(table.some((r) => /web=missing->ok/.test(r)) && table.some((r) => /api=drifted->ok/.test(r)) && table.some((r) => /web=duplicated-backend/.test(r)) && table.some((r) => /web=foreign-conflict/.test(r)), table.join('\n'));
+  });
+});
