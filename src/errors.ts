@@ -1,9 +1,21 @@
 /**
- * Errors that reach the user. Each says what failed, the likely cause in plain
- * words and how to fix it, and carries a stable exit code and the raw tool
- * output, if any.
+ * The vocabulary of failure, below every other module: stable exit codes and
+ * the errors that reach the user. Each error says what failed, the likely
+ * cause in plain words and how to fix it, and carries a stable exit code and
+ * the raw tool output, if any.
  */
-import { ExitCode } from './cli/exit-codes.js';
+
+/** Stable exit codes: documented in the README and in `meshcap --help`. */
+export const ExitCode = {
+  Ok: 0,
+  Unexpected: 1,
+  InvalidConfig: 2,
+  Unsupported: 3,
+  Permission: 4,
+  LockTimeout: 5,
+  VerifyFailed: 6,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 export class MeshcapError extends Error {
   constructor(
@@ -28,4 +40,9 @@ export class MeshcapError extends Error {
     }
     return `${lines.join('\n')}\n`;
   }
+}
+
+/** Unknown flag, missing argument and the like. */
+export class UsageError extends Error {
+  override name = 'UsageError';
 }

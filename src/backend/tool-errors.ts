@@ -3,8 +3,7 @@
  * the fix, keeping the raw output. The knowledge here is what operators keep
  * rediscovering in istio-init logs.
  */
-import { ExitCode } from '../cli/exit-codes.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import { PACKAGE_OF } from './binaries.js';
 import type { RunResult } from './system.js';
 

@@ -3,21 +3,15 @@ import { writeFileSync } from 'node:fs';
 import { readHostFacts } from '../backend/host.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import { realSystem, recordingSystem } from '../backend/system.js';
 import { runCapture } from '../reconcile/engine.js';
 import { renderIptablesTrace, renderNftTrace } from '../render/trace.js';
+import { wantsHelp } from './command.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
 import { captureHelp } from './help.js';
 import { createLogger, type Logger } from './log.js';
 import { reportError } from './report.js';
-
-export function wantsHelp(argv: readonly string[]): boolean {
-  const end = argv.indexOf('--');
-  const flags = end === -1 ? argv : argv.slice(0, end);
-  return flags.includes('--help') || flags.includes('-h');
-}
 
 export function captureCommand(name: string): Command {
   return async (argv, ctx) => {

@@ -3,10 +3,10 @@ import { readHostFacts } from '../backend/host.js';
 import { realSystem } from '../backend/system.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import { cleanEverything } from '../reconcile/engine.js';
-import { wantsHelp } from './capture.js';
+import { wantsHelp } from './command.js';
 import type { Command } from './context.js';
 import { EXIT_CODES_HELP } from './help.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { createLogger } from './log.js';
 import { reportError } from './report.js';
 

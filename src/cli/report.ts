@@ -1,8 +1,7 @@
 /** Turns any thrown value into a message on stderr and an exit code. */
 import { ConfigError, UsageError } from '../config/parse.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import type { CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
 
 export function reportError(error: unknown, ctx: CommandContext, command: string): number {
   if (error instanceof ConfigError || error instanceof UsageError) {

@@ -2,15 +2,14 @@
 import { readHostFacts } from '../backend/host.js';
 import { realSystem } from '../backend/system.js';
 import { parseCaptureConfig } from '../config/parse.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import { buildRuleset } from '../rules/build.js';
 import { analyzeStatus } from '../status/analyze.js';
 import { readNamespace } from '../status/gather.js';
 import { renderStatusText } from '../status/render.js';
 import { roundTrip } from '../status/roundtrip.js';
-import { wantsHelp } from './capture.js';
+import { wantsHelp } from './command.js';
 import type { Command } from './context.js';
-import { ExitCode } from './exit-codes.js';
 import { runInNamespace, takeOwnFlags } from './own-flags.js';
 import { reportError } from './report.js';
 

@@ -22,6 +22,7 @@ import {
   quote,
   splitList,
 } from './values.js';
+import { UsageError } from '../errors.js';
 import { cidrIsLoopback, isLinkLocalUnicast, isLoopback, parseIp, unmap, formatIp } from '../net/ip.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -40,10 +41,8 @@ export class ConfigError extends Error {
   }
 }
 
-/** Unknown flag, missing argument and the like. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+// UsageError lives with the other errors; re-exported for the config's callers.
+export { UsageError } from '../errors.js';
 
 export interface RawValue {
   readonly value: string | boolean;

@@ -4,10 +4,9 @@
  */
 import { createRequire } from 'node:module';
 import type { System } from '../backend/system.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import type { Logger } from '../cli/log.js';
+import { ExitCode, MeshcapError } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { CaptureConfig } from '../config/types.js';
-import { MeshcapError } from '../errors.js';
 import { CAP_NET_ADMIN, CAP_NET_RAW, type KernelFacts, checkKernel, effectiveCapabilities, hasCapability, ipv6Disabled } from './checks.js';
 
 export interface PreflightResult {

@@ -6,10 +6,9 @@
 import { type IptablesBinaries, PACKAGE_OF, plainBinaries } from '../backend/binaries.js';
 import { type BackendSnapshot, detectBackend, snapshotBackend } from '../backend/detect.js';
 import type { System } from '../backend/system.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import type { Logger } from '../cli/log.js';
+import { ExitCode, MeshcapError } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { CaptureConfig } from '../config/types.js';
-import { MeshcapError } from '../errors.js';
 import type { IdResolver } from '../render/iptables-save-form.js';
 import { buildRuleset } from '../rules/build.js';
 import type { Family, Ruleset } from '../rules/model.js';

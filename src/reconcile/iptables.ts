@@ -10,12 +10,11 @@ import type { IptablesBinaries } from '../backend/binaries.js';
 import { type SaveState, parseSave } from '../backend/save.js';
 import type { System } from '../backend/system.js';
 import { isConcurrencyConflict, toolFailure } from '../backend/tool-errors.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import type { IdResolver } from '../render/iptables-save-form.js';
 import type { Family, Ruleset } from '../rules/model.js';
 import { type FamilyPlan, cleanupInput, currentView, diffViews, planFamily } from './plan.js';
-import type { Logger } from '../cli/log.js';
+import type { Logger } from '../log.js';
 
 export interface IptablesRunOptions {
   readonly sys: System;

@@ -6,9 +6,8 @@
 import { normaliseBase, normaliseNftRule, parseNftListing, type NftListing } from '../backend/nft-listing.js';
 import type { System } from '../backend/system.js';
 import { toolFailure } from '../backend/tool-errors.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import type { Logger } from '../cli/log.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { NftTable } from '../rules/constants.js';
 import type { Ruleset } from '../rules/model.js';
 import { type NftTableOps, nftTableOps, renderChainDecl, renderNftCleanup, renderRuleOp } from '../render/nftables.js';

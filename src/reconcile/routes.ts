@@ -7,9 +7,8 @@
 import { PACKAGE_OF } from '../backend/binaries.js';
 import type { System } from '../backend/system.js';
 import { toolFailure } from '../backend/tool-errors.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import type { Logger } from '../cli/log.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
+import type { Logger } from '../log.js';
 
 export interface RouteOptions {
   readonly sys: System;
