@@ -12,6 +12,7 @@ import type { Command, CommandContext } from './context.js';
 import { captureHelp } from './help.js';
 import { createLogger, type Logger } from './log.js';
 import { reportError } from './report.js';
+import { familyLabel } from '../rules/model.js';
 
 export function captureCommand(name: string): Command {
   return async (argv, ctx) => {
@@ -31,7 +32,7 @@ export function captureCommand(name: string): Command {
       const report = await runCapture(config, ctx.env, { sys: realSystem(ctx.env), log });
       for (const family of report.families) {
         if (family.family === 'ipv6' && !config.ipv6.enabled && !family.changed) continue;
-        log.info(`${family.family === 'ipv4' ? 'IPv4' : 'IPv6'}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
+        log.info(`${familyLabel(family.family)}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
       }
       for (const note of report.notes) log.info(note);
       if (config.cleanupOnly) log.info(report.changed ? `capture removed (${report.backend})` : 'no capture found: nothing to do');

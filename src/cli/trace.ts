@@ -8,7 +8,7 @@ import { parseCaptureConfig } from '../config/parse.js';
 import { type IpAddress, isLinkLocalUnicast, isLoopback, parseIp } from '../net/ip.js';
 import { buildRuleset } from '../rules/build.js';
 import { DNS_AGENT_PORT } from '../rules/constants.js';
-import type { Family } from '../rules/model.js';
+import { type Family, familyLabel } from '../rules/model.js';
 import { readIptablesOnly } from '../status/gather.js';
 import { type SourceName, liveRuleset } from '../status/sources.js';
 import { simRulesetFromConfig } from '../trace/from-config.js';
@@ -147,7 +147,7 @@ export function buildPacket(values: ReadonlyMap<string, string | true>): Packet 
     else if (loopbackDst) src = parseIp(family === 'ipv4' ? '127.0.0.1' : '::1')!;
     else {
       src = podAddress(family);
-      if (!src) throw badFlag('--src', '', `is required: this namespace has no ${family === 'ipv4' ? 'IPv4' : 'IPv6'} address to default to`, "give the pod's address");
+      if (!src) throw badFlag('--src', '', `is required: this namespace has no ${familyLabel(family)} address to default to`, "give the pod's address");
     }
   }
   const base = { direction, family, proto, src, dst, sport, dport, state, mark: number('--mark', str('mark') ?? '0', 0xffffffff, 'a mark'), ctmark: 0 } as const;

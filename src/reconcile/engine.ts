@@ -11,9 +11,10 @@ import type { Logger } from '../log.js';
 import type { CaptureConfig } from '../config/types.js';
 import type { IdResolver } from '../render/iptables-save-form.js';
 import { buildRuleset } from '../rules/build.js';
-import type { Family, Ruleset } from '../rules/model.js';
+import { type Family, type Ruleset, familyLabel } from '../rules/model.js';
 import { cleanIptables, type FamilyOutcome, reconcileIptables } from './iptables.js';
-import { cleanNftables, hasMeshTables, listNftables, reconcileNftables } from './nftables.js';
+import { cleanNftables, listNftables, reconcileNftables } from './nftables.js';
+import { hasMeshTables } from '../state/nft-view.js';
 import { cleanTproxyRouting, ensureIpv6Passthrough, ensureTproxyRouting } from './routes.js';
 import { preflight } from '../preflight/run.js';
 
@@ -229,7 +230,7 @@ export async function cleanEverything(opts: EngineOptions & { lockTimeoutSeconds
     // cleanIptables finds nothing to do in a state without mesh chains or rules.
     if (!snapshot.usable) continue;
     const families = await cleanIptables({ sys, log, binaries: snapshot.binaries, prefetched: snapshot.saves, lockTimeoutSeconds: opts.lockTimeoutSeconds });
-    removed.push(...families.map((family) => `iptables-${variant} ${family === 'ipv4' ? 'IPv4' : 'IPv6'} mesh chains and rules`));
+    removed.push(...families.map((family) => `iptables-${variant} ${familyLabel(family)} mesh chains and rules`));
   }
   const nft = sys.which('nft');
   if (nft) removed.push(...(await cleanNftables({ sys, log, nft })).map((table) => `nftables table inet ${table}`));

@@ -4,18 +4,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { detectBackend } from '../backend/detect.js';
-import { parseSave } from '../backend/save.js';
+import { readNftListing } from '../backend/nft-read.js';
 import type { System } from '../backend/system.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CaptureConfig } from '../config/types.js';
 import { inlineConnectArgs } from '../probe/client.js';
 import { startProbeServer, type ProbeServer } from '../probe/server.js';
-import { desiredListing, diffListings, listNftables } from '../reconcile/nftables.js';
-import { currentView, desiredView, diffViews } from '../reconcile/plan.js';
 import { buildRuleset } from '../rules/build.js';
-import { rulesForFamily } from '../rules/model.js';
-import { nftTableOps } from '../render/nftables.js';
+import { liveDifferences } from '../state/compare.js';
 import { planProbes, type Probe } from './probes.js';
 
 /** A list whose additions are logged at once, so a later failure still shows what held. */
@@ -40,22 +37,12 @@ export async function ruleDifferences(config: CaptureConfig, sys: System): Promi
   if (config.nativeNftables) {
     const nft = sys.which('nft');
     if (!nft) throw new MeshcapError(ExitCode.Unsupported, 'verifying native nftables: nft not found on PATH', 'the image has no nftables tools', 'install nftables');
-    const live = await listNftables(sys, nft);
-    return { backend: 'nftables', differences: diffListings(desiredListing(nftTableOps(ruleset)), live) };
+    return { backend: 'nftables', differences: liveDifferences(ruleset, { kind: 'nftables', listing: await readNftListing(sys, nft) }) };
   }
   const detection = await detectBackend(sys, config.backend, `--backend=${config.backend}`);
-  const differences: string[] = [];
-  for (const family of ['ipv4', 'ipv6'] as const) {
-    if (family === 'ipv6' && !config.ipv6.enabled) continue;
-    const text = detection.chosen.saves[family];
-    if (text === undefined) {
-      differences.push(`${family}: the rules could not be read with iptables-${detection.chosen.variant}-save`);
-      continue;
-    }
-    const diff = diffViews(desiredView(rulesForFamily(ruleset, family), family), currentView(parseSave(text)));
-    differences.push(...diff.map((line) => `${family === 'ipv4' ? 'IPv4' : 'IPv6'} ${line}`));
-  }
-  return { backend: `iptables-${detection.chosen.variant}`, differences };
+  const { variant, saves } = detection.chosen;
+  const families = config.ipv6.enabled ? (['ipv4', 'ipv6'] as const) : (['ipv4'] as const);
+  return { backend: `iptables-${variant}`, differences: liveDifferences(ruleset, { kind: 'iptables', variant, saves }, { families }) };
 }
 
 async function connectAs(sys: System, probe: Probe, timeoutMs: number, switchUser: boolean): Promise<{ ok: boolean; reply?: string; error?: string }> {
