@@ -9,6 +9,11 @@ export interface Logger {
   info(message: string): void;
   warn(message: string): void;
   error(message: string): void;
+  /**
+   * The error that ends a command: `text` as is (it is already formatted for a
+   * person), or under JSON one line carrying `fields` (what, why, fix, ...).
+   */
+  fatal(text: string, fields: Readonly<Record<string, unknown>>): void;
 }
 
 export interface LogOptions {
@@ -29,8 +34,12 @@ export function lineLogger(write: (line: string) => void, options: LogOptions = 
     info: (message) => emit('info', message),
     warn: (message) => emit('warn', message),
     error: (message) => emit('error', message),
+    fatal(text, fields) {
+      if (!options.json) return write(text);
+      write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', ...fields })}\n`);
+    },
   };
 }
 
 /** Drops everything: for library callers that do not want logs. */
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {}, fatal() {} };

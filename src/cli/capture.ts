@@ -7,22 +7,20 @@ import { ExitCode, MeshcapError } from '../errors.js';
 import { realSystem, recordingSystem } from '../backend/system.js';
 import { runCapture } from '../reconcile/engine.js';
 import { renderIptablesTrace, renderNftTrace } from '../render/trace.js';
-import { wantsHelp } from './command.js';
+import { defineCommand } from './command.js';
 import type { Command, CommandContext } from './context.js';
 import { captureHelp } from './help.js';
-import { createLogger, type Logger } from './log.js';
-import { reportError } from './report.js';
+import type { Logger } from './log.js';
 import { familyLabel } from '../rules/model.js';
 
 export function captureCommand(name: string): Command {
-  return async (argv, ctx) => {
-    if (wantsHelp(argv)) {
-      ctx.stdout(captureHelp(name));
-      return ExitCode.Ok;
-    }
-    try {
+  return defineCommand({
+    name,
+    help: captureHelp(name),
+    captureFlags: true,
+    async run({ argv, ctx, logger }) {
       const config = parseCaptureConfig(argv, ctx.env, readHostFacts());
-      const log = createLogger(ctx, { json: config.logJson, debug: config.debug });
+      const log = logger({ json: config.logJson, debug: config.debug });
       logDecisions(config, log);
       if (config.dryRun) return await dryRun(config, ctx, log);
       if (config.skipRuleApply) {
@@ -43,10 +41,8 @@ export function captureCommand(name: string): Command {
         return await (await import('./verify.js')).runVerify(config, ctx, log, { rulesJustVerified: true });
       }
       return ExitCode.Ok;
-    } catch (error) {
-      return reportError(error, ctx, name);
-    }
-  };
+    },
+  });
 }
 
 function logDecisions(config: CaptureConfig, log: Logger): void {
@@ -69,12 +65,13 @@ async function dryRun(config: CaptureConfig, ctx: CommandContext, log: Logger): 
     try {
       writeFileSync(config.dryRunFilePath, text);
     } catch (error) {
-      throw new MeshcapError(
-        ExitCode.InvalidConfig,
-        `writing the dry-run trace to ${config.dryRunFilePath} (DRY_RUN_FILE_PATH)`,
-        (error as Error).message,
-        'point DRY_RUN_FILE_PATH at a writable file, or unset it',
-      );
+      throw new MeshcapError({
+        exitCode: ExitCode.InvalidConfig,
+        what: `writing the dry-run trace to ${config.dryRunFilePath} (DRY_RUN_FILE_PATH)`,
+        why: (error as Error).message,
+        fix: 'point DRY_RUN_FILE_PATH at a writable file, or unset it',
+        cause: error,
+      });
     }
   }
   return ExitCode.Ok;

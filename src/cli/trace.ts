@@ -15,12 +15,11 @@ import { simRulesetFromConfig } from '../trace/from-config.js';
 import type { Packet } from '../trace/model.js';
 import { renderTraceText, traceJson } from '../trace/render.js';
 import { DEFAULT_PORT_LABELS, simulate } from '../trace/simulate.js';
-import { wantsHelp } from './command.js';
+import { defineCommand } from './command.js';
 import type { Command } from './context.js';
 import { ExitCode } from '../errors.js';
 import { EXIT_CODES_HELP } from './help.js';
-import { badFlag, runInNamespace, takeOwnFlags } from './own-flags.js';
-import { reportError } from './report.js';
+import { badFlag, reRunInRequestedNamespace, takeOwnFlags } from './own-flags.js';
 
 export const TRACE_HELP = `Usage: meshcap trace --dst ADDR --dport PORT [connection] [--live[=legacy|nft|nftables]] [istio-iptables flags]
 
@@ -173,21 +172,14 @@ function liveChoice(value: string | true | undefined): SourceName | undefined {
   throw badFlag('--live', value, 'is not a rule source', 'use --live, --live=legacy, --live=nft or --live=nftables');
 }
 
-export const traceCommand: Command = async (argv, ctx) => {
-  if (wantsHelp(argv)) {
-    ctx.stdout(TRACE_HELP);
-    return ExitCode.Ok;
-  }
-  try {
+export const traceCommand: Command = defineCommand({
+  name: 'trace',
+  help: TRACE_HELP,
+  async run({ argv, ctx }) {
     const { values, rest } = takeOwnFlags(argv, OWN);
     const sys = realSystem(ctx.env);
-    if (values.has('netns') || values.has('pid')) {
-      const target = values.has('netns') ? { netns: String(values.get('netns')) } : { pid: String(values.get('pid')) };
-      const result = await runInNamespace(sys, target, 'trace', argv);
-      ctx.stdout(result.stdout);
-      ctx.stderr(result.stderr);
-      return result.code;
-    }
+    const elsewhere = await reRunInRequestedNamespace(values, sys, 'trace', argv, ctx);
+    if (elsewhere !== undefined) return elsewhere;
     const packet = buildPacket(values);
     const notes: string[] = [];
     let ruleset;
@@ -215,8 +207,6 @@ export const traceCommand: Command = async (argv, ctx) => {
     const withNotes = { ...result, warnings: [...notes, ...result.warnings] };
     ctx.stdout(values.has('json') ? `${JSON.stringify(traceJson(packet, withNotes), null, 2)}\n` : renderTraceText(packet, withNotes));
     return ExitCode.Ok;
-  } catch (error) {
-    return reportError(error, ctx, 'trace');
-  }
-};
+  },
+});
 

@@ -138,13 +138,13 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
         retry.push(plan.family);
         continue;
       }
-      throw new MeshcapError(
-        ExitCode.VerifyFailed,
-        `verifying the ${describeFamily(plan.family)} rules after applying them`,
-        'the rules read back from the kernel are not the ones applied; something else rewrites them, or the backend transforms them',
-        "compare with 'iptables-save' / 'iptables-legacy-save'; find the other writer; re-run meshcap to reconcile",
-        differences.join('\n'),
-      );
+      throw new MeshcapError({
+        exitCode: ExitCode.VerifyFailed,
+        what: `verifying the ${describeFamily(plan.family)} rules after applying them`,
+        why: 'the rules read back from the kernel are not the ones applied; something else rewrites them, or the backend transforms them',
+        fix: "compare with 'iptables-save' / 'iptables-legacy-save'; find the other writer; re-run meshcap to reconcile",
+        output: differences.join('\n'),
+      });
     }
     pending = retry;
     if (pending.length > 0) await jitter();

@@ -63,13 +63,13 @@ export async function reconcileNftables(ruleset: Ruleset, opts: NftRunOptions): 
     const after = await listLive(opts);
     const differences = liveDifferences(ruleset, { kind: 'nftables', listing: after });
     if (differences.length > 0) {
-      throw new MeshcapError(
-        ExitCode.VerifyFailed,
-        'verifying the nftables tables after applying them',
-        'the tables read back are not the ones applied; something else rewrites them',
-        "compare with 'nft list ruleset inet'; find the other writer; re-run meshcap to reconcile",
-        differences.join('\n'),
-      );
+      throw new MeshcapError({
+        exitCode: ExitCode.VerifyFailed,
+        what: 'verifying the nftables tables after applying them',
+        why: 'the tables read back are not the ones applied; something else rewrites them',
+        fix: "compare with 'nft list ruleset inet'; find the other writer; re-run meshcap to reconcile",
+        output: differences.join('\n'),
+      });
     }
   }
   return { changed: true, changes };

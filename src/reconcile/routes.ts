@@ -19,12 +19,12 @@ export interface RouteOptions {
 function ipBinary(sys: System, why: string): string {
   const ip = sys.which('ip');
   if (!ip) {
-    throw new MeshcapError(
-      ExitCode.Unsupported,
-      `${why}: the 'ip' binary was not found on PATH`,
-      'the image has no iproute2',
-      `install it (Debian/Ubuntu: apt-get install ${PACKAGE_OF.ip}; Alpine: apk add iproute2)`,
-    );
+    throw new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: `${why}: the 'ip' binary was not found on PATH`,
+      why: 'the image has no iproute2',
+      fix: `install it (Debian/Ubuntu: apt-get install ${PACKAGE_OF.ip}; Alpine: apk add iproute2)`,
+    });
   }
   return ip;
 }

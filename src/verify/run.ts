@@ -36,7 +36,7 @@ export async function ruleDifferences(config: CaptureConfig, sys: System): Promi
   const ruleset = buildRuleset(config);
   if (config.nativeNftables) {
     const nft = sys.which('nft');
-    if (!nft) throw new MeshcapError(ExitCode.Unsupported, 'verifying native nftables: nft not found on PATH', 'the image has no nftables tools', 'install nftables');
+    if (!nft) throw new MeshcapError({ exitCode: ExitCode.Unsupported, what: 'verifying native nftables: nft not found on PATH', why: 'the image has no nftables tools', fix: 'install nftables' });
     return { backend: 'nftables', differences: liveDifferences(ruleset, { kind: 'nftables', listing: await readNftListing(sys, nft) }) };
   }
   const detection = await detectBackend(sys, config.backend, `--backend=${config.backend}`);
@@ -95,13 +95,13 @@ export async function verifyCapture(config: CaptureConfig, sys: System, log: Log
 async function checkRules(config: CaptureConfig, sys: System, passed: string[]): Promise<void> {
   const { backend, differences } = await ruleDifferences(config, sys);
   if (differences.length > 0) {
-    throw new MeshcapError(
-      ExitCode.VerifyFailed,
-      `verify: the live ${backend} rules are not the ones this configuration asks for`,
-      `${differences.length} difference${differences.length === 1 ? '' : 's'} (listed below)`,
-      "run 'meshcap apply' with the same flags to reconcile, or find what rewrote them",
-      differences.join('\n'),
-    );
+    throw new MeshcapError({
+      exitCode: ExitCode.VerifyFailed,
+      what: `verify: the live ${backend} rules are not the ones this configuration asks for`,
+      why: `${differences.length} difference${differences.length === 1 ? '' : 's'} (listed below)`,
+      fix: "run 'meshcap apply' with the same flags to reconcile, or find what rewrote them",
+      output: differences.join('\n'),
+    });
   }
   passed.push(`the live ${backend} rules equal the desired ones`);
 }
@@ -125,8 +125,12 @@ async function runProbes(config: CaptureConfig, sys: System, log: Logger, probes
       const landed = answer.ok ? new RegExp(`^meshcap-verify-${nonce}-(outbound|inbound) \\S+ (\\d+)$`).exec(answer.reply ?? '') : null;
       const got = answer.ok ? `answer ${JSON.stringify(answer.reply)}` : answer.error;
       const fail = (why: string) => {
-        throw new MeshcapError(ExitCode.VerifyFailed, `verify: ${probe.name}: FAILED`, why,
-          "check the rules with 'meshcap status' / 'iptables-save'; re-run 'meshcap apply' with the same flags");
+        throw new MeshcapError({
+          exitCode: ExitCode.VerifyFailed,
+          what: `verify: ${probe.name}: FAILED`,
+          why: why,
+          fix: "check the rules with 'meshcap status' / 'iptables-save'; re-run 'meshcap apply' with the same flags",
+        });
       };
       if (probe.expect === 'outbound-capture') {
         if (landed?.[1] !== 'outbound') fail(`the connection did not reach the proxy's outbound port ${config.proxyPort} (got: ${got})`);
