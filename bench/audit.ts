@@ -12,14 +12,13 @@ import { desiredCapture } from '../src/audit/desired.js';
 import { auditNode } from '../src/audit/run.js';
 import type { Sandbox } from '../src/audit/types.js';
 import { realSystem } from '../src/backend/system.js';
-import type { Logger } from '../src/cli/log.js';
+import { silentLogger } from '../src/log.js';
 import { MESHCAP_BIN } from '../test/helpers/paths.js';
 
 const PODS = Number(process.env.BENCH_AUDIT_PODS ?? 50);
 const RUNS = Number(process.env.BENCH_AUDIT_RUNS ?? 5);
 const STATUS = JSON.stringify({ initContainers: ['istio-init'], containers: ['istio-proxy'], volumes: null, imagePullSecrets: null, revision: 'default' });
 const cleanEnv = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
-const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
 
 if (process.getuid?.() !== 0) {
   console.log('audit: skipped (needs root to create network namespaces)');
@@ -65,7 +64,7 @@ for (let i = 0; i < PODS; i++) {
 }
 
 const sys = realSystem(cleanEnv);
-const deps = { sys, log: quiet, sandboxes: async () => sandboxes };
+const deps = { sys, log: silentLogger, sandboxes: async () => sandboxes };
 const walls: number[] = [];
 const cpus: number[] = [];
 for (let run = 0; run < RUNS; run++) {

@@ -9,7 +9,7 @@
  */
 import type { CaptureConfig } from '../config/types.js';
 import { type IpAddress, cidrContains, formatIp, parseIp } from '../net/ip.js';
-import { isMeshChain, isMeshRule } from '../reconcile/mesh.js';
+import { isMeshChain, isMeshRule } from '../state/ownership.js';
 import { buildRuleset } from '../rules/build.js';
 import type { Family, Ruleset } from '../rules/model.js';
 import { analyzeStatus } from '../status/analyze.js';

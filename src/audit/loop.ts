@@ -6,7 +6,7 @@
  * cannot be listed. Plugs into `meshcap cni agent` as an extension.
  */
 import type { System } from '../backend/system.js';
-import type { Logger } from '../cli/log.js';
+import type { Logger } from '../log.js';
 import type { InjectSettings } from '../inject/settings.js';
 import type { SandboxSource } from './inventory.js';
 import { criSandboxes } from './inventory.js';
@@ -116,5 +116,5 @@ export class AuditLoop {
 }
 
 function loggerOf(log: AgentLog): Logger {
-  return { debug: () => {}, info: (m) => log('info', m), warn: (m) => log('warn', m), error: (m) => log('warn', m) };
+  return { debug: () => {}, info: (m) => log('info', m), warn: (m) => log('warn', m), error: (m) => log('warn', m), fatal: (m) => log('warn', m.trimEnd()) };
 }

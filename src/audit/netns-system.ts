@@ -7,9 +7,8 @@
  * System is made; any other such path reads as absent. Everything else is the
  * node's (filesystem, PATH, capabilities), as for `ip netns exec`.
  */
-import { ExitCode } from '../cli/exit-codes.js';
 import type { System } from '../backend/system.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 
 /** The per-namespace files read by backend detection, preflight and the IPv6 decision. */
 export const NETNS_FILES: readonly string[] = [
@@ -27,19 +26,19 @@ const isPerNetns = (path: string) => path.startsWith('/proc/net/') || path.start
 export async function netnsSystem(base: System, netnsPath: string): Promise<System> {
   const nsenter = base.which('nsenter');
   if (!nsenter) {
-    throw new MeshcapError(ExitCode.Unsupported, 'nsenter was not found on PATH', "the audit enters each pod's network namespace with nsenter", 'install util-linux (apt-get install util-linux)');
+    throw new MeshcapError({ exitCode: ExitCode.Unsupported, what: 'nsenter was not found on PATH', why: "the audit enters each pod's network namespace with nsenter", fix: 'install util-linux (apt-get install util-linux)' });
   }
   const enter = (file: string, args: readonly string[]) => [`--net=${netnsPath}`, '--', file, ...args];
   // One process for all files: printf marks where each begins and whether it could be read.
   const script = `for f; do if c=$(cat "$f" 2>/dev/null && printf x); then printf '${MARK.replace(/\u0001/g, '\\001')}%s\\n%s' "$f" "\${c%x}"; fi; done`;
   const fetched = await base.run(nsenter, enter('/bin/sh', ['-c', script, 'sh', ...NETNS_FILES]), { timeoutMs: 10_000 });
   if (fetched.code !== 0) {
-    throw new MeshcapError(
-      ExitCode.Unexpected,
-      `cannot enter the network namespace ${netnsPath}`,
-      fetched.stderr.trim() || `nsenter exited ${fetched.code}`,
-      'the pod may have just stopped (the next audit skips it); otherwise run the audit as root with CAP_SYS_ADMIN and the runtime\'s netns directory mounted',
-    );
+    throw new MeshcapError({
+      exitCode: ExitCode.Unexpected,
+      what: `cannot enter the network namespace ${netnsPath}`,
+      why: fetched.stderr.trim() || `nsenter exited ${fetched.code}`,
+      fix: "the pod may have just stopped (the next audit skips it); otherwise run the audit as root with CAP_SYS_ADMIN and the runtime's netns directory mounted",
+    });
   }
   const files = new Map<string, string>();
   for (const chunk of fetched.stdout.split(MARK).slice(1)) {

@@ -6,10 +6,10 @@
  * engine's restore. The imperative shell around classify and policy.
  */
 import type { System } from '../backend/system.js';
-import type { Logger } from '../cli/log.js';
+import type { Logger } from '../log.js';
 import { MeshcapError } from '../errors.js';
 import { runCapture } from '../reconcile/engine.js';
-import { parseFwmarkRules } from '../reconcile/routes.js';
+import { parseFwmarkRules } from '../state/ip-rules.js';
 import type { Family } from '../rules/model.js';
 import type { NamespaceRead } from '../status/gather.js';
 import { readIptablesOnly } from '../status/gather.js';

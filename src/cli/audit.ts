@@ -8,15 +8,12 @@ import { auditNode } from '../audit/run.js';
 import { realSystem } from '../backend/system.js';
 import { CriClient } from '../cri/client.js';
 import { UsageError } from '../config/parse.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import { DEFAULT_SETTINGS } from '../inject/settings.js';
 import { CAP_SYS_ADMIN_BIT, hasSysAdmin } from '../audit/privileges.js';
 import { parseCommandArgs } from './args.js';
-import { wantsHelp } from './capture.js';
+import { defineCommand } from './command.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
-import { createLogger } from './log.js';
-import { reportError } from './report.js';
 
 export const DEFAULT_CRI_SOCKET = '/run/containerd/containerd.sock';
 export const DEFAULT_HISTORY = '/run/meshcap/audit-repairs.json';
@@ -64,12 +61,11 @@ export type OpenCri = (socket: string) => Promise<SandboxSource & { close(): voi
 const openRealCri: OpenCri = async (socket) => new CriClient(socket, { timeoutMs: 10_000 });
 
 export function makeAuditCommand(openCri: OpenCri = openRealCri): Command {
-  return async (argv, ctx) => {
-    if (wantsHelp(argv)) {
-      ctx.stdout(AUDIT_HELP);
-      return ExitCode.Ok;
-    }
-    try {
+  return defineCommand({
+    name: 'audit',
+    help: AUDIT_HELP,
+    async run({ argv, ctx, logger }) {
+      const log = logger({});
       const values = parseCommandArgs(argv, {
         'cri-socket': { type: 'string' },
         json: { type: 'boolean' },
@@ -82,7 +78,12 @@ export function makeAuditCommand(openCri: OpenCri = openRealCri): Command {
       if (!Number.isInteger(window) || window < 1) throw new UsageError(`--repair-window ${values['repair-window']}: must be a whole number of seconds >= 1`);
       const status = readStatus();
       if (status !== undefined && !hasSysAdmin(status)) {
-        throw new MeshcapError(ExitCode.Permission, "cannot enter the pods' network namespaces", `the audit needs CAP_SYS_ADMIN (capability ${CAP_SYS_ADMIN_BIT}) for nsenter`, 'run meshcap audit as root on the node (the agent runs privileged)');
+        throw new MeshcapError({
+          exitCode: ExitCode.Permission,
+          what: "cannot enter the pods' network namespaces",
+          why: `the audit needs CAP_SYS_ADMIN (capability ${CAP_SYS_ADMIN_BIT}) for nsenter`,
+          fix: 'run meshcap audit as root on the node (the agent runs privileged)',
+        });
       }
       const repair = values.repair === true;
       const historyPath = values.history ?? DEFAULT_HISTORY;
@@ -91,7 +92,7 @@ export function makeAuditCommand(openCri: OpenCri = openRealCri): Command {
       let result;
       try {
         result = await auditNode(
-          { sys: realSystem(ctx.env), log: createLogger(ctx), sandboxes: () => criSandboxes(cri) },
+          { sys: realSystem(ctx.env), log, sandboxes: () => criSandboxes(cri) },
           { repair, history, policy: { ...DEFAULT_POLICY, windowSeconds: window }, settings: { ...DEFAULT_SETTINGS, nativeNftables: values['native-nftables'] === true } },
         );
       } finally {
@@ -99,11 +100,9 @@ export function makeAuditCommand(openCri: OpenCri = openRealCri): Command {
       }
       if (repair) writeHistory(historyPath, historyToJson(history), ctx);
       ctx.stdout(values.json ? auditJson(result.pods) : renderAuditText(result.pods));
-      return result.pods.every((p) => p.state === 'ok') ? ExitCode.Ok : 1;
-    } catch (error) {
-      return reportError(error, ctx, 'audit');
-    }
-  };
+      return result.pods.every((p) => p.state === 'ok') ? ExitCode.Ok : ExitCode.NotHealthy;
+    },
+  });
 }
 
 export const auditCommand: Command = makeAuditCommand();

@@ -12,7 +12,7 @@ import { DEFAULT_POLICY, type RepairHistory } from '../../src/audit/policy.js';
 import { type AuditResult, auditNode } from '../../src/audit/run.js';
 import type { Sandbox } from '../../src/audit/types.js';
 import { realSystem } from '../../src/backend/system.js';
-import type { Logger } from '../../src/cli/log.js';
+import type { Logger } from '../../src/log.js';
 import { Lab, OUTSIDE_V4, POD_V4, POD_V6, labSkipReason } from '../helpers/netns.js';
 
 const skip = labSkipReason();
@@ -21,7 +21,7 @@ const INIT_STATUS = JSON.stringify({ initContainers: ['istio-init'], containers:
 const CNI_STATUS = JSON.stringify({ initContainers: ['istio-validation'], containers: ['istio-proxy'], volumes: null, imagePullSecrets: null, revision: 'default' });
 
 const logs: string[] = [];
-const log: Logger = { debug: () => {}, info: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m) => logs.push(m) };
+const log: Logger = { debug: () => {}, info: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m) => logs.push(m), fatal: (m) => logs.push(m) };
 
 function sandboxFor(lab: Lab, name: string, annotations: Record<string, string>): Sandbox {
   return { id: `sb-${name}`, namespace: 'shop', name, uid: `uid-${name}`, ready: true, annotations, netnsPath: `/run/netns/${lab.pod}`, addresses: [POD_V4, POD_V6] };
