@@ -216,3 +216,24 @@ describe('output', () => {
     for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) assert.ok(declared.has(line.split(/[{ ]/)[0]), line);
   });
 });
+
+describe('advice for audit --json', () => {
+  test('every non-ok state has meaning, causes and fix; the JSON the audit prints is read back', async () => {
+    const { ADVICE, explainAudit, parseAuditJson } = await import('../../src/audit/advice.js');
+    for (const state of ['missing', 'partial', 'drifted', 'duplicated-backend', 'foreign-conflict', 'unreadable'] as const) {
+      assert.ok(ADVICE[state].meaning && ADVICE[state].causes && ADVICE[state].fix, state);
+    }
+    const pods: PodAudit[] = [
+      { namespace: 'a', pod: 'x', sandboxId: '1', layout: 'cni', state: 'ok', details: [] },
+      { namespace: 'a', pod: 'y', sandboxId: '2', layout: 'cni', state: 'duplicated-backend', details: ['mesh rules in iptables-legacy (18) and iptables-nft (18)'] },
+    ];
+    const parsed = parseAuditJson(auditJson(pods));
+    assert.deepEqual(parsed?.map((p) => p.state), ['ok', 'duplicated-backend']);
+    const text = explainAudit(parsed!);
+    assert.match(text, /^meshcap audit: 2 pods audited, 1 ok, 1 not$/m);
+    assert.match(text, /^a\/y: duplicated-backend\n {2}meaning: .*\n {2}found: {3}mesh rules in iptables-legacy \(18\)[^\n]*\n {2}likely: .*\n {2}fix: {5}keep one/m);
+    assert.doesNotMatch(text, /a\/x/);
+    assert.equal(parseAuditJson('{"pods":[{"namespace":"a","pod":"b","state":"weird"}]}'), undefined);
+    assert.equal(parseAuditJson('iptables-restore: line 2 failed'), undefined);
+  });
+});
