@@ -63,11 +63,11 @@ export function classifyCapture(read: AuditRead, desired: CaptureConfig, address
 
   const problems = [...backend.problems, ...emptyJumpTargets(liveRuleset(read, 'ipv4', holder).ruleset)];
   if (problems.length > 0) {
-    return { state: 'partial', details: [...problems, ...probes.failures.map((f) => f.line)] };
+    return { state: 'partial', details: [...problems, ...probes.failures.map((f) => f.line)], holder };
   }
   const defeated = probes.failures.filter((f) => f.meshAloneCaptures);
   if (defeated.length > 0) {
-    return { state: 'foreign-conflict', details: defeated.map((f) => f.line) };
+    return { state: 'foreign-conflict', details: defeated.map((f) => f.line), holder };
   }
   const drift = report.drift ?? [];
   if (drift.length > 0) {
@@ -79,13 +79,14 @@ export function classifyCapture(read: AuditRead, desired: CaptureConfig, address
         ...drift.slice(0, MAX_RULE_LINES),
         ...(drift.length > MAX_RULE_LINES ? [`and ${drift.length - MAX_RULE_LINES} more rule differences`] : []),
       ],
+      holder,
     };
   }
   if (probes.failures.length > 0) {
     // Same rules as desired but a different walk: something outside the rules compared decides it.
-    return { state: 'foreign-conflict', details: probes.failures.map((f) => f.line) };
+    return { state: 'foreign-conflict', details: probes.failures.map((f) => f.line), holder };
   }
-  return { state: 'ok', details: [] };
+  return { state: 'ok', details: [], holder };
 }
 
 /**

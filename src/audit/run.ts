@@ -19,6 +19,7 @@ import { netnsSystem } from './netns-system.js';
 import { DEFAULT_POLICY, type RepairHistory, type RepairPolicy, decide, pruneHistory, recordRepair } from './policy.js';
 import type { PodAudit, PodVerdict, Sandbox } from './types.js';
 import type { InjectSettings } from '../inject/settings.js';
+import type { CaptureConfig } from '../config/types.js';
 
 export interface AuditDeps {
   /** The node's System: the audit runs there and enters each pod's namespace. */
@@ -94,7 +95,7 @@ async function auditPod(deps: AuditDeps, sandbox: Sandbox, desired: Exclude<Desi
   let message: string | undefined;
   try {
     const sys = await enter(deps.sys, sandbox.netnsPath);
-    const report = await runCapture(desired.config, desired.env, { sys, log: deps.log });
+    const report = await runCapture(repairConfig(desired.config, found), desired.env, { sys, log: deps.log });
     message = `repaired in ${report.backend}`;
     deps.log.info(`${sandbox.namespace}/${sandbox.name}: ${found.state}, ${message}`);
   } catch (error) {
@@ -104,6 +105,19 @@ async function auditPod(deps: AuditDeps, sandbox: Sandbox, desired: Exclude<Desi
   const after = await look();
   const result = after.state === 'ok' ? 'ok' : 'failed';
   return { ...base, ...after, repair: { before: found.state, result, ...(message ? { message } : {}) } };
+}
+
+/**
+ * The desired capture, written where the pod's capture already lives: a
+ * partial or drifted capture is repaired in its own backend (pinned, so the
+ * engine's detection cannot move it); a missing one goes where the install
+ * settings and the engine's detection put a new one.
+ */
+function repairConfig(config: CaptureConfig, found: PodVerdict): CaptureConfig {
+  if (found.holder === 'nftables') return { ...config, nativeNftables: true };
+  if (found.holder === 'iptables-legacy') return { ...config, nativeNftables: false, backend: 'legacy' };
+  if (found.holder === 'iptables-nft') return { ...config, nativeNftables: false, backend: 'nft' };
+  return config;
 }
 
 /** The three rule sources, and policy routing only where TPROXY needs it. */

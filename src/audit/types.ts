@@ -30,6 +30,8 @@ export interface PodVerdict {
   readonly state: CaptureState;
   /** What differs, one line each; empty for ok. */
   readonly details: readonly string[];
+  /** The one backend holding mesh rules, when exactly one does: a repair keeps the capture there. */
+  readonly holder?: 'iptables-legacy' | 'iptables-nft' | 'nftables';
 }
 
 export interface PodAudit extends PodVerdict {

@@ -42,6 +42,24 @@ async function sh(lab: Lab, script: string): Promise<void> {
 
 const stateOf = (result: AuditResult, pod: string) => result.pods.find((p) => p.pod === pod);
 
+/**
+ * Counts the TCP and UDP packets (any family) arriving at the lab's outside
+ * namespace from now on (a counter in a table of that test-made namespace);
+ * neighbour discovery and ARP are not counted.
+ */
+async function countArrivals(lab: Lab): Promise<() => Promise<number>> {
+  const setup = 'nft add table inet audit_count && nft add chain inet audit_count in "{ type filter hook prerouting priority -300; }" && nft add rule inet audit_count in meta l4proto "{ tcp, udp }" counter';
+  const made = await lab.exec(lab.outside, ['sh', '-c', setup]);
+  assert.equal(made.code, 0, made.stderr);
+  return async () => {
+    const listed = await lab.exec(lab.outside, ['nft', 'list', 'table', 'inet', 'audit_count']);
+    await lab.exec(lab.outside, ['nft', 'delete', 'table', 'inet', 'audit_count']);
+    const packets = /counter packets (\d+)/.exec(listed.stdout);
+    assert.ok(packets, listed.stdout + listed.stderr);
+    return Number(packets[1]);
+  };
+}
+
 describe('node audit in real namespaces', { skip }, () => {
   const labs: Lab[] = [];
   let sandboxes: Sandbox[] = [];
@@ -87,10 +105,11 @@ describe('node audit in real namespaces', { skip }, () => {
     assert.equal(await plainLab.save('nft'), before);
   });
 
-  test('a flushed nat table is missing; the repair restores it in place, proven by a real connection', async () => {
+  test('a flushed nat table is missing; the repair restores it in place, proven by a real connection; no packet leaves the pod meanwhile', async () => {
     await sh(webLab, 'iptables-nft -t nat -F && iptables-nft -t nat -X');
     const bypass = await webLab.connect(webLab.pod, OUTSIDE_V4, 8080);
     assert.equal(bypass.reply, `outside-app ${OUTSIDE_V4} 8080`, 'with the capture gone, the app reaches the outside directly');
+    const counted = await countArrivals(webLab);
     const found = await audit(false);
     assert.equal(stateOf(found, 'web')?.state, 'missing');
     assert.equal(stateOf(found, 'api')?.state, 'ok');
@@ -99,8 +118,30 @@ describe('node audit in real namespaces', { skip }, () => {
     const pod = stateOf(repaired, 'web')!;
     assert.equal(pod.state, 'ok', pod.details.join('\n'));
     assert.deepEqual(pod.repair && { before: pod.repair.before, result: pod.repair.result }, { before: 'missing', result: 'ok' });
+    assert.equal(await counted(), 0, 'the audit and the repair sent nothing out of the pod');
     const captured = await webLab.connect(webLab.pod, OUTSIDE_V4, 8080);
     assert.match(captured.reply ?? captured.error ?? '', /^proxy \S+ 15001$/, 'after the repair the app lands on the proxy again, without a restart');
+  });
+
+  test('a native nftables capture is audited too, and repaired where it lives', async () => {
+    const lab = Lab.create('aud');
+    labs.push(lab);
+    const pod = sandboxFor(lab, 'nat46', { 'sidecar.istio.io/status': INIT_STATUS });
+    await capture(lab, pod, ['--native-nftables']);
+    sandboxes = [...sandboxes, pod];
+    try {
+      assert.equal(stateOf(await audit(false), 'nat46')?.state, 'ok');
+      await sh(lab, 'nft flush chain inet istio-proxy-nat istio-output');
+      const found = stateOf(await audit(false), 'nat46')!;
+      assert.equal(found.state, 'partial', found.details.join('\n'));
+      const repaired = stateOf(await audit(true), 'nat46')!;
+      assert.equal(repaired.state, 'ok', repaired.details.join('\n'));
+      assert.match(repaired.repair?.message ?? '', /nftables/);
+      assert.equal((await lab.save('nft')).includes('ISTIO_'), false, 'the repair did not move the capture into iptables');
+      assert.match(await lab.nftRuleset(), /table inet istio-proxy-nat/);
+    } finally {
+      sandboxes = sandboxes.filter((s) => s !== pod);
+    }
   });
 
   test('rules rewritten to another configuration are drifted, then repaired', async () => {

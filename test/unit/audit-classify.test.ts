@@ -75,7 +75,7 @@ describe('classify', () => {
   const good = saveOf(ARGS);
 
   test('ok: the desired capture in one backend', () => {
-    assert.deepEqual(classifyCapture(read({ nft: good }), config, ['198.18.0.2']), { state: 'ok', details: [] });
+    assert.deepEqual(classifyCapture(read({ nft: good }), config, ['198.18.0.2']), { state: 'ok', details: [], holder: 'iptables-nft' });
     assert.deepEqual(classifyCapture(read({ legacy: good }), config, ['198.18.0.2']).state, 'ok');
   });
 
@@ -118,7 +118,7 @@ describe('classify', () => {
       const tproxyRouting = { ipRules: { ipv4: '0:\tfrom all lookup local\n32765:\tfrom all fwmark 0x539 lookup 133\n' }, routeTables: { '133': { ipv4: 'local default dev lo scope host\n' } } };
       const live = { ...read({ nft: saveOf(args) }), ...(flag === '-m' ? tproxyRouting : {}) };
       const v = classifyCapture(live, cfg, ['198.18.0.2']);
-      assert.deepEqual(v, { state: 'ok', details: [] }, `${flag} ${value}`);
+      assert.deepEqual([v.state, v.details], ['ok', []], `${flag} ${value}`);
     }
   });
 
