@@ -10,6 +10,7 @@ import { parseGoBool } from '../config/argv.js';
 import { ConfigError, type Env, parseCaptureConfig } from '../config/parse.js';
 import type { HostFacts } from '../config/types.js';
 import { A, type PodOptions, readPodOptions } from './annotations.js';
+import { captureArgs } from './capture-args.js';
 import { type Json, type JsonObject, asArray, asObject, clone, deepFreeze, isObject, stringMap } from './json.js';
 import { mergeByKey, strategicMerge } from './merge.js';
 import { type PatchOp, diffList, diffMap } from './patch.js';
@@ -336,15 +337,6 @@ function canonicalName(labels: Record<string, string>, workloadName: string): st
   return name.slice(0, 63).replace(/^[-_.]+|[-_.]+$/g, '');
 }
 
-/** Istio's excludeInboundPort helper: the status port is excluded from capture unless it is 0 or already listed. */
-function excludedInbound(statusPort: number, excluded: string): string {
-  const port = String(statusPort);
-  if (statusPort === 0) return excluded;
-  const items = excluded.split(',').map((item) => item.trim());
-  if (items.includes(port)) return excluded;
-  return excluded === '' ? port : `${excluded},${port}`;
-}
-
 /** Host facts for validating derived istio-init args: none are needed because IPv6 and DNS are not decided here. */
 const NO_FACTS: HostFacts = { interfaceAddresses: () => [], resolvConf: () => '', lookupUid: () => undefined };
 
@@ -391,28 +383,6 @@ function parseProblem(args: readonly string[], env: Env, fromEnv: boolean): Init
   return undefined;
 }
 
-export function initArgs(options: PodOptions, settings: InjectSettings, uid: string): string[] {
-  const tail = excludedInbound(options.statusPort, options.excludeInboundPorts);
-  const args = [
-    'istio-iptables',
-    '-p', String(settings.proxyPort),
-    '-z', String(settings.inboundCapturePort),
-    '-u', uid,
-    '-m', options.mode,
-    '-i', options.includeOutboundIPRanges,
-    '-x', options.excludeOutboundIPRanges,
-    '-b', options.includeInboundPorts,
-    '-d', tail === '' ? '15090,15021' : `15090,15021,${tail}`,
-  ];
-  if (options.includeOutboundPorts !== undefined) args.push('-q', options.includeOutboundPorts);
-  if (options.excludeOutboundPorts !== undefined) args.push('-o', options.excludeOutboundPorts);
-  if (options.rerouteInterfaces !== undefined) args.push('-k', options.rerouteInterfaces);
-  if (options.excludeInterfaces !== undefined) args.push('-c', options.excludeInterfaces);
-  args.push(`--log_output_level=${options.agentLogLevel}`);
-  if (settings.nativeNftables) args.push('--native-nftables');
-  return args;
-}
-
 /** What capture needs and nothing more: NET_ADMIN and NET_RAW as root, every other capability dropped. */
 const INIT_SECURITY_CONTEXT: JsonObject = deepFreeze({
   allowPrivilegeEscalation: false,
@@ -425,12 +395,8 @@ const INIT_SECURITY_CONTEXT: JsonObject = deepFreeze({
 });
 
 function buildInit(options: PodOptions, settings: InjectSettings, userProxy: JsonObject | undefined, subject: string): JsonObject {
-  let uid = String(settings.proxyUid);
   const userUid = asObject(userProxy?.securityContext)?.runAsUser;
-  // TPROXY needs the proxy as root, so the exempt uid stays Istio's 1337 there.
-  if (options.mode === 'TPROXY') uid = '1337';
-  else if (typeof userUid === 'number' && userUid > 0) uid = String(userUid);
-  const args = initArgs(options, settings, uid);
+  const args = captureArgs(options, settings, typeof userUid === 'number' ? userUid : undefined);
   const problem = initProblem(args.slice(1), options.proxyMetadata);
   if (problem?.fromEnv) {
     // The parser names the env variable it refused (`from env X` or `env X`): that is the proxyMetadata key.
