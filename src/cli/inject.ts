@@ -14,9 +14,11 @@ export const INJECT_HELP = `Usage: meshcap inject -f FILE|- [options]
 
 Add the mesh sidecar to Kubernetes manifests (like istioctl kube-inject, offline)
 and write them to stdout. Handles multi-document YAML and v1 List; injects Pod,
-Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job and
-CronJob; every other document, and every skipped one, is copied byte for byte.
+Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job,
+CronJob and OpenShift DeploymentConfig; every other document, and every skipped
+one, is copied byte for byte (other kinds with a pod template with a warning).
 Skipped with a warning: hostNetwork: true, sidecar.istio.io/inject: "false".
+Templates (inject.istio.io/templates): sidecar (default) and gateway.
 Re-running on injected output changes nothing.
 
 Options:

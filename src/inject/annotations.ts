@@ -57,12 +57,18 @@ export const Annotation = {
   promPort: 'prometheus.io/port',
   promPath: 'prometheus.io/path',
   mergeMetrics: 'prometheus.istio.io/merge-metrics',
+  templates: 'inject.istio.io/templates',
 } as const;
+
+/** The Istio injection templates meshcap implements (Istio's chart has more: grpc-agent, grpc-simple, waypoint, ...). */
+export type TemplateName = 'sidecar' | 'gateway';
 
 export type Mode = 'REDIRECT' | 'TPROXY' | 'NONE';
 
 /** Everything the annotations decide, already validated. Raw strings are kept where they go into args verbatim. */
 export interface PodOptions {
+  /** inject.istio.io/templates; any name meshcap does not implement is refused. */
+  readonly template: TemplateName;
   readonly mode: Mode;
   readonly includeOutboundIPRanges: string;
   readonly excludeOutboundIPRanges: string;
@@ -112,6 +118,7 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
   const pick = (name: string, fallback: string): string => get(name) ?? fallback;
 
   const proxyConfig = parseProxyConfig(get(Annotation.proxyConfig), subject);
+  const template = readTemplateName(get(Annotation.templates), subject);
 
   const modeText = get(Annotation.interceptionMode) ?? stringField(proxyConfig, 'interceptionMode') ?? settings.interceptionMode;
   if (modeText !== 'REDIRECT' && modeText !== 'TPROXY' && modeText !== 'NONE') {
@@ -189,6 +196,7 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
   }
 
   return {
+    template,
     mode: modeText,
     includeOutboundIPRanges,
     excludeOutboundIPRanges,
@@ -214,6 +222,24 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
     userVolumes: readNamedMap(Annotation.userVolume, get(Annotation.userVolume), subject, volumeSourceProblem, 'a JSON object of volume name to volume source, e.g. {"certs":{"secret":{"secretName":"my-certs"}}}'),
     userVolumeMounts: readNamedMap(Annotation.userVolumeMount, get(Annotation.userVolumeMount), subject, mountProblem, 'a JSON object of volume name to mount, e.g. {"certs":{"mountPath":"/etc/certs","readOnly":true}}'),
   };
+}
+
+/**
+ * Istio renders each listed template in turn; meshcap implements `sidecar` and
+ * `gateway` as Istio's chart defines them. Anything else (grpc-agent, a
+ * custom template, a list) would come out as a pod that is not what was asked
+ * for, or broken: it is refused, naming the template.
+ */
+function readTemplateName(text: string | undefined, subject: Subject): TemplateName {
+  if (text === undefined) return 'sidecar';
+  const names = text.split(',').map((name) => name.trim());
+  if (names.length === 1 && (names[0] === 'sidecar' || names[0] === 'gateway')) return names[0];
+  const unknown = names.filter((name) => name !== 'sidecar' && name !== 'gateway');
+  const problem =
+    unknown.length > 0
+      ? `names the template ${unknown.map((name) => JSON.stringify(name)).join(', ')}, which meshcap does not implement`
+      : 'combines templates, which meshcap does not do';
+  throw invalid(Annotation.templates, text, problem, "use sidecar or gateway (or inject this pod with Istio's injector)", subject);
 }
 
 /** A Kubernetes volume name: a DNS-1123 label. */

@@ -62,12 +62,14 @@ function uidAnnotation(annotations: Readonly<Record<string, string>>): number | 
 }
 
 /**
- * The uid istio-iptables exempts. The install's proxy uid, except in TPROXY
- * mode, where Istio's template always says 1337 (the proxy runs as root there).
+ * The uid istio-iptables exempts: the uid the user's own istio-proxy declares
+ * (never 0: --uid-owner 0 would exempt every root process), in every mode, as
+ * Istio's post-merge fix-up does; else 1337 in TPROXY mode (Istio's template
+ * hard-codes it there) and the install's proxy uid otherwise.
  */
 export function captureUid(options: PodOptions, settings: InjectSettings, proxyRunAsUser: number | undefined): string {
-  if (options.mode === 'TPROXY') return '1337';
   if (proxyRunAsUser !== undefined && proxyRunAsUser > 0) return String(proxyRunAsUser);
+  if (options.mode === 'TPROXY') return '1337';
   return String(settings.proxyUid);
 }
 

@@ -13,12 +13,13 @@ import { buildInit } from './init-container.js';
 import { type Json, type JsonObject, asArray, asObject, isObject, stringMap } from './json.js';
 import { type PatchOp, diffList, diffMap } from './patch.js';
 import { rewriteAppProbes } from './probes.js';
-import { applyOverride, buildProxy } from './proxy-container.js';
+import { clearScrapeAnnotations, mergesMetrics } from './prometheus.js';
+import { applyOverride, buildProxy, tproxyFixups } from './proxy-container.js';
 import type { InjectSettings, ProxyTemplate } from './settings.js';
 import { statusText } from './status-annotation.js';
 import { stripPrevious } from './strip.js';
 import { INIT_NAME, PROXY_NAME, type PodTarget } from './target.js';
-import { defaultTemplate } from './template.js';
+import { defaultTemplate, gatewayTemplate } from './template.js';
 
 export { INIT_NAME, PROXY_NAME, type PodTarget, type Workload } from './target.js';
 export { type InjectionStatus, parseStatus, statusText } from './status-annotation.js';
@@ -42,7 +43,11 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   }
 
   const stripped = stripPrevious(metadata, spec, subject);
-  const options = readPodOptions(stringMap(stripped.annotations), settings, subject);
+  const read = readPodOptions(stringMap(stripped.annotations), settings, subject);
+  // Istio's gateway template: the proxy is the pod's main container, with no capture, no sidecar ordering
+  // and none of the sidecar template's per-pod volumes.
+  const gateway = read.template === 'gateway';
+  const options: PodOptions = gateway ? { ...read, native: false, hold: false, userVolumes: [], userVolumeMounts: [] } : read;
   const overrides = stripped.overrides;
   const userProxy = overrides.find((c) => c.name === PROXY_NAME);
   const userInit = overrides.find((c) => c.name === INIT_NAME);
@@ -50,13 +55,15 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   // Kubelet's probes would be captured by the sidecar: they go through the agent instead (probes.ts).
   const probes = rewriteAppProbes(stripped, stripped.probers, options, subject);
   const appContainers = probes.containers;
-  const template = settings.template ?? defaultTemplate(settings);
+  const template = gateway ? gatewayTemplate(settings) : (settings.template ?? defaultTemplate(settings));
 
-  let proxy = buildProxy(options, settings, template, target, appContainers, stripped.prometheus, probes.probers);
-  if (userProxy) proxy = applyOverride(proxy, userProxy);
+  // The app's scrape settings go to the agent only when it takes over scraping (Istio: applyPrometheusMerge).
+  const merged = mergesMetrics(stringMap(stripped.annotations), options, subject);
+  let proxy = buildProxy(options, settings, template, target, appContainers, userProxy, merged ? stripped.prometheus : {}, probes.probers);
+  if (userProxy) proxy = tproxyFixups(applyOverride(proxy, userProxy), options);
 
   let init: JsonObject | undefined;
-  if (options.mode !== 'NONE') {
+  if (options.mode !== 'NONE' && !gateway) {
     init = buildInit(options, settings, userProxy, subject);
     if (userInit) init = applyOverride(init, userInit);
   }
@@ -65,7 +72,14 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   let containers: Json[];
   const injectedInit: string[] = [];
   const injectedContainers: string[] = [];
-  if (options.native) {
+  if (gateway) {
+    // The user's istio-proxy (image: auto) is completed where it stands; without one, the proxy comes last.
+    initContainers.push(...probes.initContainers);
+    injectedContainers.push(PROXY_NAME);
+    const at = (asArray(spec.containers) ?? []).findIndex((c) => isObject(c) && c.name === PROXY_NAME);
+    containers = [...appContainers];
+    containers.splice(at === -1 ? containers.length : Math.min(at, containers.length), 0, proxy);
+  } else if (options.native) {
     if (init) injectedInit.push(INIT_NAME);
     injectedInit.push(PROXY_NAME);
     initContainers.push(...(init ? [init] : []), proxy, ...probes.initContainers);
@@ -86,7 +100,7 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
 
   const newLabels: JsonObject = { ...(asObject(stripped.labels) ?? {}) };
   const appLabels = stringMap(newLabels);
-  newLabels['security.istio.io/tlsMode'] ??= 'istio';
+  if (!gateway) newLabels['security.istio.io/tlsMode'] ??= 'istio';
   newLabels['service.istio.io/canonical-name'] ??= canonicalName(appLabels, target.workload.name);
   newLabels['service.istio.io/canonical-revision'] ??=
     appLabels['app.kubernetes.io/version'] ?? appLabels.version ?? 'latest';
@@ -98,7 +112,8 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     newAnnotations[Annotation.defaultContainer] ??= firstApp.name!;
     newAnnotations[Annotation.defaultLogsContainer] ??= firstApp.name!;
   }
-  if (mergesMetrics(stringMap(newAnnotations), options)) {
+  if (merged) {
+    clearScrapeAnnotations(newAnnotations);
     newAnnotations[Annotation.promPath] = '/stats/prometheus';
     newAnnotations[Annotation.promPort] = String(options.statusPort);
     newAnnotations[Annotation.promScrape] = 'true';
@@ -117,12 +132,14 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   const newSpec: JsonObject = { ...spec, containers };
   setList(newSpec, 'initContainers', initContainers);
   setList(newSpec, 'volumes', volumes);
+  if (gateway) newSpec.securityContext = withUnprivilegedPorts(asObject(spec.securityContext));
 
   const ops: PatchOp[] = [
     ...metadataOps,
     ...diffList(['spec', 'initContainers'], asArray(spec.initContainers), asArray(newSpec.initContainers)),
     ...diffList(['spec', 'containers'], asArray(spec.containers), containers),
     ...diffList(['spec', 'volumes'], asArray(spec.volumes), asArray(newSpec.volumes)),
+    ...diffMap(['spec', 'securityContext'], asObject(spec.securityContext), asObject(newSpec.securityContext)),
   ];
   return { kind: 'injected', metadata: newMetadata, spec: newSpec, ops };
 }
@@ -161,8 +178,18 @@ function setList(spec: JsonObject, key: string, items: Json[]): void {
   else delete spec[key];
 }
 
-function mergesMetrics(annotations: Record<string, string>, options: PodOptions): boolean {
-  return options.statusPort !== 0 && annotations[Annotation.promScrape] !== 'false' && annotations[Annotation.mergeMetrics] !== 'false';
+/**
+ * A gateway listens on 80 and 443 as uid 1337: Istio's gateway template lets
+ * every uid bind low ports in the pod's network namespace. The pod's own
+ * sysctls are kept (Istio's overlay replaces the list); its own value of this
+ * one wins.
+ */
+const UNPRIVILEGED_PORTS = 'net.ipv4.ip_unprivileged_port_start';
+
+function withUnprivilegedPorts(securityContext: JsonObject | undefined): JsonObject {
+  const sysctls = (asArray(securityContext?.sysctls) ?? []).filter(isObject);
+  if (sysctls.some((s) => s.name === UNPRIVILEGED_PORTS)) return securityContext!;
+  return { ...(securityContext ?? {}), sysctls: [...sysctls, { name: UNPRIVILEGED_PORTS, value: '0' }] };
 }
 
 function canonicalName(labels: Record<string, string>, workloadName: string): string {

@@ -17,10 +17,12 @@ export function buildProxy(
   template: ProxyTemplate,
   target: PodTarget,
   apps: readonly JsonObject[],
+  userProxy: JsonObject | undefined,
   prometheus: Record<string, string>,
   probers: string | undefined,
 ): JsonObject {
-  const isDefault = settings.template === undefined;
+  const gateway = options.template === 'gateway';
+  const isDefault = settings.template === undefined || gateway;
   // A shallow copy is enough: the template is frozen, and every field changed below is replaced, not edited.
   const proxy: JsonObject = { ...template.container };
   proxy.name = PROXY_NAME;
@@ -36,7 +38,8 @@ export function buildProxy(
   }
 
   const { workload } = target;
-  const ports = apps.flatMap((c) => (asArray(c.ports) ?? []).filter(isObject));
+  // The gateway template lists every container's ports, its own istio-proxy's (the gateway's listeners) included.
+  const ports = [...apps, ...(gateway && userProxy ? [userProxy] : [])].flatMap((c) => (asArray(c.ports) ?? []).filter(isObject));
   const proxyConfig: JsonObject = { ...options.proxyConfig };
   delete proxyConfig.proxyMetadata;
   const env: Json[] = [
@@ -59,7 +62,7 @@ export function buildProxy(
 
   if (options.statusPort !== 0) {
     const ready = { path: '/healthz/ready', port: 15021 };
-    proxy.startupProbe ??= { failureThreshold: settings.startupFailureThreshold, httpGet: ready, periodSeconds: 1, timeoutSeconds: 3 };
+    if (!gateway) proxy.startupProbe ??= { failureThreshold: settings.startupFailureThreshold, httpGet: ready, periodSeconds: 1, timeoutSeconds: 3 };
     const readiness: JsonObject = { failureThreshold: options.readiness.failureThreshold, httpGet: ready };
     if (options.readiness.initialDelaySeconds > 0) readiness.initialDelaySeconds = options.readiness.initialDelaySeconds;
     readiness.periodSeconds = options.readiness.periodSeconds;
@@ -69,10 +72,11 @@ export function buildProxy(
     delete proxy.startupProbe;
     delete proxy.readinessProbe;
   }
-  if (options.resources || proxy.resources === undefined) proxy.resources = clone(options.resources ?? settings.resources);
+  // The gateway template sets no resources (and reads no resource annotations): the user's stand.
+  if (!gateway && (options.resources || proxy.resources === undefined)) proxy.resources = clone(options.resources ?? settings.resources);
   if (options.userVolumeMounts.length > 0) proxy.volumeMounts = [...(asArray(proxy.volumeMounts) ?? []), ...options.userVolumeMounts];
 
-  if (options.mode === 'TPROXY') {
+  if (options.mode === 'TPROXY' && !gateway) {
     proxy.securityContext = strategicMerge(asObject(proxy.securityContext) ?? {}, {
       capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
       runAsGroup: settings.proxyGid,
@@ -98,4 +102,16 @@ export function applyOverride(generated: JsonObject, user: JsonObject): JsonObje
   const over: JsonObject = { ...user };
   if (over.image === 'auto') delete over.image;
   return strategicMerge(generated, over);
+}
+
+/**
+ * Istio's fix-up after the user's istio-proxy is laid over the generated one:
+ * TPROXY needs the proxy as root (it binds with IP_TRANSPARENT and marks
+ * packets), so a user's runAsUser cannot stand; the user's uid still goes to
+ * istio-init's -u (capture-args.ts). runAsNonRoot is cleared too, or the
+ * kubelet would refuse to start a root proxy.
+ */
+export function tproxyFixups(proxy: JsonObject, options: PodOptions): JsonObject {
+  if (options.mode !== 'TPROXY' || options.template === 'gateway') return proxy;
+  return { ...proxy, securityContext: { ...(asObject(proxy.securityContext) ?? {}), runAsNonRoot: false, runAsUser: 0 } };
 }

@@ -7,6 +7,7 @@
 import { Annotation } from './annotations.js';
 import { type Json, type JsonObject, asArray, asObject, isObject, stringMap } from './json.js';
 import { PROBERS_ENV } from './probes.js';
+import { scrapeSettings } from './prometheus.js';
 import { parseOverrides, parseStatus } from './status-annotation.js';
 import { INIT_NAME, PROXY_NAME } from './target.js';
 
@@ -19,7 +20,7 @@ export interface Stripped {
   /** The user's own istio-proxy / istio-init, laid over the generated ones. */
   readonly overrides: JsonObject[];
   readonly overridesText: string;
-  /** The app's own Prometheus annotations, moved into the proxy's env. */
+  /** The app's own Prometheus annotations (any spelling), moved into the proxy's env when metrics are merged. */
   readonly prometheus: Record<string, string>;
   /** The previous proxy's record of the app probes it took over, to restore them. */
   readonly probers: string | undefined;
@@ -86,10 +87,10 @@ export function stripPrevious(metadata: JsonObject, spec: JsonObject, subject: s
       }
     }
   }
-  const textsAfter = stringMap(annotations);
+  const found = scrapeSettings(stringMap(annotations));
   const prometheus: Record<string, string> = {};
-  for (const [key, name] of [['scrape', Annotation.promScrape], ['port', Annotation.promPort], ['path', Annotation.promPath]] as const) {
-    if (textsAfter[name] !== undefined) prometheus[key] = textsAfter[name]!;
+  for (const key of ['scrape', 'port', 'path'] as const) {
+    if (found[key] !== undefined) prometheus[key] = found[key];
   }
   return {
     labels: metadata.labels,

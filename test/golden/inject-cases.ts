@@ -8,6 +8,8 @@ import { DEFAULT_SETTINGS, type InjectSettings } from '../../src/inject/settings
 
 export interface InjectCase {
   readonly n: number;
+  /** Where input and golden are: the shared anchors (default) or Istio goldens kept in test/fixtures/istio-inject. */
+  readonly dir?: 'anchors' | 'fixtures';
   readonly input: string;
   /** undefined: the case must fail. */
   readonly golden?: string;
@@ -69,4 +71,17 @@ export const INJECT_CASES: readonly InjectCase[] = [
   { n: 25, input: 'list.yaml', golden: 'list.yaml.injected' },
   { n: 26, input: 'hello-multi.yaml', golden: 'hello-multi.yaml.injected' },
   { n: 27, input: 'frontend.yaml', golden: 'frontend.yaml.injected' },
+];
+
+const fixture = { dir: 'fixtures' } as const;
+
+/** Istio's own goldens for the behaviours of issue 15 (test/fixtures/istio-inject/PROVENANCE.md), run with the settings of Istio's test rows. */
+export const FIXTURE_CASES: readonly InjectCase[] = [
+  { n: 101, ...fixture, input: 'proxy-override-runas.yaml', golden: 'proxy-override-runas.yaml.injected' },
+  { n: 102, ...fixture, input: 'proxy-override-runas.yaml', golden: 'proxy-override-runas.yaml.tproxy.injected', settings: { interceptionMode: 'TPROXY' } },
+  { n: 104, ...fixture, input: 'gateway.yaml', golden: 'gateway.yaml.injected' },
+  { n: 105, ...fixture, input: 'deploymentconfig.yaml', golden: 'deploymentconfig.yaml.injected' },
+  { n: 106, ...fixture, input: 'prometheus-scrape.yaml', golden: 'prometheus-scrape.yaml.injected' },
+  { n: 107, ...fixture, input: 'prometheus-scrape2.yaml', golden: 'prometheus-scrape2.yaml.injected' },
+  { n: 108, ...fixture, input: 'grpc-agent.yaml', error: ['inject.istio.io/templates', '"grpc-agent"'] },
 ];
