@@ -115,6 +115,8 @@ export function runCase(c: InjectCase): { result: CaseResult; ours?: string; mis
   const golden = readFileSync(join(dirOf(c), c.golden!), 'utf8');
   const ours = podsOf(out.text);
   const theirs = podsOf(golden);
+  // A golden whose kind podsOf does not know would otherwise compare nothing and pass.
+  if (theirs.length === 0) return { result: { c, status: 'failed', fields: {}, detail: 'no pod found in the golden' }, ours: out.text, mismatches };
   const fields: Record<string, { matched: number; total: number }> = {};
   for (const [field, extract] of Object.entries(FIELDS)) {
     const entry = (fields[field] = { matched: 0, total: theirs.length });
