@@ -31,7 +31,7 @@
  * proxyMetadata of proxy.istio.io/config, e.g. ISTIO_META_DNS_CAPTURE), which
  * istio-iptables reads as flag fallbacks.
  */
-import { type PodOptions, readPodOptions } from './annotations.js';
+import { Annotation, type PodOptions, readPodOptions } from './annotations.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from './settings.js';
 
 /** Written by the CNI layout when the user's istio-proxy runs as its own uid: the plugin cannot read containers. */
@@ -94,6 +94,27 @@ export function captureArgs(options: PodOptions, settings: InjectSettings, proxy
   args.push(`--log_output_level=${options.agentLogLevel}`);
   if (settings.nativeNftables) args.push('--native-nftables');
   return args;
+}
+
+/**
+ * The CNI layout's annotations (Istio's template writes the same, plus
+ * meshcap.io/proxy-uid): what the plugin reads, in place of the istio-init args
+ * it cannot see. captureArgsFromAnnotations on the pod's annotations with these
+ * laid over them gives exactly captureArgs(options, settings, proxyRunAsUser)
+ * for the same install settings. The ranges are written only when non-empty
+ * and the outbound ports only when set, as Istio does: absent, they fall back
+ * to the same install default on both sides.
+ */
+export function captureAnnotations(options: PodOptions, proxyRunAsUser: number | undefined): Record<string, string> {
+  const out: Record<string, string> = { [Annotation.interceptionMode]: options.mode };
+  if (options.includeOutboundIPRanges !== '') out[Annotation.includeOutboundIPRanges] = options.includeOutboundIPRanges;
+  if (options.excludeOutboundIPRanges !== '') out[Annotation.excludeOutboundIPRanges] = options.excludeOutboundIPRanges;
+  out[Annotation.includeInboundPorts] = options.includeInboundPorts;
+  out[Annotation.excludeInboundPorts] = excludedInbound(options.statusPort, options.excludeInboundPorts);
+  if (options.includeOutboundPorts !== undefined) out[Annotation.includeOutboundPorts] = options.includeOutboundPorts;
+  if (options.excludeOutboundPorts !== undefined) out[Annotation.excludeOutboundPorts] = options.excludeOutboundPorts;
+  if (proxyRunAsUser !== undefined && proxyRunAsUser > 0) out[PROXY_UID_ANNOTATION] = String(proxyRunAsUser);
+  return out;
 }
 
 /** Istio's excludeInboundPort helper: the status port is excluded from capture unless it is 0 or already listed. */

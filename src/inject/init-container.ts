@@ -11,7 +11,7 @@ import { Annotation, type PodOptions } from './annotations.js';
 import { captureArgs } from './capture-args.js';
 import { type JsonObject, asObject, clone, deepFreeze } from './json.js';
 import { type InjectSettings, initImage } from './settings.js';
-import { INIT_NAME } from './target.js';
+import { INIT_NAME, VALIDATION_NAME } from './target.js';
 
 /** Host facts for validating derived istio-init args: none are needed because IPv6 and DNS are not decided here. */
 const NO_FACTS: HostFacts = { interfaceAddresses: () => [], resolvConf: () => '', lookupUid: () => undefined };
@@ -70,6 +70,30 @@ const INIT_SECURITY_CONTEXT: JsonObject = deepFreeze({
   runAsUser: 0,
 });
 
+/**
+ * Istio's istio-validation (CNI layout): the same args plus --run-validation
+ * --skip-rule-apply, run as the proxy's uid and gid (1337 under TPROXY, whose
+ * proxy is root) with nothing added: it only proves that the plugin's capture
+ * redirects, changing nothing.
+ */
+function validationSecurityContext(options: PodOptions, settings: InjectSettings, userProxy: JsonObject | undefined): JsonObject {
+  const tproxy = options.mode === 'TPROXY';
+  const user = asObject(userProxy?.securityContext);
+  // Istio's fix-up: outside TPROXY the validation runs as the user's proxy uid and gid. Never as root:
+  // runAsNonRoot would make the kubelet refuse the pod.
+  const id = (value: unknown, fallback: number) => (!tproxy && typeof value === 'number' && value > 0 ? value : fallback);
+  return {
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    privileged: false,
+    readOnlyRootFilesystem: true,
+    runAsGroup: id(user?.runAsGroup, tproxy ? 1337 : settings.proxyGid),
+    runAsNonRoot: true,
+    runAsUser: id(user?.runAsUser, tproxy ? 1337 : settings.proxyUid),
+  };
+}
+
+/** istio-init, or in the CNI layout (settings.cni) istio-validation. */
 export function buildInit(options: PodOptions, settings: InjectSettings, userProxy: JsonObject | undefined, subject: string): JsonObject {
   const userUid = asObject(userProxy?.securityContext)?.runAsUser;
   const args = captureArgs(options, settings, typeof userUid === 'number' ? userUid : undefined);
@@ -89,11 +113,11 @@ export function buildInit(options: PodOptions, settings: InjectSettings, userPro
   if (problem !== undefined) {
     throw new ConfigError('istio-init arguments derived from the annotations', args.slice(1).join(' '), problem.message, 'fix the traffic annotations', `on ${subject}`);
   }
-  const init: JsonObject = { name: INIT_NAME, image: initImage(settings) };
+  const init: JsonObject = { name: settings.cni ? VALIDATION_NAME : INIT_NAME, image: initImage(settings) };
   if (settings.initStyle === 'meshcap') init.command = ['meshcap'];
-  init.args = args;
+  init.args = settings.cni ? [...args, '--run-validation', '--skip-rule-apply'] : args;
   if (options.proxyMetadata.length > 0) init.env = options.proxyMetadata.map(([name, value]) => ({ name, value }));
   init.resources = clone(options.resources ?? settings.resources);
-  init.securityContext = INIT_SECURITY_CONTEXT;
+  init.securityContext = settings.cni ? validationSecurityContext(options, settings, userProxy) : INIT_SECURITY_CONTEXT;
   return init;
 }

@@ -9,6 +9,7 @@
 import { parseGoBool } from '../config/argv.js';
 import { ConfigError } from '../config/parse.js';
 import { Annotation, type PodOptions, readPodOptions } from './annotations.js';
+import { captureAnnotations } from './capture-args.js';
 import { buildInit } from './init-container.js';
 import { type Json, type JsonObject, asArray, asObject, isObject, stringMap } from './json.js';
 import { type PatchOp, diffList, diffMap } from './patch.js';
@@ -18,7 +19,7 @@ import { applyOverride, buildProxy, tproxyFixups } from './proxy-container.js';
 import type { InjectSettings, ProxyTemplate } from './settings.js';
 import { statusText } from './status-annotation.js';
 import { stripPrevious } from './strip.js';
-import { INIT_NAME, PROXY_NAME, type PodTarget } from './target.js';
+import { INIT_NAME, PROXY_NAME, type PodTarget, VALIDATION_NAME } from './target.js';
 import { defaultTemplate, gatewayTemplate } from './template.js';
 
 export { INIT_NAME, PROXY_NAME, type PodTarget, type Workload } from './target.js';
@@ -50,7 +51,7 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   const options: PodOptions = gateway ? { ...read, native: false, hold: false, userVolumes: [], userVolumeMounts: [] } : read;
   const overrides = stripped.overrides;
   const userProxy = overrides.find((c) => c.name === PROXY_NAME);
-  const userInit = overrides.find((c) => c.name === INIT_NAME);
+  const userInit = overrides.find((c) => c.name === (settings.cni ? VALIDATION_NAME : INIT_NAME));
 
   // Kubelet's probes would be captured by the sidecar: they go through the agent instead (probes.ts).
   const probes = rewriteAppProbes(stripped, stripped.probers, options, subject);
@@ -80,14 +81,16 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     containers = [...appContainers];
     containers.splice(at === -1 ? containers.length : Math.min(at, containers.length), 0, proxy);
   } else if (options.native) {
-    if (init) injectedInit.push(INIT_NAME);
+    if (init) injectedInit.push(String(init.name));
     injectedInit.push(PROXY_NAME);
     initContainers.push(...(init ? [init] : []), proxy, ...probes.initContainers);
     containers = [...appContainers];
   } else {
     // Legacy: user init containers run before any rule exists (they keep plain networking), then capture.
-    initContainers.push(...probes.initContainers, ...(init ? [init] : []));
-    if (init) injectedInit.push(INIT_NAME);
+    // With CNI the rules exist before any init container: istio-validation goes first and proves them.
+    if (settings.cni) initContainers.push(...(init ? [init] : []), ...probes.initContainers);
+    else initContainers.push(...probes.initContainers, ...(init ? [init] : []));
+    if (init) injectedInit.push(String(init.name));
     injectedContainers.push(PROXY_NAME);
     // With hold, kubelet starts the proxy first and blocks on its postStart hook until it is ready.
     containers = options.hold ? [proxy, ...appContainers] : [...appContainers, proxy];
@@ -104,6 +107,7 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   newLabels['service.istio.io/canonical-name'] ??= canonicalName(appLabels, target.workload.name);
   newLabels['service.istio.io/canonical-revision'] ??=
     appLabels['app.kubernetes.io/version'] ?? appLabels.version ?? 'latest';
+  if (settings.mesh.network !== '') newLabels['topology.istio.io/network'] = settings.mesh.network;
 
   const newAnnotations: JsonObject = { ...(asObject(stripped.annotations) ?? {}) };
   newAnnotations[Annotation.rev] ??= settings.revision;
@@ -119,6 +123,11 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     newAnnotations[Annotation.promScrape] = 'true';
   }
   if (overrides.length > 0) newAnnotations[Annotation.overrides] = stripped.overridesText;
+  if (settings.cni && !gateway) {
+    // The plugin cannot see container args: the capture travels in annotations (capture-args.ts).
+    const userUid = asObject(userProxy?.securityContext)?.runAsUser;
+    Object.assign(newAnnotations, captureAnnotations(options, typeof userUid === 'number' ? userUid : undefined));
+  }
   newAnnotations[Annotation.status] = statusText({ initContainers: injectedInit, containers: injectedContainers, volumes: volumeNames }, settings);
 
   const newMetadata: JsonObject = { ...metadata, labels: newLabels, annotations: newAnnotations };

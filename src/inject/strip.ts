@@ -9,7 +9,7 @@ import { type Json, type JsonObject, asArray, asObject, isObject, stringMap } fr
 import { PROBERS_ENV } from './probes.js';
 import { scrapeSettings } from './prometheus.js';
 import { parseOverrides, parseStatus } from './status-annotation.js';
-import { INIT_NAME, PROXY_NAME } from './target.js';
+import { INIT_NAME, PROXY_NAME, VALIDATION_NAME } from './target.js';
 
 export interface Stripped {
   readonly labels: Json | undefined;
@@ -17,7 +17,7 @@ export interface Stripped {
   readonly initContainers: JsonObject[];
   readonly containers: JsonObject[];
   readonly volumes: Json[];
-  /** The user's own istio-proxy / istio-init, laid over the generated ones. */
+  /** The user's own istio-proxy / istio-init / istio-validation, laid over the generated ones. */
   readonly overrides: JsonObject[];
   readonly overridesText: string;
   /** The app's own Prometheus annotations (any spelling), moved into the proxy's env when metrics are merged. */
@@ -50,7 +50,8 @@ export function stripPrevious(metadata: JsonObject, spec: JsonObject, subject: s
     overridesText = texts[Annotation.overrides]!;
     overrides = parseOverrides(overridesText, subject);
   }
-  const isOverride = (c: JsonObject) => !injected.has(nameOf(c) ?? '') && (c.name === PROXY_NAME || c.name === INIT_NAME);
+  const ours = (c: JsonObject) => c.name === PROXY_NAME || c.name === INIT_NAME || c.name === VALIDATION_NAME;
+  const isOverride = (c: JsonObject) => !injected.has(nameOf(c) ?? '') && ours(c);
   if (!previous || texts[Annotation.overrides] === undefined) {
     const fromInit = allInit.filter(isOverride);
     const fromContainers = allContainers.filter(isOverride);
@@ -62,7 +63,7 @@ export function stripPrevious(metadata: JsonObject, spec: JsonObject, subject: s
       overridesText = JSON.stringify(record);
     }
   }
-  const keep = (c: JsonObject) => !injected.has(nameOf(c) ?? '') && c.name !== PROXY_NAME && c.name !== INIT_NAME;
+  const keep = (c: JsonObject) => !injected.has(nameOf(c) ?? '') && !ours(c);
 
   if (previous) {
     delete annotations[Annotation.status];

@@ -2,6 +2,8 @@
 import type { JsonObject } from './json.js';
 
 export const INIT_NAME = 'istio-init';
+/** The CNI layout's init container: it proves the plugin's capture works, changing nothing. */
+export const VALIDATION_NAME = 'istio-validation';
 export const PROXY_NAME = 'istio-proxy';
 
 export interface Workload {

@@ -77,6 +77,7 @@ function buildDefaultTemplate(settings: InjectSettings): ProxyTemplate {
       { name: 'ISTIO_META_NODE_NAME', ...fieldRef('spec.nodeName') },
       { name: 'ISTIO_META_MESH_ID', value: mesh.meshId },
       { name: 'TRUST_DOMAIN', value: mesh.trustDomain },
+      ...(mesh.network !== '' ? [{ name: 'ISTIO_META_NETWORK', value: mesh.network }] : []),
     ],
     ports: [{ containerPort: 15090, name: 'http-envoy-prom', protocol: 'TCP' }],
     securityContext: {

@@ -37,7 +37,7 @@ const legacy = { nativeSidecars: false };
 export const INJECT_CASES: readonly InjectCase[] = [
   { n: 1, input: 'hello.yaml', golden: 'hello.yaml.injected' },
   { n: 2, input: 'hello.yaml', golden: 'hello-old-version.yaml.injected', settings: legacy },
-  { n: 3, input: 'hello.yaml', golden: 'hello.yaml.cni.injected', notReproducible: 'istio-cni mode (istio-validation container) is not a meshcap mode' },
+  { n: 3, input: 'hello.yaml', golden: 'hello.yaml.cni.injected', settings: { cni: true, mesh: { ...DEFAULT_SETTINGS.mesh, network: 'network1' } } },
   { n: 4, input: 'hello.yaml', golden: 'hello-tproxy.yaml.injected', settings: { interceptionMode: 'TPROXY' } },
   { n: 5, input: 'multi-container.yaml', golden: 'multi-container.yaml.injected' },
   { n: 6, input: 'traffic-annotations.yaml', golden: 'traffic-annotations.yaml.injected',
@@ -79,6 +79,7 @@ const fixture = { dir: 'fixtures' } as const;
 export const FIXTURE_CASES: readonly InjectCase[] = [
   { n: 101, ...fixture, input: 'proxy-override-runas.yaml', golden: 'proxy-override-runas.yaml.injected' },
   { n: 102, ...fixture, input: 'proxy-override-runas.yaml', golden: 'proxy-override-runas.yaml.tproxy.injected', settings: { interceptionMode: 'TPROXY' } },
+  { n: 103, ...fixture, input: 'proxy-override-runas.yaml', golden: 'proxy-override-runas.yaml.cni.injected', settings: { cni: true } },
   { n: 104, ...fixture, input: 'gateway.yaml', golden: 'gateway.yaml.injected' },
   { n: 105, ...fixture, input: 'deploymentconfig.yaml', golden: 'deploymentconfig.yaml.injected' },
   { n: 106, ...fixture, input: 'prometheus-scrape.yaml', golden: 'prometheus-scrape.yaml.injected' },

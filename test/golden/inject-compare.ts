@@ -46,18 +46,23 @@ const byName = (list: Json | undefined, name: string): JsonObject | undefined =>
   (asArray(list) ?? []).find((c): c is JsonObject => isObject(c) && c.name === name);
 const names = (list: Json | undefined): string[] => (asArray(list) ?? []).filter(isObject).map((c) => String(c.name));
 const proxyOf = (pod: Pod) => byName(pod.spec.initContainers, 'istio-proxy') ?? byName(pod.spec.containers, 'istio-proxy');
-const initOf = (pod: Pod) => byName(pod.spec.initContainers, 'istio-init');
+/** istio-init, or in the CNI layout istio-validation (placement tells which). */
+const initOf = (pod: Pod) => byName(pod.spec.initContainers, 'istio-init') ?? byName(pod.spec.initContainers, 'istio-validation');
 const envOf = (container: JsonObject | undefined, name: string) =>
   (asArray(container?.env) ?? []).find((e): e is JsonObject => isObject(e) && e.name === name)?.value ?? null;
 const ISTIO_ANNOTATIONS = [
   'istio.io/rev', 'kubectl.kubernetes.io/default-container', 'kubectl.kubernetes.io/default-logs-container',
   'prometheus.io/path', 'prometheus.io/port', 'prometheus.io/scrape', 'sidecar.istio.io/status',
+  // What the CNI layout writes for the plugin (elsewhere: the user's own, kept as they are).
+  'sidecar.istio.io/interceptionMode', 'traffic.sidecar.istio.io/includeOutboundIPRanges', 'traffic.sidecar.istio.io/excludeOutboundIPRanges',
+  'traffic.sidecar.istio.io/includeInboundPorts', 'traffic.sidecar.istio.io/excludeInboundPorts',
+  'traffic.sidecar.istio.io/includeOutboundPorts', 'traffic.sidecar.istio.io/excludeOutboundPorts',
 ];
 const pick = (object: Json | undefined, keys: readonly string[]) => Object.fromEntries(keys.map((k) => [k, asObject(object)?.[k]]));
 /** App containers; Istio's re-serialization adds an empty `resources: {}`, which means nothing. */
 const userContainers = (list: Json | undefined) =>
   (asArray(list) ?? [])
-    .filter((c): c is JsonObject => isObject(c) && c.name !== 'istio-proxy' && c.name !== 'istio-init')
+    .filter((c): c is JsonObject => isObject(c) && c.name !== 'istio-proxy' && c.name !== 'istio-init' && c.name !== 'istio-validation')
     .map(({ resources, ...rest }) => (deepEqual(resources, {}) || resources === undefined ? rest : { ...rest, resources }));
 
 /** Field name -> extractor. The first two are the contract the tests assert. */
