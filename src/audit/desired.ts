@@ -7,9 +7,11 @@
  */
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig, HostFacts } from '../config/types.js';
-import { A, readPodOptions } from '../inject/annotations.js';
-import { INIT_NAME, initArgs, parseStatus } from '../inject/pod.js';
+import { Annotation } from '../inject/annotations.js';
+import { captureArgsFromAnnotations, captureEnvFromAnnotations } from '../inject/capture-args.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from '../inject/settings.js';
+import { parseStatus } from '../inject/status-annotation.js';
+import { INIT_NAME } from '../inject/target.js';
 import type { Layout, Sandbox } from './types.js';
 
 export type Desired =
@@ -29,18 +31,17 @@ export type Desired =
 export function desiredCapture(sandbox: Sandbox, settings: InjectSettings = DEFAULT_SETTINGS): Desired {
   const annotations = sandbox.annotations;
   const subject = `pod ${sandbox.namespace}/${sandbox.name}`;
-  if (annotations[A.status] === undefined) return { kind: 'not-injected', reason: `no ${A.status} annotation` };
-  if (annotations[A.inject] === 'false') return { kind: 'not-injected', reason: `${A.inject}=false` };
+  if (annotations[Annotation.status] === undefined) return { kind: 'not-injected', reason: `no ${Annotation.status} annotation` };
+  if (annotations[Annotation.inject] === 'false') return { kind: 'not-injected', reason: `${Annotation.inject}=false` };
   let layout: Layout = 'cni';
   try {
-    const status = parseStatus(annotations[A.status], subject);
+    const status = parseStatus(annotations[Annotation.status], subject);
     if (status?.initContainers.includes(INIT_NAME)) layout = 'init-container';
-    const options = readPodOptions(annotations, settings, subject);
-    if (options.mode === 'NONE') return { kind: 'not-injected', reason: 'interceptionMode NONE: no capture is wanted' };
-    // TPROXY needs the proxy as root, so the injector keeps Istio's 1337 as the exempt uid there.
-    const uid = options.mode === 'TPROXY' ? '1337' : String(settings.proxyUid);
-    const args = initArgs(options, settings, uid).slice(1);
-    const env = Object.fromEntries(options.proxyMetadata);
+    // The injector's own derivation: the same args istio-init got, or the CNI plugin applied.
+    const full = captureArgsFromAnnotations(annotations, { settings, subject });
+    if (full === undefined) return { kind: 'not-injected', reason: 'interceptionMode NONE: no capture is wanted' };
+    const args = full.slice(1);
+    const env = Object.fromEntries(captureEnvFromAnnotations(annotations, { settings, subject }));
     return { kind: 'capture', layout, args, env, config: parseCaptureConfig(args, env, podFacts(sandbox)) };
   } catch (error) {
     return { kind: 'invalid', layout, problem: (error as Error).message };

@@ -2,8 +2,8 @@
  * The node audit against a real containerd driven through its CRI like the
  * kubelet: sandboxes carry the annotations `meshcap inject` writes; the
  * init-container layout's capture is made by the injected istio-init run as a
- * CRI container; the CNI layout's by the capture a CNI plugin applies in the
- * sandbox netns (a stand-in until the meshcap plugin is in the chain: the same
+ * CRI container; the CNI layout's (`meshcap inject --cni`) by the capture a CNI
+ * plugin applies in the sandbox netns (a stand-in until the meshcap plugin is in the chain: the same
  * engine and derivation, run from the node with nsenter, as a local-mode
  * plugin does). The audit loop (the agent's) and `meshcap audit` then see
  * the states the tests cause, repair in place, and metrics show each.
@@ -34,12 +34,12 @@ const TOOLS = 'localhost/meshcap-audit-tools:1';
 const XTABLES_DIR = '/usr/lib/x86_64-linux-gnu/xtables';
 
 /** The pod's annotations and istio-init exactly as `meshcap inject` writes them for `annotations`. */
-async function injected(annotations: Record<string, string>): Promise<{ annotations: Record<string, string>; init: K8sContainer }> {
-  const result = await runAsync(process.execPath, [MESHCAP_BIN, 'inject', '-f', '-'], { input: podManifest(annotations) });
+async function injected(annotations: Record<string, string>, layout: 'init' | 'cni'): Promise<{ annotations: Record<string, string>; init: K8sContainer }> {
+  const result = await runAsync(process.execPath, [MESHCAP_BIN, 'inject', ...(layout === 'cni' ? ['--cni'] : []), '-f', '-'], { input: podManifest(annotations) });
   assert.equal(result.code, 0, result.stderr);
   const pod = YAML.parse(result.stdout) as { metadata: { annotations: Record<string, string> }; spec: { initContainers: K8sContainer[] } };
-  const init = pod.spec.initContainers.find((c) => c.name === 'istio-init');
-  assert.ok(init, 'the injector wrote istio-init');
+  const init = pod.spec.initContainers.find((c) => c.name === (layout === 'cni' ? 'istio-validation' : 'istio-init'));
+  assert.ok(init, `the injector wrote the ${layout} layout`);
   return { annotations: pod.metadata.annotations, init };
 }
 
@@ -83,7 +83,7 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
     await node.importImage(hostToolsImage(TOOLS, [process.execPath, ...tools.map((t) => `/usr/sbin/${t}`), ...xtables]));
 
     // Init-container layout: the injected istio-init, run by the runtime in the pod (image stand-in: host node + iptables; the repo mounted).
-    const webPod = await injected({});
+    const webPod = await injected({}, 'init');
     webAnnotations = webPod.annotations;
     web = await node.runSandbox({ name: 'web', namespace: 'shop', annotations: webAnnotations });
     const init: K8sContainer = { ...webPod.init, image: TOOLS, command: [process.execPath, MESHCAP_BIN] };
@@ -93,7 +93,7 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
     assert.equal(run.exitCode, 0, `istio-init failed:\n${run.log}`);
 
     // CNI layout: what the plugin applies at ADD (stand-in: the same derivation and engine, from the node).
-    apiAnnotations = { ...(await injected({ 'traffic.sidecar.istio.io/includeInboundPorts': '8080' })).annotations, 'sidecar.istio.io/status': JSON.stringify({ initContainers: ['istio-validation'], containers: ['istio-proxy'], volumes: null, imagePullSecrets: null, revision: 'default' }) };
+    apiAnnotations = (await injected({ 'traffic.sidecar.istio.io/includeInboundPorts': '8080' }, 'cni')).annotations;
     api = await node.runSandbox({ name: 'api', namespace: 'shop', annotations: apiAnnotations });
     const desired = desiredCapture(auditView(api, apiAnnotations));
     assert.ok(desired.kind === 'capture');
@@ -159,9 +159,8 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
     const connect = () => runAsync('nsenter', [`--net=${web.netnsPath}`, '--', process.execPath, MESHCAP_BIN, 'probe-connect', gateway, '8080', '--timeout', '2000']);
     const flushedAt = Date.now();
     must(web.exec('iptables-nft', ['-t', 'nat', '-F']), 'flush');
+    // (The bypass itself, with a real connection, is shown by test/integration/audit.test.ts: here the agent may repair first.)
     const seen = audits.length;
-    const bypass = JSON.parse((await connect()).stdout) as { ok: boolean; reply?: string };
-    assert.notEqual(bypass.reply?.startsWith('proxy'), true, 'with the nat table flushed the app is not captured');
     const repaired = await waitForAudit(audits, (r) => audits.indexOf(r) >= seen && stateOf(r, 'web')?.repair?.before === 'missing', (INTERVAL_S + 10) * 1000, 'repair of the flushed pod');
     const restoredMs = Date.now() - flushedAt;
     assert.equal(stateOf(repaired, 'web')?.state, 'ok', stateOf(repaired, 'web')?.details.join('\n'));
