@@ -198,21 +198,7 @@ function outboundProbe(config: CaptureConfig, desired: SimRuleset, pod: IpAddres
   const uid = [1000, 1001, 4242].find((u) => !config.proxyUids.includes(String(u)) && !config.proxyGids.includes(String(u))) ?? 4242;
   for (const dst of destinations) {
     for (const dport of ports) {
-      const packet: Packet = {
-        direction: 'outbound',
-        family: v6 ? 'ipv6' : 'ipv4',
-        proto: 'tcp',
-        src: pod,
-        dst,
-        sport: 40000,
-        dport,
-        uid,
-        gid: uid,
-        outIface: 'eth0',
-        state: 'new',
-        mark: 0,
-        ctmark: 0,
-      };
+      const packet = tcpPacket('outbound', pod, dst, dport, { uid, gid: uid, outIface: 'eth0' });
       if (captured(simulate(desired, packet).verdict)) return packet;
     }
   }
@@ -221,23 +207,17 @@ function outboundProbe(config: CaptureConfig, desired: SimRuleset, pod: IpAddres
 
 function inboundProbe(config: CaptureConfig, desired: SimRuleset, pod: IpAddress): Packet | undefined {
   const ports = config.inboundPorts.kind === 'list' ? config.inboundPorts.ports : config.inboundPorts.kind === 'all' ? APP_PORTS : [];
+  const src = parseIp(pod.family === 6 ? '2001:db8:ffff::1' : '192.0.2.1')!;
   for (const dport of ports) {
-    const packet: Packet = {
-      direction: 'inbound',
-      family: pod.family === 6 ? 'ipv6' : 'ipv4',
-      proto: 'tcp',
-      src: parseIp(pod.family === 6 ? '2001:db8:ffff::1' : '192.0.2.1')!,
-      dst: pod,
-      sport: 40000,
-      dport,
-      inIface: 'eth0',
-      state: 'new',
-      mark: 0,
-      ctmark: 0,
-    };
+    const packet = tcpPacket('inbound', src, pod, dport, { inIface: 'eth0' });
     if (captured(simulate(desired, packet).verdict)) return packet;
   }
   return undefined;
+}
+
+/** The first packet of a TCP connection. */
+function tcpPacket(direction: Packet['direction'], src: IpAddress, dst: IpAddress, dport: number, rest: Pick<Packet, 'uid' | 'gid' | 'inIface' | 'outIface'>): Packet {
+  return { direction, family: dst.family === 6 ? 'ipv6' : 'ipv4', proto: 'tcp', src, dst, sport: 40000, dport, state: 'new', mark: 0, ctmark: 0, ...rest };
 }
 
 /** The live ruleset with only the mesh's rules: what the capture would do if no other tool had written anything. */

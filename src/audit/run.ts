@@ -9,10 +9,7 @@ import type { System } from '../backend/system.js';
 import type { Logger } from '../log.js';
 import { MeshcapError } from '../errors.js';
 import { runCapture } from '../reconcile/engine.js';
-import { parseFwmarkRules } from '../state/ip-rules.js';
-import type { Family } from '../rules/model.js';
-import type { NamespaceRead } from '../status/gather.js';
-import { readIptablesOnly } from '../status/gather.js';
+import { readIptablesOnly, readPolicyRouting } from '../status/gather.js';
 import { type AuditRead, classifyCapture } from './classify.js';
 import { type Desired, desiredCapture } from './desired.js';
 import { netnsSystem } from './netns-system.js';
@@ -122,23 +119,8 @@ function repairConfig(config: CaptureConfig, found: PodVerdict): CaptureConfig {
 
 /** The three rule sources, and policy routing only where TPROXY needs it. */
 export async function readForAudit(sys: System, tproxy: boolean): Promise<AuditRead> {
-  const tables = await readIptablesOnly(sys);
-  const ipRules: Partial<Record<Family, string>> = {};
-  const routeTables: Record<string, Partial<Record<Family, string>>> = {};
-  const ip = tproxy ? sys.which('ip') : undefined;
-  if (ip) {
-    for (const family of ['ipv4', 'ipv6'] as const) {
-      const flag = family === 'ipv4' ? '-4' : '-6';
-      const rules = await sys.run(ip, [flag, 'rule', 'show']);
-      if (rules.code !== 0) continue;
-      ipRules[family] = rules.stdout;
-      for (const rule of parseFwmarkRules(rules.stdout)) {
-        const routes = await sys.run(ip, [flag, 'route', 'show', 'table', rule.table]);
-        (routeTables[rule.table] ??= {})[family] = routes.code === 0 ? routes.stdout : '';
-      }
-    }
-  }
-  return { ...tables, ipRules, routeTables } satisfies Partial<NamespaceRead>;
+  const [tables, routing] = await Promise.all([readIptablesOnly(sys), tproxy ? readPolicyRouting(sys) : { ipRules: {}, routeTables: {} }]);
+  return { ...tables, ...routing };
 }
 
 function describe(error: unknown): string {

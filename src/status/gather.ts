@@ -51,23 +51,31 @@ async function readNftables(sys: System): Promise<{ nftables?: string; nftablesP
   return { nftables: result.stdout };
 }
 
-export async function readNamespace(sys: System): Promise<NamespaceRead> {
-  const tables = await readIptablesOnly(sys);
+/** `ip rule show` per family, and the route table each fwmark rule points at (TPROXY routing). */
+export async function readPolicyRouting(sys: System): Promise<Pick<NamespaceRead, 'ipRules' | 'routeTables'>> {
   const ipRules: Partial<Record<Family, string>> = {};
   const routeTables: Record<string, Partial<Record<Family, string>>> = {};
+  const ip = sys.which('ip');
+  if (!ip) return { ipRules, routeTables };
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    const flag = family === 'ipv4' ? '-4' : '-6';
+    const rules = await sys.run(ip, [flag, 'rule', 'show']);
+    if (rules.code !== 0) continue;
+    ipRules[family] = rules.stdout;
+    for (const rule of parseFwmarkRules(rules.stdout)) {
+      const routes = await sys.run(ip, [flag, 'route', 'show', 'table', rule.table]);
+      (routeTables[rule.table] ??= {})[family] = routes.code === 0 ? routes.stdout : '';
+    }
+  }
+  return { ipRules, routeTables };
+}
+
+export async function readNamespace(sys: System): Promise<NamespaceRead> {
+  const tables = await readIptablesOnly(sys);
+  const { ipRules, routeTables } = await readPolicyRouting(sys);
   let loAddresses: string | undefined;
   const ip = sys.which('ip');
   if (ip) {
-    for (const family of ['ipv4', 'ipv6'] as const) {
-      const flag = family === 'ipv4' ? '-4' : '-6';
-      const rules = await sys.run(ip, [flag, 'rule', 'show']);
-      if (rules.code !== 0) continue;
-      ipRules[family] = rules.stdout;
-      for (const rule of parseFwmarkRules(rules.stdout)) {
-        const routes = await sys.run(ip, [flag, 'route', 'show', 'table', rule.table]);
-        (routeTables[rule.table] ??= {})[family] = routes.code === 0 ? routes.stdout : '';
-      }
-    }
     const lo = await sys.run(ip, ['-6', '-o', 'addr', 'show', 'dev', 'lo']);
     if (lo.code === 0) loAddresses = lo.stdout;
   }
