@@ -1,3 +1,4 @@
+import { ConfigBlockAnalyzer } from './config-block.js';
 import { IpRuleAnalyzer } from './ip-rules.js';
 import { KNOWLEDGE, knowledgeFor } from './knowledge.js';
 import { cleanLine, forEachLine, matchWindows, quote } from './lines.js';
@@ -15,6 +16,7 @@ import type {
   Finding,
   KnowledgeEntry,
   MarkerId,
+  Reading,
   Signature,
 } from './types.js';
 
@@ -27,6 +29,8 @@ const MAX_HINTS = 3;
 const HITS_PER_SIGNATURE = 3;
 const DEFAULT_MAX_EVIDENCE = 8;
 const DEFAULT_MAX_QUOTE = 200;
+/** Configuration readings kept: a few blocks' worth. */
+const MAX_READINGS = 12;
 
 /** `=== kubectl logs ... ===` style separators, as written by `--pod` gathering or by hand. */
 export const SECTION_HEADER = /^={3,8} .{1,300} ={3,8}$/;
@@ -65,7 +69,7 @@ export function diagnose(input: string, options: DiagnoseOptions = {}): Diagnosi
 
   const hits: Evidence[][] = SIGNATURES.map(() => []);
   const markers = new Map<MarkerId, Evidence>();
-  const analyzers: Analyzer[] = [new SaveSectionAnalyzer(), new PodStateAnalyzer(), new IpRuleAnalyzer()];
+  const analyzers: Analyzer[] = [new SaveSectionAnalyzer(), new PodStateAnalyzer(), new IpRuleAnalyzer(), new ConfigBlockAnalyzer()];
   const candidatesOf = NEEDLES.scanner();
 
   const lineCount = forEachLine(input, (lineNo, raw) => {
@@ -95,9 +99,13 @@ export function diagnose(input: string, options: DiagnoseOptions = {}): Diagnosi
   });
 
   const findings: Finding[] = [];
+  const readings: Reading[] = [];
   for (const analyzer of analyzers) {
     const result = analyzer.finish();
     findings.push(...result.findings);
+    for (const r of result.readings ?? []) {
+      if (readings.length < MAX_READINGS) readings.push({ text: r.text, evidence: { line: r.evidence.line, text: quote(r.evidence.text, maxQuote) } });
+    }
     for (const hit of result.markers) {
       if (!markers.has(hit.marker)) markers.set(hit.marker, hit.evidence);
     }
@@ -105,7 +113,7 @@ export function diagnose(input: string, options: DiagnoseOptions = {}): Diagnosi
 
   const scored = score(hits, findings, markers);
   const causes = rank(scored, maxEvidence, maxQuote);
-  return { causes, lines: lineCount };
+  return { causes, lines: lineCount, readings };
 }
 
 function anyWindow(windows: readonly string[], pattern: RegExp): boolean {
