@@ -43,6 +43,8 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
         /Found residues of old iptables rules\/chains, reconciliation is recommended/,
         0.4,
       ),
+      // Deleting a chain that a rule still jumps to: the init is re-running over its own earlier rules.
+      sig('chain-still-referenced', /iptables: Too many links\./, 0.6, { with: ['mesh-init', 'mesh-chain-create'] }),
       sig('linkerd-skipping-existing', /skipping iptables setup: found \d{1,4} existing chains?/, 0.5),
       sig('forced-apply-failed', /force(?:d)?[- ]apply/i, 0.3, { with: ['chain-exists'] }),
       sig('container-gc-mentioned', /docker system prune|maximum-dead-containers|crictl rm/, 0.2, {
@@ -692,7 +694,9 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('linkerd-control-addr', /connect error to ControlAddr|linkerd-(?:identity|destination)[^\n]{0,120}(?:request timed out|Connection refused|connection refused)/, 0.7, { group: 'linkerd-control' }),
       sig('unknown-issuer', /UnknownIssuer|certificate signed by unknown authority|x509: certificate has expired/, 0.4, { group: 'cert-detail', with: ['sidecar'], unless: ['webhook-call'] }),
       sig('fail-fast', /service in fail-fast/, 0.6),
-      sig('consul-acl', /ACL not found|Permission denied: token with AccessorID|Unable to (?:read|login)[^\n]{0,40}ACL|rpc error making call: ACL/, 0.4, { with: ['mesh-init', 'sidecar'] }),
+      sig('consul-acl', /ACL not found|Permission denied: token with AccessorID|Unable to (?:read|login)[^\n]{0,40}ACL|rpc error making call: ACL/, 0.4, { group: 'consul-acl', with: ['mesh-init', 'sidecar'] }),
+      // Consul's HTTP API answer to a token it does not know; consul-k8s init containers retry on it forever.
+      sig('consul-acl-not-found', /Unexpected response code: 403 \(ACL not found\)|Unexpected response code: 403 \(Permission denied/, 0.6, { group: 'consul-acl' }),
       sig('consul-agent-unreachable', /(?:consul|Consul)[^\n]{0,80}(?::8500|:8502)[^\n]{0,80}(?:connection refused|i\/o timeout)/, 0.55),
       sig('kuma-cp-unreachable', /(?:kuma-control-plane|:5678)[^\n]{0,120}(?:connection refused|i\/o timeout|no such host)/, 0.5, { with: ['sidecar'] }),
     ],

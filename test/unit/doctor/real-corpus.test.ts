@@ -22,7 +22,12 @@ const NOT_CAPTURE: ReadonlySet<CauseId> = new Set<CauseId>(['unknown', 'control-
  * Cases the doctor does not get right yet, with the reason. Everything else in
  * the corpus is asserted to rank its label first.
  */
-const KNOWN_MISSES: ReadonlyMap<string, string> = new Map<string, string>([]);
+const KNOWN_MISSES: ReadonlyMap<string, string> = new Map<string, string>([
+  [
+    'selinux-denied/istio-24101-restore-panic-stack.txt',
+    'only a Go stack trace of the failed restore was pasted; the SELinux denial the thread found is in the node audit log, not in the input',
+  ],
+]);
 
 /** The floor the corpus must stay above: what is reached today, so a regression fails. */
 const ACCURACY_FLOOR = 0.95;
@@ -45,7 +50,8 @@ describe('doctor on real users\' logs (separate score)', () => {
     for (const f of corpus) {
       assert.ok((CAUSE_IDS as readonly string[]).includes(f.cause), `unknown label directory ${f.cause}`);
       assert.ok(sources.includes(`\`${f.name}\``), `SOURCES.md does not cite ${f.cause}/${f.name}`);
-      assert.match(sources, new RegExp(`\`${f.name.replace(/[.]/g, '\\.')}\` \\| https://`), `${f.name} has no thread URL`);
+      const row = sources.split('\n').find((line) => line.startsWith(`| \`${f.name}\` |`));
+      assert.ok(row !== undefined && /\| https:\/\/\S{8,300} \| \S/.test(row), `${f.name} has no thread URL and conclusion`);
     }
   });
 
