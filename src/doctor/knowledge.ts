@@ -96,6 +96,8 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
         group: 'nat-init',
         notOnLine: /Permission denied|must be root/,
       }),
+      // A restore error cut before the table name; in a capture init's output the first table is nat.
+      sig('restore-unable-init-fragment', /iptables-restore: unable to in(?:i|it|iti|itia|itial)?(?:\.\.\.|…|$)/, 0.5, { group: 'nat-init', with: ['mesh-init'] }),
       sig('iptables-who', /iptables who\? \(do you need to insmod\?\)/, 0.8),
       sig('do-you-need-insmod', /Table does not exist \(do you need to insmod\?\)/, 0.6, {
         notOnLine: /ip6tables|table `(?:raw|mangle|security)'/,
@@ -378,7 +380,9 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('chain-add-failed', /CHAIN_ADD failed \((?:No such file or directory|Operation not supported|Invalid argument)\)/, 0.75),
       // A missing nft binary is binary-missing; only a weak pointer that nft mode was wanted.
       sig('nft-mode-binary-missing', /nativeNftables is enabled, but the nft binary is missing/, 0.3),
-      sig('generation-id', /Could not fetch rule set generation id: (?:Invalid argument|Protocol not supported|Operation not supported)/, 0.9),
+      sig('generation-id', /Could not fetch rule set generation id: (?:Invalid argument|Protocol not supported|Operation not supported)/, 0.9, { group: 'generation-id' }),
+      // The characteristic fragment, for lines cut before the errno.
+      sig('generation-id-fragment', /Could not fetch rule set generation/, 0.8, { group: 'generation-id' }),
       sig('nft-cache-unsupported', /cache initialization failed: (?:Protocol not supported|Invalid argument|Operation not supported)/, 0.85),
       sig('nft-process-rule-unsupported', /Could not process rule: Operation not supported/, 0.7),
       sig('nft-process-rule', /Could not process rule: (?:No such file or directory|Invalid argument)/, 0.45),
