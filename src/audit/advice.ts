@@ -87,3 +87,8 @@ export function explainAudit(pods: readonly AuditPodRecord[]): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+/** `--json`: the audit's pods, each non-ok one with its meaning, likely causes and fix. */
+export function auditAdviceJson(pods: readonly AuditPodRecord[]): string {
+  return `${JSON.stringify({ pods: pods.map((p) => (p.state === 'ok' ? p : { ...p, ...ADVICE[p.state as Exclude<CaptureState, 'ok'>] })) }, null, 2)}\n`;
+}

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { firstSentence } from './args.js';
+import { auditAdviceJson, explainAudit, parseAuditJson } from '../audit/advice.js';
 import { diagnose } from '../doctor/classify.js';
 import { formatHuman, formatJson } from '../doctor/format.js';
 import { gatherPod } from '../doctor/gather.js';
@@ -20,7 +21,8 @@ Reads what you would paste into an issue (kubectl logs of istio-init,
 istio-validation, istio-proxy, Linkerd proxy-init, kuma-init, Consul
 connect-init; kubectl describe/get pod; iptables -S / iptables-save output;
 application logs) and prints the likely root causes, best first, each with the
-quoted evidence lines, an explanation and the fix.
+quoted evidence lines, an explanation and the fix. Given the output of
+'meshcap audit --json', it explains each pod that is not ok and its fix.
 
   FILE            file to read; '-' reads standard input
   --pod NAME      gather the input with kubectl: pod JSON, events, and current
@@ -118,6 +120,13 @@ export async function runDoctor(argv: readonly string[], ctx: CommandContext, de
       : `cannot gather pod ${pod ?? ''} — kubectl returned nothing usable — check the pod name, namespace and kube context, or pass a FILE`;
     ctx.stderr(`meshcap doctor: ${line}\n`);
     return ExitCode.Unsupported;
+  }
+
+  // `meshcap audit --json` output: each pod's state explained, not a log to classify.
+  const audited = texts.length === 1 ? parseAuditJson(texts[0]!) : undefined;
+  if (audited) {
+    ctx.stdout(values.json === true ? auditAdviceJson(audited) : explainAudit(audited));
+    return ExitCode.Ok;
   }
 
   const diagnosis = diagnose(texts.join('\n'));

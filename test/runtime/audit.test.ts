@@ -190,6 +190,12 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
     assert.equal(stateOf(dup, 'web')?.repair, undefined);
     assert.match(loop.metrics(), /^meshcap_pod_capture_state\{namespace="shop",pod="web",state="duplicated-backend"\} 1$/m);
     assert.match(loop.metrics(), /^meshcap_pods_by_capture_state\{state="duplicated-backend"\} 1$/m);
+    // The one-shot command sees it too, exits 1, and meshcap doctor explains it from its JSON.
+    const json = await runAsync(process.execPath, [MESHCAP_BIN, 'audit', '--cri-socket', node.socket, '--json']);
+    assert.equal(json.code, 1, json.stderr);
+    const explained = await runAsync(process.execPath, [MESHCAP_BIN, 'doctor', '-'], { input: json.stdout });
+    assert.equal(explained.code, 0, explained.stderr);
+    assert.match(explained.stdout, /^shop\/web: duplicated-backend\n {2}meaning: [\s\S]*found: {3}mesh rules in iptables-legacy \(\d+\) and iptables-nft \(\d+\)[\s\S]*fix: {5}keep one/m);
     must(web.exec('sh', ['-c', 'iptables-legacy -t nat -F && iptables-legacy -t nat -X']), 'clean legacy');
     await waitForAudit(audits, (r) => audits.indexOf(r) > seen && stateOf(r, 'web')?.state === 'ok', (INTERVAL_S + 10) * 1000, 'ok again');
   });
