@@ -9,6 +9,9 @@
  */
 import type { CaptureConfig } from '../config/types.js';
 import { type IpAddress, cidrContains, formatIp, parseIp } from '../net/ip.js';
+import { MESH_NFT_TABLES } from '../rules/constants.js';
+import { parseSave } from '../state/iptables-save.js';
+import { parseNftListing } from '../state/nft-listing.js';
 import { isMeshChain, isMeshRule } from '../state/ownership.js';
 import { buildRuleset } from '../rules/build.js';
 import type { Family, Ruleset } from '../rules/model.js';
@@ -28,6 +31,34 @@ export type AuditRead = Pick<NamespaceRead, 'legacy' | 'nft' | 'nftables' | 'nft
 const MAX_RULE_LINES = 6;
 
 export function classifyCapture(read: AuditRead, desired: CaptureConfig, addresses: readonly string[]): PodVerdict {
+  const verdict = classifyStructure(read, desired, addresses);
+  const foreignRules = otherToolsRules(read);
+  return foreignRules.length > 0 ? { ...verdict, foreignRules } : verdict;
+}
+
+const MAX_FOREIGN_LINES = 10;
+
+/** Every rule in the pod that is not the mesh's, as `backend table: -A CHAIN spec` (nftables: per table). */
+export function otherToolsRules(read: AuditRead): string[] {
+  const out: string[] = [];
+  for (const [name, ipt] of [['iptables-legacy', read.legacy], ['iptables-nft', read.nft]] as const) {
+    for (const [family, text] of Object.entries(ipt.saves)) {
+      for (const table of parseSave(text ?? '').values()) {
+        for (const rule of table.rules) {
+          if (!isMeshRule(table.name, rule)) out.push(`${name}${family === 'ipv6' ? ' (IPv6)' : ''} ${table.name}: -A ${rule.chain} ${rule.spec}`);
+        }
+      }
+    }
+  }
+  for (const [table, chains] of parseNftListing(read.nftables ?? '')) {
+    if (MESH_NFT_TABLES.includes(table)) continue;
+    const rules = [...chains.values()].reduce((n, c) => n + c.rules.length, 0);
+    out.push(`nftables: table ${table} (${rules} rule${rules === 1 ? '' : 's'})`);
+  }
+  return out.length > MAX_FOREIGN_LINES ? [...out.slice(0, MAX_FOREIGN_LINES), `and ${out.length - MAX_FOREIGN_LINES} more`] : out;
+}
+
+function classifyStructure(read: AuditRead, desired: CaptureConfig, addresses: readonly string[]): PodVerdict {
   const counts = meshRuleCounts(read);
   const holding = SOURCES.filter((s) => counts[s] > 0);
   const unreadable = unreadableSources(read);

@@ -35,6 +35,9 @@ export function decide(verdict: PodVerdict, sandboxId: string, history: RepairHi
       details: [
         `repaired ${recent.length} times in the last ${policy.windowSeconds} s and ${verdict.state} again: another process keeps rewriting this pod's rules; not repaired again before ${resumes}`,
         ...verdict.details.map((d) => `found: ${d}`),
+        ...(verdict.foreignRules?.length
+          ? verdict.foreignRules.map((r) => `other tool's rule: ${r}`)
+          : ["no other tool's rule is present: the rewriting process removes or replaces the mesh's own rules"]),
       ],
     },
   };

@@ -32,6 +32,8 @@ export interface PodVerdict {
   readonly details: readonly string[];
   /** The one backend holding mesh rules, when exactly one does: a repair keeps the capture there. */
   readonly holder?: 'iptables-legacy' | 'iptables-nft' | 'nftables';
+  /** Rules of other tools in the pod (not shown for ok pods): named when something keeps rewriting the capture. */
+  readonly foreignRules?: readonly string[];
 }
 
 export interface PodAudit extends PodVerdict {

@@ -195,6 +195,7 @@ describe('node audit in real namespaces', { skip }, () => {
     assert.equal(fought.repair, undefined);
     assert.match(fought.details[0]!, /repaired 2 times .* another process keeps rewriting/);
     assert.ok(fought.details.slice(1).some((d) => d.startsWith('found: ')), fought.details.join('\n'));
+    assert.ok(fought.details.some((d) => /^no other tool's rule is present/.test(d)), fought.details.join('\n'));
     assert.doesNotMatch(await webLab.save('nft'), /^-A ISTIO_OUTPUT /m, 'the third rewrite is left as the other process wrote it');
   });
 });

@@ -213,6 +213,7 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
     const pod = stateOf(fought, 'web')!;
     assert.match(pod.details[0]!, /repaired 2 times .* another process keeps rewriting/);
     assert.ok(pod.details.some((d) => d.startsWith('found: ')));
+    assert.ok(pod.details.includes("no other tool's rule is present: the rewriting process removes or replaces the mesh's own rules"), pod.details.join('\n'));
     // The whole test runs within one fight window: the flush test's repair counts too.
     const repairs = audits.flatMap((r) => r.pods.filter((p) => p.pod === 'web' && p.repair)).length;
     assert.equal(repairs, DEFAULT_POLICY.maxRepairs, 'exactly two repairs within the window, then none');

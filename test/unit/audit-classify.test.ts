@@ -153,7 +153,7 @@ describe('classify', () => {
 });
 
 describe('repair policy', () => {
-  const missing = { state: 'missing' as const, details: ['no mesh chains'] };
+  const missing = { state: 'missing' as const, details: ['no mesh chains'], foreignRules: ['iptables-nft nat: -A OUTPUT -p tcp -j CILIUM_OUTPUT'] };
   test('repairs twice within the window, then reports foreign-conflict with what it found', () => {
     const history = new Map<string, number[]>();
     const t0 = 1_000_000;
@@ -164,7 +164,7 @@ describe('repair policy', () => {
     const third = decide(missing, 's1', history, t0 + 2000);
     assert.equal(third.kind, 'fight');
     assert.equal(third.kind === 'fight' ? third.verdict.state : '', 'foreign-conflict');
-    assert.match(third.kind === 'fight' ? third.verdict.details.join('\n') : '', /repaired 2 times in the last 600 s and missing again[\s\S]*found: no mesh chains/);
+    assert.match(third.kind === 'fight' ? third.verdict.details.join('\n') : '', /repaired 2 times in the last 600 s and missing again[\s\S]*found: no mesh chains\nother tool's rule: iptables-nft nat: -A OUTPUT -p tcp -j CILIUM_OUTPUT$/);
     // After the window, repairs resume.
     assert.equal(decide(missing, 's1', history, t0 + 1000 + 600_001).kind, 'repair');
     // Another pod is unaffected; states outside missing/partial/drifted are never repaired.
