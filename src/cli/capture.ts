@@ -32,7 +32,8 @@ export function captureCommand(name: string): Command {
       if (config.dryRun) return await dryRun(config, ctx, log);
       if (config.skipRuleApply) {
         log.info('--skip-rule-apply: rules and routes left as they are');
-        return config.runValidation ? await (await import('./verify.js')).runVerify(config, ctx, log) : ExitCode.Ok;
+        // Istio's istio-validation (CNI mode): unprivileged, proves the node's capture, exits 126 on failure.
+        return config.runValidation ? await (await import('./validate.js')).runValidationOnly(config, ctx, log) : ExitCode.Ok;
       }
       const report = await runCapture(config, ctx.env, { sys: realSystem(ctx.env), log });
       for (const family of report.families) {
