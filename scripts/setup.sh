@@ -8,6 +8,9 @@ missing=()
 for pair in iptables:iptables ip6tables:iptables nft:nftables ip:iproute2 socat:socat setpriv:util-linux flock:util-linux; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# CNI mode's tests chain meshcap-cni after Debian's bridge/host-local/portmap/loopback plugins.
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
 fi
@@ -32,3 +35,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 npm run --silent build
+# The CNI plugin as one executable (node + the plugin): what `meshcap cni install` copies to a node.
+node scripts/build-cni.mjs >/dev/null 2>&1 || node scripts/build-cni.mjs

@@ -5,7 +5,7 @@
  * with a clean environment and a lock file of its own. stdout carries only
  * the CNI result or error object; logs go to stderr.
  */
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { System } from '../backend/system.js';
 import type { ChildOutcome } from './netns-child.js';
@@ -118,6 +118,8 @@ async function inNetns(request: CniRequest, io: PluginIo, action: 'apply' | 'che
   }
   const lock = lockFile(request, request.containerId);
   mkdirSync(join(request.settings.stateDir, 'locks'), { recursive: true, mode: 0o700 });
+  // Created here (iptables-nft never creates it): DEL removes it, GC removes those of attachments the runtime forgot.
+  closeSync(openSync(lock, 'a', 0o600));
   const [file, ...selfArgs] = io.self;
   // Only what the engine needs: the runtime's own environment must not steer the capture (no ISTIO_* leaking in).
   const env: Record<string, string> = { PATH: io.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', XTABLES_LOCKFILE: lock };

@@ -8,7 +8,7 @@
  * Addresses are 198.18.0.0/15 only; everything is removed on exit.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './cli.js';
@@ -30,7 +30,12 @@ process.on('exit', cleanup);
 
 /** Builds the single executable once per test run when it is missing (npm run build has run). */
 export function ensurePlugin(): string {
-  if (!existsSync(SEA)) {
+  const built = statSync(SEA, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  const sources = readdirSync(join(REPO_ROOT, 'dist', 'src'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.js'))
+    .map((e) => statSync(join(e.parentPath, e.name)).mtimeMs);
+  // Rebuilt when any compiled source is newer: a stale executable would test old code.
+  if (built < Math.max(...sources)) {
     const result = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build-cni.mjs')], { encoding: 'utf8' });
     if (result.status !== 0) throw new Error(`building meshcap-cni failed: ${result.stderr}`);
   }
@@ -167,7 +172,9 @@ export class CniNode {
     const { conf } = this.effectiveConfig();
     let prev: unknown;
     let logs = '';
-    let run: Run = { code: 0, stdout: '', stderr: '' };
+    // containerd (go-cni) brings lo up with the loopback plugin before the pod network, as here.
+    let run: Run = await this.exec('loopback', { ...this.env('ADD', a), CNI_IFNAME: 'lo' }, JSON.stringify({ cniVersion: '1.0.0', name: 'cni-loopback', type: 'loopback' }));
+    if (run.code !== 0) return { ok: false, result: safeJson(run.stdout), failed: 'loopback', run, logs: run.stderr };
     for (const plugin of conf.plugins) {
       run = await this.exec(plugin.type, this.env('ADD', a), this.stdinFor(conf, plugin, a, prev));
       logs += run.stderr;
@@ -225,5 +232,59 @@ function safeJson(text: string): unknown {
     return JSON.parse(text);
   } catch {
     return undefined;
+  }
+}
+
+export interface Served {
+  stop(): Promise<void>;
+}
+
+/** A probe server inside a netns (by path): answers `<tag> <local address> <local port>`. */
+export async function serveIn(netns: string, ports: readonly number[], tag: string): Promise<Served> {
+  const { spawn } = await import('node:child_process');
+  const { MESHCAP_BIN } = await import('./paths.js');
+  const child = spawn('nsenter', [`--net=${netns}`, '--', process.execPath, MESHCAP_BIN, 'probe-server', '--ports', ports.join(','), '--tag', tag], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  let exited = false;
+  await new Promise<void>((resolve, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`probe server ${tag} did not start: ${output}`)), 15_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('ready')) {
+        clearTimeout(deadline);
+        resolve();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('close', () => {
+      exited = true;
+      clearTimeout(deadline);
+      reject(new Error(`probe server ${tag} exited: ${output}`));
+    });
+  });
+  return {
+    stop: () =>
+      exited
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+            child.once('close', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            child.stdin.end();
+          }),
+  };
+}
+
+/** One TCP connection from inside a netns as a given uid; the probe server's answer. */
+export async function connectFrom(netns: string, host: string, port: number, uid = 65534): Promise<{ ok: boolean; reply?: string; error?: string }> {
+  const { MESHCAP_BIN } = await import('./paths.js');
+  const result = await runAsync('nsenter', [`--net=${netns}`, '--', process.execPath, MESHCAP_BIN, 'probe-connect', host, String(port), '--timeout', '3000', '--uid', String(uid), '--gid', String(uid)]);
+  try {
+    return JSON.parse(result.stdout) as { ok: boolean; reply?: string; error?: string };
+  } catch {
+    return { ok: false, error: `probe-connect exit ${result.code}: ${result.stderr}` };
   }
 }
