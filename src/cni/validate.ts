@@ -105,8 +105,9 @@ export async function validateCapture(config: CaptureConfig, log: Logger, uid = 
         last = `${(error as NodeJS.ErrnoException).code ?? ''} ${(error as Error).message}`.trim();
       }
       // Nothing is printed while waiting: on failure Istio's line must be the first one.
-      if (Date.now() + 500 >= deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500, left)));
     }
     return {
       ok: false,
