@@ -110,12 +110,21 @@ export class Agent {
   tick(): void {
     if (!this.running) return;
     const { confDir, binDir, source, log } = this.options;
+    // Each step on its own: a read-only bin dir must not stop the kubeconfig or the config entry.
+    try {
+      this.writeKubeconfig();
+    } catch (error) {
+      log('warn', `writing the API fallback's kubeconfig failed: ${(error as Error).message}`);
+    }
     try {
       if (installBinary(source, binDir)) {
         this.state.binaryInstalls++;
         log('info', `installed ${join(binDir, 'meshcap-cni')}`);
       }
-      this.writeKubeconfig();
+    } catch (error) {
+      log('warn', `installing the plugin failed: ${(error as Error).message}`);
+    }
+    try {
       const outcome = installConfig(confDir, this.options.entry);
       if (outcome.kind === 'inserted') {
         if (this.installedOnce) {

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import YAML from 'yaml';
 import { CniNode, cniSkipReason } from '../helpers/cni-node.js';
 import { runAsync } from '../helpers/netns.js';
-import { MESHCAP_BIN, ANCHORS_DIR } from '../helpers/paths.js';
+import { MESHCAP_BIN, ANCHORS_DIR, anchorsOrSkip } from '../helpers/paths.js';
 import { INJECTED } from './cni-plugin.test.js';
 
 const skip = cniSkipReason();
@@ -19,12 +19,11 @@ const DEFAULT_ARGS = ['istio-iptables', '-p', '15001', '-z', '15006', '-u', '133
 
 /** istio-validation's args from Istio's own CNI injection when the anchors are there; the same shape otherwise. */
 function istioValidationArgs(): string[] {
-  try {
-    const doc = YAML.parse(readFileSync(join(ANCHORS_DIR, 'istio-inject', 'hello.yaml.cni.injected'), 'utf8'));
-    return doc.spec.template.spec.initContainers.find((c: { name: string }) => c.name === 'istio-validation').args;
-  } catch {
-    return DEFAULT_ARGS;
-  }
+  if (!anchorsOrSkip().available) return DEFAULT_ARGS;
+  const doc = YAML.parseAllDocuments(readFileSync(join(ANCHORS_DIR, 'istio-inject', 'hello.yaml.cni.injected'), 'utf8'))[0]!.toJS();
+  const args = doc.spec.template.spec.initContainers.find((c: { name: string }) => c.name === 'istio-validation').args as string[];
+  assert.deepEqual(args.slice(-2), ['--run-validation', '--skip-rule-apply']);
+  return args;
 }
 
 /** As the container runs: a non-root uid, no capabilities at all, in the pod's netns. */
