@@ -23,9 +23,19 @@ export class InstallError extends Error {
   }
 }
 
+const hashes = new Map<string, { key: string; hash: string }>();
+
+/** The file's hash, recomputed only when its inode, size or mtime changed (the agent checks ~100 MB twice a second). */
 export function sha256(path: string): string | undefined {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (!stat?.isFile()) return undefined;
+  const key = `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+  const cached = hashes.get(path);
+  if (cached?.key === key) return cached.hash;
   try {
-    return createHash('sha256').update(readFileSync(path)).digest('hex');
+    const hash = createHash('sha256').update(readFileSync(path)).digest('hex');
+    hashes.set(path, { key, hash });
+    return hash;
   } catch {
     return undefined;
   }
