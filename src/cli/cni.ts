@@ -10,7 +10,7 @@ import { ConfigFileError } from '../cni/conflist.js';
 import { cniEntry } from '../cni/entry.js';
 import { commitConfig, InstallError, installBinary, planConfig, uninstall } from '../cni/install.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { badFlag, takeOwnFlags } from './own-flags.js';
 import { ConfigError } from '../config/parse.js';
 

@@ -3,10 +3,11 @@ import { readHostFacts } from '../backend/host.js';
 import { VALIDATION_EXIT_CODE, ISTIO_VALIDATION_LINE, validateCapture } from '../cni/validate.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
-import { wantsHelp } from './capture.js';
+import { wantsHelp } from './command.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
-import { createLogger, type Logger } from './log.js';
+import { ExitCode } from '../errors.js';
+import { createLogger } from './log.js';
+import type { Logger } from '../log.js';
 import { reportError } from './report.js';
 
 const HELP = `Usage: meshcap validate [istio-iptables flags]

@@ -5,9 +5,9 @@
  * would have run: no port, default or exclusion is re-derived here.
  */
 import { ConfigError } from '../config/parse.js';
-import { A, readPodOptions } from '../inject/annotations.js';
-import { initArgs, parseStatus } from '../inject/pod.js';
-import { DEFAULT_SETTINGS } from '../inject/settings.js';
+import { Annotation as A } from '../inject/annotations.js';
+import { captureArgsFromAnnotations, captureEnvFromAnnotations } from '../inject/capture-args.js';
+import { parseStatus } from '../inject/status-annotation.js';
 import type { PluginSettings, PodRef } from './request.js';
 import { CniCode, CniError, details } from './spec.js';
 
@@ -19,7 +19,8 @@ const SELF_CAPTURE_INITS = ['istio-init', 'linkerd-init', 'kuma-init'];
 
 export type Decision =
   | { readonly kind: 'skip'; readonly reason: string }
-  | { readonly kind: 'capture'; readonly args: readonly string[] };
+  /** args: istio-iptables' (without the program name); env: what istio-init gets besides (proxyMetadata). */
+  | { readonly kind: 'capture'; readonly args: readonly string[]; readonly env: readonly (readonly [string, string])[] };
 
 export function skipWithoutPod(pod: PodRef | undefined, settings: PluginSettings): Decision | undefined {
   if (!pod) return { kind: 'skip', reason: 'not a Kubernetes pod (no K8S_POD_NAMESPACE/K8S_POD_NAME in CNI_ARGS)' };
@@ -27,12 +28,9 @@ export function skipWithoutPod(pod: PodRef | undefined, settings: PluginSettings
   return undefined;
 }
 
-/** The arguments istio-init would have been given for these annotations (without the program name). */
-export function captureArgs(annotations: Readonly<Record<string, string>>, subject: string): string[] {
-  const options = readPodOptions(annotations, DEFAULT_SETTINGS, subject);
-  // As the injector: TPROXY keeps Istio's 1337, otherwise the install's proxy uid.
-  const uid = options.mode === 'TPROXY' ? '1337' : String(DEFAULT_SETTINGS.proxyUid);
-  return initArgs(options, DEFAULT_SETTINGS, uid).slice(1);
+/** The arguments istio-init would have been given for these annotations (without the program name); undefined for NONE. */
+export function captureArgs(annotations: Readonly<Record<string, string>>, subject: string): string[] | undefined {
+  return captureArgsFromAnnotations(annotations, { subject })?.slice(1);
 }
 
 export function decide(annotations: Readonly<Record<string, string>>, pod: PodRef): Decision {
@@ -49,8 +47,8 @@ export function decide(annotations: Readonly<Record<string, string>>, pod: PodRe
     }
     if ((annotations[A.interceptionMode] ?? '') === 'NONE') return { kind: 'skip', reason: `${A.interceptionMode}=NONE` };
     const args = captureArgs(annotations, subject);
-    if (args[args.indexOf('-m') + 1] === 'NONE') return { kind: 'skip', reason: 'interception mode NONE (from proxy.istio.io/config)' };
-    return { kind: 'capture', args };
+    if (!args) return { kind: 'skip', reason: 'interception mode NONE (from proxy.istio.io/config)' };
+    return { kind: 'capture', args, env: captureEnvFromAnnotations(annotations, { subject }) };
   } catch (error) {
     if (error instanceof ConfigError) {
       throw new CniError(CniCode.InvalidConfig, `invalid ${error.subject} on ${subject}: ${JSON.stringify(error.value)}`, details(error.problem, `${error.allowed}; then delete the pod so it is re-created`));

@@ -7,10 +7,9 @@
  */
 import { readHostFacts } from '../backend/host.js';
 import { realSystem } from '../backend/system.js';
-import type { Logger } from '../cli/log.js';
-import { ConfigError, UsageError } from '../config/parse.js';
 import { parseCaptureConfig } from '../config/parse.js';
-import { MeshcapError } from '../errors.js';
+import { isMeshcapError, InvalidInputError } from '../errors.js';
+import { lineLogger, type Logger } from '../log.js';
 import { runCapture } from '../reconcile/engine.js';
 import { buildRuleset } from '../rules/build.js';
 import { analyzeStatus } from '../status/analyze.js';
@@ -25,13 +24,12 @@ export type ChildOutcome =
 type Env = Readonly<Record<string, string | undefined>>;
 
 function stderrLogger(write: (text: string) => void): Logger {
-  const line = (level: string) => (message: string) => write(`meshcap-cni ${level}: ${message}\n`);
-  return { debug: () => {}, info: line('info'), warn: line('warn'), error: line('error') };
+  return lineLogger((line) => write(line.replace(/^meshcap /, 'meshcap-cni ')));
 }
 
 function failure(error: unknown): ChildOutcome {
-  if (error instanceof MeshcapError) return { ok: false, kind: 'engine', exitCode: error.exitCode, what: error.what, why: error.why, fix: error.fix, ...(error.detail ? { detail: error.detail } : {}) };
-  if (error instanceof ConfigError || error instanceof UsageError) return { ok: false, kind: 'config', exitCode: 2, what: 'the derived istio-iptables arguments were refused', why: error.message, fix: 'fix the traffic annotations on the pod' };
+  if (error instanceof InvalidInputError) return { ok: false, kind: 'config', exitCode: 2, what: 'the derived istio-iptables arguments were refused', why: error.message, fix: 'fix the traffic annotations on the pod' };
+  if (isMeshcapError(error)) return { ok: false, kind: 'engine', exitCode: error.exitCode, what: error.what, why: error.why, fix: error.fix, ...(error.output ? { detail: error.output } : {}) };
   return { ok: false, kind: 'internal', exitCode: 1, what: 'meshcap-cni failed unexpectedly (please report it)', why: error instanceof Error ? (error.stack ?? error.message) : String(error), fix: 'report it with the pod annotations' };
 }
 

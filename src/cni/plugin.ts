@@ -110,7 +110,8 @@ function netnsUsable(netns: string): void {
   }
 }
 
-async function inNetns(request: CniRequest, io: PluginIo, action: 'apply' | 'check', args: readonly string[]): Promise<ChildOutcome> {
+async function inNetns(request: CniRequest, io: PluginIo, action: 'apply' | 'check', decision: Extract<Decision, { kind: 'capture' }>): Promise<ChildOutcome> {
+  const args = decision.args;
   netnsUsable(request.netns);
   const nsenter = io.sys.which('nsenter');
   if (!nsenter) {
@@ -122,7 +123,8 @@ async function inNetns(request: CniRequest, io: PluginIo, action: 'apply' | 'che
   closeSync(openSync(lock, 'a', 0o600));
   const [file, ...selfArgs] = io.self;
   // Only what the engine needs: the runtime's own environment must not steer the capture (no ISTIO_* leaking in).
-  const env: Record<string, string> = { PATH: io.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', XTABLES_LOCKFILE: lock };
+  // Plus what istio-init would get from the pod (proxyMetadata, e.g. ISTIO_META_DNS_CAPTURE): one derivation.
+  const env: Record<string, string> = { ...Object.fromEntries(decision.env), PATH: io.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', XTABLES_LOCKFILE: lock };
   const result = await io.sys.run(nsenter, [`--net=${request.netns}`, '--', file!, ...selfArgs, '__netns', action, ...args], { env, timeoutMs: 60_000 });
   for (const line of result.stderr.split('\n')) if (line.trim() !== '') io.stderr(`${line}\n`);
   const last = result.stdout.trim().split('\n').pop() ?? '';
@@ -150,7 +152,7 @@ async function add(request: CniRequest, io: PluginIo, log: (line: string) => voi
     passThrough(request, io);
     return 0;
   }
-  const outcome = await inNetns(request, io, 'apply', decision.args);
+  const outcome = await inNetns(request, io, 'apply', decision);
   if (!outcome.ok) throw engineError(outcome, pod);
   log(`ADD ${pod}: capture ${outcome.changed ? 'applied' : 'already in place'} (${outcome.backend}) in ${Date.now() - started} ms: istio-iptables ${decision.args.join(' ')}`);
   passThrough(request, io);
@@ -164,7 +166,7 @@ async function check(request: CniRequest, io: PluginIo, log: (line: string) => v
     log(`CHECK ${pod}: not captured by meshcap (${decision.reason}): nothing to check`);
     return 0;
   }
-  const outcome = await inNetns(request, io, 'check', decision.args);
+  const outcome = await inNetns(request, io, 'check', decision);
   if (outcome.ok) {
     log(`CHECK ${pod}: ${outcome.summary ?? 'ok'}`);
     return 0;
