@@ -18,6 +18,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   audit: async () => (await import('./audit.js')).auditCommand,
   inject: async () => (await import('./inject.js')).injectCommand,
   webhook: async () => (await import('./webhook.js')).webhookCommand,
+  validate: async () => (await import('./validate.js')).validateCommand,
+  cni: async () => (await import('./cni.js')).cniCommand,
   'probe-server': async () => (await import('./probe.js')).probeServerCommand,
   'probe-connect': async () => (await import('./probe.js')).probeConnectCommand,
 };
