@@ -16,6 +16,8 @@ import { type AuditResult, auditNode } from './run.js';
 
 export type RepairMode = 'off' | 'in-place';
 
+export const DEFAULT_AUDIT_INTERVAL_S = 30;
+
 export interface AuditLoopOptions {
   readonly intervalSeconds: number;
   readonly repair: RepairMode;
@@ -72,8 +74,9 @@ export class AuditLoop {
     return this.metricsState.render();
   }
 
-  problems(): readonly string[] {
-    return this.lastError ? [`audit: ${this.lastError}`] : [];
+  /** Why the last audit could not run, if it could not (the agent stays ready: the audit is not on the pod-start path). */
+  lastProblem(): string | undefined {
+    return this.lastError;
   }
 
   private async auditOnce(socket: string, log: Logger): Promise<void> {

@@ -5,7 +5,10 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Agent } from '../cni/agent.js';
+import { AuditLoop, DEFAULT_AUDIT_INTERVAL_S } from '../audit/loop.js';
+import { realSystem } from '../backend/system.js';
+import { Agent, type AgentExtension } from '../cni/agent.js';
+import { CriClient } from '../cri/client.js';
 import { ConfigFileError } from '../cni/conflist.js';
 import { cniEntry } from '../cni/entry.js';
 import { commitConfig, InstallError, installBinary, planConfig, uninstall } from '../cni/install.js';
@@ -18,6 +21,7 @@ const HELP = `Usage:
   meshcap cni install   --cni-conf-dir DIR --cni-bin-dir DIR [--once]
   meshcap cni uninstall --cni-conf-dir DIR --cni-bin-dir DIR
   meshcap cni agent     --cni-conf-dir DIR --cni-bin-dir DIR [--cri-socket PATH] [--metrics-addr HOST:PORT]
+                        [--audit-interval SECONDS] [--repair off|in-place]
 
 CNI mode: the capture is installed by a chained CNI plugin, meshcap-cni, when
 the runtime creates a pod's sandbox; the pod needs no privileged init container.
@@ -35,6 +39,11 @@ agent      the node DaemonSet's process: installs, re-inserts the entry within
            the binary matches) and /metrics on --metrics-addr, writes the API
            fallback's kubeconfig (token by tokenFile), and on SIGTERM leaves
            entry and binary in place (upgrades never open a window).
+           With --cri-socket it also audits every injected pod on the node
+           every --audit-interval seconds (default 30; 0 turns it off) and,
+           with --repair in-place (the default), restores a missing, partial
+           or drifted capture in place ('meshcap audit --help' has the states);
+           /metrics then carries meshcap_pod_capture_state and the repairs.
 
 The executable installed is the single-file build (npm run build:cni), found
 beside meshcap (dist/cni/meshcap-cni) or at $MESHCAP_CNI_PLUGIN.
@@ -79,6 +88,19 @@ function fail(ctx: CommandContext, error: unknown): number {
   return ExitCode.Unexpected;
 }
 
+/** The node audit and repair loop (src/audit), when the agent can reach the CRI and the interval is not 0. */
+function auditExtension(values: ReadonlyMap<string, string | true>, ctx: CommandContext): AgentExtension[] {
+  const intervalText = values.get('audit-interval');
+  const interval = intervalText === undefined ? DEFAULT_AUDIT_INTERVAL_S : Number(intervalText);
+  if (typeof intervalText === 'string' && (!/^\d+$/.test(intervalText) || interval > 86_400)) {
+    throw badFlag('--audit-interval', intervalText, 'is not a whole number of seconds (0 to 86400)', 'write e.g. --audit-interval 30, or 0 to turn the audit off');
+  }
+  const repair = values.get('repair') ?? 'in-place';
+  if (repair !== 'off' && repair !== 'in-place') throw badFlag('--repair', String(repair), 'is not a repair mode', 'use --repair in-place (the default) or --repair off');
+  if (interval === 0 || typeof values.get('cri-socket') !== 'string') return [];
+  return [new AuditLoop({ intervalSeconds: interval, repair, sys: realSystem(ctx.env), openCri: async (socket) => new CriClient(socket, { timeoutMs: 10_000 }) })];
+}
+
 async function runAgent(values: ReadonlyMap<string, string | true>, ctx: CommandContext): Promise<number> {
   const { confDir, binDir } = dirs(values);
   const metrics = values.get('metrics-addr');
@@ -93,6 +115,7 @@ async function runAgent(values: ReadonlyMap<string, string | true>, ctx: Command
     serviceAccountDir: ctx.env.MESHCAP_SERVICEACCOUNT_DIR ?? '/var/run/secrets/kubernetes.io/serviceaccount',
     env: ctx.env,
     log: (level, line) => ctx.stderr(`meshcap cni agent ${level}: ${line}\n`),
+    extensions: auditExtension(values, ctx),
   });
   if (!existsSync(agent.options.source)) throw new InstallError(`the plugin executable ${agent.options.source} does not exist`, "build it with 'npm run build:cni' (or set MESHCAP_CNI_PLUGIN)");
   await agent.start();
@@ -127,7 +150,7 @@ export const cniCommand: Command = async (argv, ctx) => {
     return sub === undefined ? ExitCode.InvalidConfig : ExitCode.Ok;
   }
   try {
-    const spec = { 'cni-conf-dir': 'string', 'cni-bin-dir': 'string', once: 'bool', 'cri-socket': 'string', 'metrics-addr': 'string' } as const;
+    const spec = { 'cni-conf-dir': 'string', 'cni-bin-dir': 'string', once: 'bool', 'cri-socket': 'string', 'metrics-addr': 'string', 'audit-interval': 'string', repair: 'string' } as const;
     const { values, rest: extra } = takeOwnFlags(rest, spec);
     if (extra.length > 0) throw badFlag(extra[0]!, '', `is not a flag of 'meshcap cni ${sub}'`, "run 'meshcap cni --help'");
     if (sub === 'install') {
