@@ -2,11 +2,11 @@
  * The node audit against a real containerd driven through its CRI like the
  * kubelet: sandboxes carry the annotations `meshcap inject` writes; the
  * init-container layout's capture is made by the injected istio-init run as a
- * CRI container; the CNI layout's (`meshcap inject --cni`) by the capture a CNI
- * plugin applies in the sandbox netns (a stand-in until the meshcap plugin is in the chain: the same
- * engine and derivation, run from the node with nsenter, as a local-mode
- * plugin does). The audit loop (the agent's) and `meshcap audit` then see
- * the states the tests cause, repair in place, and metrics show each.
+ * CRI container; the CNI layout's (`meshcap inject --cni`) by meshcap-cni,
+ * chained after the node's bridge, at sandbox creation. The audit loop (the
+ * agent's, driven as a library here; test/runtime/audit-agent.test.ts runs
+ * the agent process) and `meshcap audit` then see the states the tests cause,
+ * repair in place, and metrics show each.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -21,6 +21,7 @@ import type { AuditResult } from '../../src/audit/run.js';
 import type { Sandbox as AuditSandbox } from '../../src/audit/types.js';
 import { realSystem } from '../../src/backend/system.js';
 import { CriClient } from '../../src/cri/client.js';
+import { ensurePlugin } from '../helpers/cni-node.js';
 import { podManifest } from '../helpers/manifests.js';
 import { runAsync } from '../helpers/netns.js';
 import { MESHCAP_BIN, REPO_ROOT } from '../helpers/paths.js';
@@ -92,12 +93,12 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
     const run = await web.run(config);
     assert.equal(run.exitCode, 0, `istio-init failed:\n${run.log}`);
 
-    // CNI layout: what the plugin applies at ADD (stand-in: the same derivation and engine, from the node).
+    // CNI layout: meshcap-cni in the node's chain captures the sandbox at creation (it skips web, which captures itself).
+    const installed = await runAsync(process.execPath, [MESHCAP_BIN, 'cni', 'install', '--once', '--cni-conf-dir', join(node.dir, 'cni-conf'), '--cni-bin-dir', join(node.dir, 'cni-bin')], { env: { MESHCAP_CNI_PLUGIN: ensurePlugin() } });
+    must(installed, 'meshcap cni install');
     apiAnnotations = (await injected({ 'traffic.sidecar.istio.io/includeInboundPorts': '8080' }, 'cni')).annotations;
     api = await node.runSandbox({ name: 'api', namespace: 'shop', annotations: apiAnnotations });
-    const desired = desiredCapture(auditView(api, apiAnnotations));
-    assert.ok(desired.kind === 'capture');
-    must(inNetns(api.netnsPath, process.execPath, [MESHCAP_BIN, 'apply', ...desired.args]), 'CNI-layout capture');
+    assert.match(api.exec('iptables-nft-save', []).stdout, /ISTIO_INBOUND -p tcp -m tcp --dport 8080/, 'meshcap-cni captured api with its annotations');
 
     plain = await node.runSandbox({ name: 'plain', namespace: 'shop', annotations: { 'kubernetes.io/config.source': 'api' } });
     must(plain.exec('iptables-nft', ['-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '--dport', '9999', '-j', 'RETURN']), 'foreign rule in the uninjected pod');
@@ -132,13 +133,15 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
   });
 
   test('both layouts audit ok; the uninjected sandbox is neither listed nor touched', async (t: TestContext) => {
-    const before = plain.exec('iptables-nft-save', ['-t', 'nat']).stdout.replace(/\[\d+:\d+\]/g, '');
+    const rulesOfPlain = () => plain.exec('iptables-nft-save', ['-t', 'nat']).stdout.replace(/\[\d+:\d+\]/g, '').replace(/^#.*\n/gm, '');
+    const before = rulesOfPlain();
     const first = await waitForAudit(audits, (r) => r.pods.length > 0, 30_000, 'first audit');
     assert.deepEqual(first.pods.map((p) => [p.namespace, p.pod, p.layout, p.state]), [
       ['shop', 'api', 'cni', 'ok'],
       ['shop', 'web', 'init-container', 'ok'],
     ]);
-    assert.equal(plain.exec('iptables-nft-save', ['-t', 'nat']).stdout.replace(/\[\d+:\d+\]/g, ''), before);
+    assert.equal(rulesOfPlain(), before);
+    assert.match(before, /--dport 9999 -j RETURN/);
     const metrics = loop.metrics();
     assert.match(metrics, /^meshcap_pod_capture_state\{namespace="shop",pod="web",state="ok"\} 1$/m);
     assert.doesNotMatch(metrics, /pod="plain"/);
