@@ -76,7 +76,11 @@ for (let run = 0; run < RUNS; run++) {
   const notOk = result.pods.filter((p) => p.state !== 'ok');
   if (result.pods.length !== PODS || notOk.length > 0) throw new Error(`bench audit: ${notOk.length} pods not ok: ${JSON.stringify(notOk[0])}`);
 }
-console.log(`audit: one audit of ${PODS} injected pods (read-only): ${median(walls).toFixed(0)} ms wall, ${(median(cpus) * 1000).toFixed(0)} ms CPU incl. children (median of ${RUNS})`);
+const cpu = median(cpus);
+console.log(
+  `audit: one audit of ${PODS} injected pods (read-only): ${median(walls).toFixed(0)} ms wall, ${(cpu * 1000).toFixed(0)} ms CPU incl. children (median of ${RUNS}): ` +
+    `${((cpu * 1000) / PODS).toFixed(1)} ms CPU per pod, ${((cpu / 30) * 100).toFixed(1)}% of one core at the default 30 s interval`,
+);
 
 // Flush to restored: one pod loses its nat table; one audit with repair finds and restores it.
 const repairs: number[] = [];

@@ -20,7 +20,6 @@ export const NETNS_FILES: readonly string[] = [
   '/proc/sys/net/ipv6/conf/all/disable_ipv6',
 ];
 
-const MARK = '\u0001meshcap-file\u0001';
 const isPerNetns = (path: string) => path.startsWith('/proc/net/') || path.startsWith('/proc/sys/net/') || path.startsWith('/proc/self/net/');
 
 export async function netnsSystem(base: System, netnsPath: string): Promise<System> {
@@ -29,10 +28,10 @@ export async function netnsSystem(base: System, netnsPath: string): Promise<Syst
     throw new MeshcapError({ exitCode: ExitCode.Unsupported, what: 'nsenter was not found on PATH', why: "the audit enters each pod's network namespace with nsenter", fix: 'install util-linux (apt-get install util-linux)' });
   }
   const enter = (file: string, args: readonly string[]) => [`--net=${netnsPath}`, '--', file, ...args];
-  // One process for all files: printf marks where each begins and whether it could be read.
-  const script = `for f; do if c=$(cat "$f" 2>/dev/null && printf x); then printf '${MARK.replace(/\u0001/g, '\\001')}%s\\n%s' "$f" "\${c%x}"; fi; done`;
-  const fetched = await base.run(nsenter, enter('/bin/sh', ['-c', script, 'sh', ...NETNS_FILES]), { timeoutMs: 10_000 });
-  if (fetched.code !== 0) {
+  // One process for all files: `tail -n +1` prints each whole, after a `==> PATH <==` header (and skips
+  // the unreadable ones with a message on stderr, so its exit code is not the namespace's health).
+  const fetched = await base.run(nsenter, enter('tail', ['-n', '+1', '--', ...NETNS_FILES]), { timeoutMs: 10_000 });
+  if (fetched.notFound || (fetched.code !== 0 && fetched.stdout === '')) {
     throw new MeshcapError({
       exitCode: ExitCode.Unexpected,
       what: `cannot enter the network namespace ${netnsPath}`,
@@ -40,11 +39,7 @@ export async function netnsSystem(base: System, netnsPath: string): Promise<Syst
       fix: "the pod may have just stopped (the next audit skips it); otherwise run the audit as root with CAP_SYS_ADMIN and the runtime's netns directory mounted",
     });
   }
-  const files = new Map<string, string>();
-  for (const chunk of fetched.stdout.split(MARK).slice(1)) {
-    const newline = chunk.indexOf('\n');
-    files.set(chunk.slice(0, newline), chunk.slice(newline + 1));
-  }
+  const files = parseTailHeaders(fetched.stdout);
   return {
     recording: false,
     run: (file, args, options) => base.run(nsenter, enter(file, args), options),
@@ -52,4 +47,16 @@ export async function netnsSystem(base: System, netnsPath: string): Promise<Syst
     readFile: (path) => (isPerNetns(path) ? files.get(path) : base.readFile(path)),
     readBytes: (path) => base.readBytes(path),
   };
+}
+
+/** `tail -n +1 A B` output -> path -> content. A lone file has no header, so there are always several. */
+export function parseTailHeaders(text: string): Map<string, string> {
+  const files = new Map<string, string>();
+  const parts = text.split(/^==> (.+) <==\n/m);
+  for (let i = 1; i + 1 < parts.length; i += 2) {
+    // Every header but the first starts with a newline of tail's own, which is not the previous file's content.
+    const body = parts[i + 1]!;
+    files.set(parts[i]!, i + 2 < parts.length ? body.slice(0, -1) : body);
+  }
+  return files;
 }

@@ -80,3 +80,11 @@ describe('audit loop (stand-in CRI)', () => {
     assert.match(loop.lastProblem()!, /no --cri-socket/);
   });
 });
+
+describe('per-namespace files', () => {
+  test("tail's headers split back into the files, empty ones included", async () => {
+    const { parseTailHeaders } = await import('../../src/audit/netns-system.js');
+    const files = parseTailHeaders('==> /a <==\n\n==> /b <==\nnat\nfilter\n\n==> /c <==\nno newline\n==> /d <==\n0\n');
+    assert.deepEqual([...files], [['/a', ''], ['/b', 'nat\nfilter\n'], ['/c', 'no newline'], ['/d', '0\n']]);
+  });
+});
