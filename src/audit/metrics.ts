@@ -5,11 +5,13 @@
  * meshcap_pod_capture_state series with value 1 (its current state); per
  * state, a pod count, so an alert needs no count() over pod series.
  */
-import { type CaptureState, CAPTURE_STATES, type PodAudit } from './types.js';
+import { type CaptureState, CAPTURE_STATES, type PodAudit, REPAIRABLE } from './types.js';
 
 export class AuditMetrics {
   private pods: readonly PodAudit[] = [];
   private readonly repairs = { ok: 0, failed: 0 };
+  /** Repairs by the state they found: a state repaired within one audit never shows in the per-pod gauge. */
+  private readonly repairedStates = new Map<CaptureState, number>([...REPAIRABLE].map((s) => [s, 0]));
   private readonly runs = { ok: 0, failed: 0 };
   private lastRunSeconds?: number;
   private lastSuccessSeconds?: number;
@@ -18,7 +20,11 @@ export class AuditMetrics {
   /** A completed audit: its pods replace the previous ones (pods gone from the node drop out). */
   audited(pods: readonly PodAudit[], finishedAtMs: number, durationMs: number): void {
     this.pods = pods;
-    for (const pod of pods) if (pod.repair) this.repairs[pod.repair.result]++;
+    for (const pod of pods) {
+      if (!pod.repair) continue;
+      this.repairs[pod.repair.result]++;
+      this.repairedStates.set(pod.repair.before, (this.repairedStates.get(pod.repair.before) ?? 0) + 1);
+    }
     this.runs.ok++;
     this.lastRunSeconds = finishedAtMs / 1000;
     this.lastSuccessSeconds = finishedAtMs / 1000;
@@ -48,6 +54,9 @@ export class AuditMetrics {
 
     family('meshcap_capture_repairs_total', 'counter', 'In-place capture repairs, by result (ok: the pod audits ok right after).');
     lines.push(`meshcap_capture_repairs_total{result="ok"} ${this.repairs.ok}`, `meshcap_capture_repairs_total{result="failed"} ${this.repairs.failed}`);
+
+    family('meshcap_capture_repairs_by_found_state_total', 'counter', 'In-place repairs by the state the audit found before repairing (missing, partial, drifted).');
+    for (const [state, count] of this.repairedStates) lines.push(`meshcap_capture_repairs_by_found_state_total{state="${state}"} ${count}`);
 
     family('meshcap_audit_runs_total', 'counter', 'Audits run, by result (failed: the container runtime could not be listed).');
     lines.push(`meshcap_audit_runs_total{result="ok"} ${this.runs.ok}`, `meshcap_audit_runs_total{result="failed"} ${this.runs.failed}`);

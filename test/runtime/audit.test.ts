@@ -171,6 +171,7 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
     const captured = JSON.parse((await connect()).stdout) as { ok: boolean; reply?: string };
     assert.match(captured.reply ?? '', /^proxy \S+ 15001$/, 'the app is captured again, with no restart');
     assert.match(loop.metrics(), /^meshcap_capture_repairs_total\{result="ok"\} [1-9]/m);
+    assert.match(loop.metrics(), /^meshcap_capture_repairs_by_found_state_total\{state="missing"\} 1$/m);
     t.diagnostic(`flush -> capture restored: ${restoredMs} ms (audit interval ${INTERVAL_S} s)`);
   });
 
@@ -184,6 +185,7 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
     const repaired = await waitForAudit(audits, (r) => audits.indexOf(r) >= seen && stateOf(r, 'api')?.repair?.before === 'drifted', (INTERVAL_S + 10) * 1000, 'drift repaired');
     assert.equal(stateOf(repaired, 'api')?.state, 'ok');
     assert.ok(logs.some((l) => /audit: shop\/api drifted -> repaired -> ok/.test(l)), logs.join('\n'));
+    assert.match(loop.metrics(), /^meshcap_capture_repairs_by_found_state_total\{state="drifted"\} 1$/m);
   });
 
   test('rules copied into the other iptables backend: duplicated-backend, reported and left alone', async () => {
@@ -227,6 +229,8 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
     assert.equal(stateOf(later, 'web')?.repair, undefined);
     assert.doesNotMatch(web.exec('iptables-nft-save', ['-t', 'nat']).stdout, /^-A ISTIO_OUTPUT /m);
     assert.match(loop.metrics(), /^meshcap_pod_capture_state\{namespace="shop",pod="web",state="foreign-conflict"\} 1$/m);
+    assert.match(loop.metrics(), /^meshcap_pods_by_capture_state\{state="foreign-conflict"\} 1$/m);
+    assert.match(loop.metrics(), /^meshcap_capture_repairs_by_found_state_total\{state="partial"\} 1$/m);
   });
 
   test('the state table as the agent saw it', (t: TestContext) => {

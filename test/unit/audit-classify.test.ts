@@ -209,6 +209,9 @@ describe('output', () => {
     assert.match(text, /^meshcap_pods_by_capture_state\{state="foreign-conflict"\} 0$/m);
     assert.match(text, /^meshcap_capture_repairs_total\{result="ok"\} 1$/m);
     assert.match(text, /^meshcap_capture_repairs_total\{result="failed"\} 1$/m);
+    assert.match(text, /^meshcap_capture_repairs_by_found_state_total\{state="missing"\} 1$/m);
+    assert.match(text, /^meshcap_capture_repairs_by_found_state_total\{state="drifted"\} 1$/m);
+    assert.match(text, /^meshcap_capture_repairs_by_found_state_total\{state="partial"\} 0$/m);
     assert.match(text, /^meshcap_audit_last_run_timestamp_seconds 2000$/m);
     assert.match(text, /^meshcap_audit_duration_seconds 0.15$/m);
     // Every sample belongs to a declared family.
