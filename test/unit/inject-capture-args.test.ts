@@ -12,8 +12,8 @@ import { ConfigError } from '../../src/config/parse.js';
 import { PROXY_UID_ANNOTATION, captureArgsFromAnnotations, captureEnvFromAnnotations } from '../../src/inject/capture-args.js';
 import { injectManifests } from '../../src/inject/manifest.js';
 import { DEFAULT_SETTINGS } from '../../src/inject/settings.js';
-import { INJECT_CASES, ISTIO_LIKE } from '../golden/inject-cases.js';
-import { INJECT_DIR, podsOf } from '../golden/inject-compare.js';
+import { FIXTURE_CASES, INJECT_CASES, ISTIO_LIKE } from '../golden/inject-cases.js';
+import { INJECT_DIR, dirOf, podsOf } from '../golden/inject-compare.js';
 import { podManifest } from '../helpers/manifests.js';
 import { anchorsOrSkip } from '../helpers/paths.js';
 
@@ -49,6 +49,26 @@ describe('captureArgsFromAnnotations: Istio goldens', { skip: anchors.available 
       });
     }
     assert.ok(compared >= 20, `compared ${compared} pods`);
+  });
+});
+
+describe('captureArgsFromAnnotations: pods Istio injected in CNI mode', { skip: anchors.available ? false : anchors.reason }, () => {
+  test("Istio's own CNI annotations give back its istio-validation args (without the two validation flags)", () => {
+    const cniCases = [...INJECT_CASES, ...FIXTURE_CASES].filter((c) => c.golden?.includes('.cni.'));
+    assert.deepEqual(cniCases.map((c) => c.n), [3, 103]);
+    for (const c of cniCases) {
+      const [input] = podsOf(readFileSync(join(dirOf(c), c.input), 'utf8'));
+      const [golden] = podsOf(readFileSync(join(dirOf(c), c.golden!), 'utf8'));
+      const validation = containers(golden!.spec, 'initContainers').find((x) => x.name === 'istio-validation')!;
+      assert.deepEqual(validation.args!.slice(-2), ['--run-validation', '--skip-rule-apply']);
+      // Istio's plugin reads the uid from the proxy container; meshcap's layout also writes meshcap.io/proxy-uid.
+      const userProxy = containers(input!.spec, 'containers').find((x) => x.name === 'istio-proxy');
+      const got = captureArgsFromAnnotations(golden!.metadata.annotations as Record<string, string>, {
+        settings: { ...ISTIO_LIKE, ...c.settings },
+        proxyRunAsUser: userProxy?.securityContext?.runAsUser,
+      });
+      assert.deepEqual(got, validation.args!.slice(0, -2), `#${c.n}`);
+    }
   });
 });
 
