@@ -7,7 +7,7 @@ import { DEFAULT_SETTINGS, type InjectSettings } from '../inject/settings.js';
 import { defaultTemplate, parseTemplate, renderTemplate } from '../inject/template.js';
 import { parseCommandArgs } from './args.js';
 import type { Command } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { reportError } from './report.js';
 
 export const INJECT_HELP = `Usage: meshcap inject -f FILE|- [options]

@@ -4,7 +4,7 @@ import { parsePort } from '../config/values.js';
 import { startWebhook } from '../webhook/server.js';
 import { parseCommandArgs } from './args.js';
 import type { Command } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { SETTINGS_OPTIONS, settingsFromOptions } from './inject.js';
 import { reportError } from './report.js';
 
