@@ -92,6 +92,17 @@ describe('captureArgsFromAnnotations: contract', () => {
     );
   });
 
+  test('annotations that do not decide capture are not read: a pod another injector accepted is not failed for them', () => {
+    const lenient = {
+      'inject.istio.io/templates': 'grpc-agent',
+      'sidecar.istio.io/rewriteAppHTTPProbers': 'yes',
+      'sidecar.istio.io/proxyCPU': '1 core',
+      'sidecar.istio.io/userVolume': '{"certs":',
+    };
+    assert.deepEqual(captureArgsFromAnnotations(lenient), captureArgsFromAnnotations({}));
+    assert.throws(() => injectManifests(podManifest(lenient), DEFAULT_SETTINGS), ConfigError, 'the injector still refuses them');
+  });
+
   test("the user's proxy uid is exempted (a pod fact), or the meshcap.io/proxy-uid annotation standing for it", () => {
     const uidOf = (args: string[] | undefined) => args?.[args.indexOf('-u') + 1];
     assert.equal(uidOf(captureArgsFromAnnotations({}, { proxyRunAsUser: 1234 })), '1234');
