@@ -260,9 +260,11 @@ function readTemplateName(text: string | undefined, subject: Subject): TemplateN
   if (names.length === 1 && (names[0] === 'sidecar' || names[0] === 'gateway')) return names[0];
   const unknown = names.filter((name) => name !== 'sidecar' && name !== 'gateway');
   const problem =
-    unknown.length > 0
-      ? `names the template ${unknown.map((name) => JSON.stringify(name)).join(', ')}, which meshcap does not implement`
-      : 'combines templates, which meshcap does not do';
+    names.length === 1
+      ? 'is not a template meshcap implements'
+      : unknown.length > 0
+        ? `names ${unknown.map((name) => JSON.stringify(name)).join(', ')}, not a template meshcap implements`
+        : 'combines templates, which meshcap does not do';
   throw invalid(Annotation.templates, text, problem, "use sidecar or gateway (or inject this pod with Istio's injector)", subject);
 }
 
