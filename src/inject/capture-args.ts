@@ -33,6 +33,7 @@
  * proxyMetadata of proxy.istio.io/config, e.g. ISTIO_META_DNS_CAPTURE), which
  * istio-iptables reads as flag fallbacks.
  */
+import { ConfigError } from '../config/parse.js';
 import { Annotation, type CaptureOptions, readCaptureOptions } from './annotations.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from './settings.js';
 
@@ -50,7 +51,7 @@ export function captureArgsFromAnnotations(annotations: Readonly<Record<string, 
   const settings = opts.settings ?? DEFAULT_SETTINGS;
   const options = readCaptureOptions(annotations, settings, opts.subject ?? 'the pod');
   if (options.mode === 'NONE') return undefined;
-  return captureArgs(options, settings, opts.proxyRunAsUser ?? uidAnnotation(annotations));
+  return captureArgs(options, settings, opts.proxyRunAsUser ?? uidAnnotation(annotations, opts.subject ?? 'the pod'));
 }
 
 export function captureEnvFromAnnotations(annotations: Readonly<Record<string, string>>, opts: CaptureArgsOptions = {}): [string, string][] {
@@ -58,9 +59,13 @@ export function captureEnvFromAnnotations(annotations: Readonly<Record<string, s
   return options.proxyMetadata.map(([name, value]) => [name, value]);
 }
 
-function uidAnnotation(annotations: Readonly<Record<string, string>>): number | undefined {
+function uidAnnotation(annotations: Readonly<Record<string, string>>, subject: string): number | undefined {
   const text = annotations[PROXY_UID_ANNOTATION];
-  return text !== undefined && /^[0-9]{1,10}$/.test(text) ? Number(text) : undefined;
+  if (text === undefined) return undefined;
+  if (!/^[0-9]{1,10}$/.test(text) || Number(text) > 0xfffffffe) {
+    throw new ConfigError(`annotation ${PROXY_UID_ANNOTATION}`, text, 'is not a uid', "remove it, or restore the value the injector wrote (the istio-proxy container's runAsUser)", `on ${subject}`);
+  }
+  return Number(text);
 }
 
 /**

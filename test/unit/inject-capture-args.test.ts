@@ -110,6 +110,7 @@ describe('captureArgsFromAnnotations: contract', () => {
     assert.equal(uidOf(captureArgsFromAnnotations({ [PROXY_UID_ANNOTATION]: '4321' })), '4321');
     assert.equal(uidOf(captureArgsFromAnnotations({ [PROXY_UID_ANNOTATION]: '4321' }, { proxyRunAsUser: 1234 })), '1234');
     assert.equal(uidOf(captureArgsFromAnnotations({}, { settings: { ...DEFAULT_SETTINGS, proxyUid: 2000 } })), '2000');
+    assert.throws(() => captureArgsFromAnnotations({ [PROXY_UID_ANNOTATION]: 'root' }), (e: unknown) => e instanceof ConfigError && /meshcap\.io\/proxy-uid/.test(e.message));
   });
 
   test('the env istio-init gets: proxyMetadata, in order', () => {
