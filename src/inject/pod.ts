@@ -52,6 +52,17 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   const overrides = stripped.overrides;
   const userProxy = overrides.find((c) => c.name === PROXY_NAME);
   const userInit = overrides.find((c) => c.name === (settings.cni ? VALIDATION_NAME : INIT_NAME));
+  // The other layout's init container cannot be honoured; dropping the user's fields silently would change capture.
+  const foreign = overrides.find((c) => c.name === (settings.cni ? INIT_NAME : VALIDATION_NAME));
+  if (foreign && !gateway) {
+    throw new ConfigError(
+      `container ${String(foreign.name)}`,
+      'declared in the pod (or in its proxy.istio.io/overrides)',
+      settings.cni ? 'has no place in the CNI layout, where the node\'s CNI plugin captures' : 'exists only in the CNI layout (--cni)',
+      settings.cni ? `remove it, or set its fields on ${VALIDATION_NAME}` : 'remove it, or inject with --cni',
+      `on ${subject}`,
+    );
+  }
 
   // Kubelet's probes would be captured by the sidecar: they go through the agent instead (probes.ts).
   const probes = rewriteAppProbes(stripped, stripped.probers, options, subject);
