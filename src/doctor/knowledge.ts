@@ -139,6 +139,12 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
         with: ['nf-tables-version'],
       }),
       sig('legacy-tables-present', /# Warning: ip6?tables-legacy tables present/, 0.5, { group: 'legacy-warning' }),
+      // Both variants' version lines in one paste: two tools on the same node disagree about the backend.
+      sig('both-variants-in-use', /\bip6?tables(?:-save|-restore)? v1\.\d{1,2}\.\d{1,2} \(legacy\)/, 0.5, {
+        group: 'two-variants',
+        with: ['nf-tables-version'],
+        notOnLine: /Permission denied|Cannot initialize|can't initialize|unable to initialize|not found|Couldn't load/,
+      }),
       sig('kuma-mixed-types', /executables are of mixed types/, 0.7),
       sig('kuma-conflicting-modes', /conflicting (?:iptables )?modes/i, 0.5),
       sig('force-binary-mentioned', /FORCE_IPTABLES_BINARY=(?:nft|legacy)\b/, 0.15),
@@ -698,6 +704,7 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('linkerd-control-addr', /connect error to ControlAddr|linkerd-(?:identity|destination)[^\n]{0,120}(?:request timed out|Connection refused|connection refused)/, 0.7, { group: 'linkerd-control' }),
       sig('unknown-issuer', /UnknownIssuer|certificate signed by unknown authority|x509: certificate has expired/, 0.4, { group: 'cert-detail', with: ['sidecar'], unless: ['webhook-call'] }),
       sig('fail-fast', /service in fail-fast/, 0.6),
+      sig('dataplane-token', /could not parse token|token doesn't belong to a valid user|dataplane token[^\n]{0,60}(?:invalid|expired|missing)/, 0.65, { group: 'auth' }),
       sig('consul-acl', /ACL not found|Permission denied: token with AccessorID|Unable to (?:read|login)[^\n]{0,40}ACL|rpc error making call: ACL/, 0.4, { group: 'consul-acl', with: ['mesh-init', 'sidecar'] }),
       // Consul's HTTP API answer to a token it does not know; consul-k8s init containers retry on it forever.
       sig('consul-acl-not-found', /Unexpected response code: 403 \(ACL not found\)|Unexpected response code: 403 \(Permission denied/, 0.6, { group: 'consul-acl' }),
