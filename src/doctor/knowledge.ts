@@ -274,6 +274,7 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       'In PodSecurity `restricted`/`baseline` namespaces or under a strict OpenShift SCC, use istio-cni (or linkerd-cni/kuma-cni) so the pod needs no privileged init container.',
       "For \"can't open lock file /run/xtables.lock\": mount a writable emptyDir and point `XTABLES_LOCKFILE` at a file in it, or use the nft backend, which does not take the xtables lock.",
       "Linkerd's proxy-init runs as uid 65534 with file capabilities: keep NET_ADMIN and NET_RAW in the container's capability set so they can take effect.",
+      "A validation probe that connects as the proxy uid (`meshcap apply --verify`, `--run-validation`) needs CAP_SETUID and CAP_SETGID, which istio-init's capability set does not include: add them to the init container, or use a meshcap that proves the capture with its own connection and skips the proxy-uid probes, naming the capabilities.",
     ],
     references: [
       'https://github.com/linkerd/linkerd2/issues/7938',
