@@ -177,6 +177,8 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('target-parsed-as-chain', /\(nf_tables\)[^\n]{0,40}: Chain '(?:REDIRECT|TPROXY|RETURN|ACCEPT|DROP|MARK|CT|CONNMARK|DNAT|SNAT|MASQUERADE|LOG)' does not exist/, 0.9, { group: 'no-extensions' }),
       sig('target-parsed-as-chain-any', /Chain '(?:REDIRECT|TPROXY|MARK|CT|CONNMARK|DNAT|SNAT|MASQUERADE)' does not exist/, 0.75, { group: 'no-extensions' }),
       sig('nft-restore-118-couldnt-load-target', /iptables-restore v1\.8\.[0-3] \(nf_tables\): Couldn't load target `(?:REDIRECT|TPROXY|MARK|CT)'/, 0.75, { group: 'no-extensions' }),
+      // Early nft-restore builds (1.8.0-1.8.4, e.g. Alpine 3.12's) reject valid restore lines outright.
+      sig('early-nft-restore-unknown-arguments', /iptables-restore v1\.8\.[0-4] \(nf_tables\): unknown arguments found on commandline/, 0.6, { group: 'early-nft-restore' }),
       sig('nft-segfault', /\bnft\b[^\n]{0,80}(?:Segmentation fault|segfault|SIGSEGV)|segfault at [0-9a-f]{1,16} ip [0-9a-f]{1,16} sp [^\n]{0,80}\bnft\b/, 0.7),
       sig('save-restore-version-skew', /iptables(?:-nft)?-(?:save|restore) v1\.8\.(?:[89]|1[01])[^\n]{0,80}(?:unknown option|Couldn't load|line \d{1,6} failed)/, 0.4),
       sig('buggy-version-named', /iptables(?:-nft)?(?:-restore)? v1\.8\.[0-3] \(nf_tables\)/, 0.2, { with: ['restore-line-failed'] }),
@@ -185,11 +187,12 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       'The capture step ran a userspace iptables or nft with a known bug, so valid rules were rejected or mangled. ' +
       'iptables 1.8.0 to 1.8.3 in nf_tables mode (Debian buster ships 1.8.2, buster-backports 1.8.3) does not load ' +
       'target extensions in `iptables-nft-restore`, so `-j REDIRECT` is parsed as a jump to a chain called REDIRECT ' +
-      '("Chain \'REDIRECT\' does not exist"); rules saved by iptables-nft 1.8.8+ use a format older 1.8.7 binaries ' +
+      '("Chain \'REDIRECT\' does not exist"), and up to 1.8.4 it rejects valid restore lines ("unknown arguments found on ' +
+      'commandline", Alpine 3.12); rules saved by iptables-nft 1.8.8+ use a format older 1.8.7 binaries ' +
       'cannot read back (kubernetes#112477); nft 1.1.1 and later crash against hosts running nft < 1.1.1 on the same ' +
       'ruleset (istio#58492). The kernel and the configuration are fine; the binary is not.',
     fix: [
-      'Use an init image with iptables >= 1.8.4 (Debian bullseye or later, Alpine 3.12+); for Debian buster install 1.8.4+ or use `iptables-legacy` (`update-alternatives --set iptables /usr/sbin/iptables-legacy`).',
+      'Use an init image with iptables >= 1.8.5 (Debian bullseye or later, Alpine 3.13+); on Debian buster use `iptables-legacy` (`update-alternatives --set iptables /usr/sbin/iptables-legacy`): buster-backports\' 1.8.3 has the same bug.',
       "Keep one iptables version per node: the init image's iptables-nft should be the node's version or older than 1.8.8 when the node runs 1.8.7 (kube-proxy images pin their iptables for this reason).",
       'For nft crashes on the host, pin the CNI image\'s nftables to the host\'s series (Istio pinned nftables for #58492 until distributions shipped the fix) or upgrade the host\'s nftables.',
       'meshcap probes the backend without changing state and renders the same rules for both variants: `meshcap apply --backend=legacy` sidesteps a broken nft-restore.',
