@@ -41,7 +41,6 @@ export async function netnsSystem(base: System, netnsPath: string): Promise<Syst
   }
   const files = parseTailHeaders(fetched.stdout);
   return {
-    recording: false,
     run: (file, args, options) => base.run(nsenter, enter(file, args), options),
     which: (name) => base.which(name),
     readFile: (path) => (isPerNetns(path) ? files.get(path) : base.readFile(path)),

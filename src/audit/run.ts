@@ -92,7 +92,7 @@ async function auditPod(deps: AuditDeps, sandbox: Sandbox, desired: Exclude<Desi
   let message: string | undefined;
   try {
     const sys = await enter(deps.sys, sandbox.netnsPath);
-    const report = await runCapture(repairConfig(desired.config, found), desired.env, { sys, log: deps.log });
+    const report = await runCapture(repairConfig(desired.config, found), { sys, log: deps.log });
     message = `repaired in ${report.backend}`;
     deps.log.info(`${sandbox.namespace}/${sandbox.name}: ${found.state}, ${message}`);
   } catch (error) {

@@ -4,7 +4,10 @@ import { describe, test } from 'node:test';
 import { criSandboxes, type ListedSandbox, type SandboxSource } from '../../src/audit/inventory.js';
 import { AuditLoop } from '../../src/audit/loop.js';
 import type { AuditResult } from '../../src/audit/run.js';
-import { recordingSystem } from '../../src/backend/system.js';
+import type { System } from '../../src/backend/system.js';
+
+/** Nothing on PATH, nothing to read: these tests never reach a pod's namespace. */
+const emptySystem: System = { run: async () => assert.fail('no process may run'), which: () => undefined, readFile: () => undefined, readBytes: () => undefined };
 
 const STATUS = JSON.stringify({ initContainers: ['istio-init'], containers: ['istio-proxy'] });
 const info = (path: string) => ({ info: JSON.stringify({ runtimeSpec: { linux: { namespaces: [{ type: 'pid' }, { type: 'network', path }] } } }) });
@@ -48,7 +51,7 @@ describe('audit loop (stand-in CRI)', () => {
     const loop = new AuditLoop({
       intervalSeconds: 0.01,
       repair: 'in-place',
-      sys: recordingSystem({ which: () => undefined, readFile: () => undefined, readBytes: () => undefined }),
+      sys: emptySystem,
       openCri: async () => {
         if (fail) {
           fail = false;
@@ -75,7 +78,7 @@ describe('audit loop (stand-in CRI)', () => {
   });
 
   test('without a CRI socket the loop reports why and does not run', () => {
-    const loop = new AuditLoop({ intervalSeconds: 30, repair: 'off', sys: recordingSystem({ which: () => undefined, readFile: () => undefined, readBytes: () => undefined }), openCri: async () => fakeCri([]) });
+    const loop = new AuditLoop({ intervalSeconds: 30, repair: 'off', sys: emptySystem, openCri: async () => fakeCri([]) });
     loop.start({ log: () => {} });
     assert.match(loop.lastProblem()!, /no --cri-socket/);
   });
