@@ -144,6 +144,25 @@ describe('node audit in real namespaces', { skip }, () => {
     }
   });
 
+  test('TPROXY: the policy routing is part of the capture; without it the pod is partial, and the repair restores it', async () => {
+    const lab = Lab.create('aud');
+    labs.push(lab);
+    const pod = sandboxFor(lab, 'tproxy', { 'sidecar.istio.io/status': INIT_STATUS, 'sidecar.istio.io/interceptionMode': 'TPROXY' });
+    await capture(lab, pod);
+    sandboxes = [...sandboxes, pod];
+    try {
+      assert.equal(stateOf(await audit(false), 'tproxy')?.state, 'ok');
+      await sh(lab, 'ip -4 rule del fwmark 1337 lookup 133');
+      const found = stateOf(await audit(false), 'tproxy')!;
+      assert.equal(found.state, 'partial', found.details.join('\n'));
+      assert.match(found.details.join('\n'), /no 'ip -4 rule fwmark 1337 lookup TABLE'/);
+      assert.equal(stateOf(await audit(true), 'tproxy')?.state, 'ok');
+      assert.match((await lab.exec(lab.pod, ['ip', '-4', 'rule', 'show'])).stdout, /fwmark 0x539 lookup 133/);
+    } finally {
+      sandboxes = sandboxes.filter((s) => s !== pod);
+    }
+  });
+
   test('rules rewritten to another configuration are drifted, then repaired', async () => {
     const desired = desiredCapture(api);
     assert.ok(desired.kind === 'capture');

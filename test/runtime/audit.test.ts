@@ -10,7 +10,8 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import YAML from 'yaml';
@@ -231,6 +232,27 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
     assert.match(loop.metrics(), /^meshcap_pod_capture_state\{namespace="shop",pod="web",state="foreign-conflict"\} 1$/m);
     assert.match(loop.metrics(), /^meshcap_pods_by_capture_state\{state="foreign-conflict"\} 1$/m);
     assert.match(loop.metrics(), /^meshcap_capture_repairs_by_found_state_total\{state="partial"\} 1$/m);
+  });
+
+  test('meshcap audit --repair keeps its repair history in --history across runs: the third rewrite is foreign-conflict', async () => {
+    // The loop has stopped repairing web (its own fight record); the one-shot command starts from an empty history file.
+    const dir = mkdtempSync(join(tmpdir(), 'meshcap-audit-history-'));
+    try {
+      const history = join(dir, 'repairs.json');
+      const run = () => runAsync(process.execPath, [MESHCAP_BIN, 'audit', '--cri-socket', node.socket, '--repair', '--history', history, '--json']);
+      const states: string[] = [];
+      for (let round = 1; round <= 3; round++) {
+        must(web.exec('iptables-nft', ['-t', 'nat', '-F', 'ISTIO_OUTPUT']), 'rewrite');
+        const result = await run();
+        const pod = (JSON.parse(result.stdout) as { pods: { pod: string; state: string; repair?: { before: string } }[] }).pods.find((p) => p.pod === 'web')!;
+        states.push(`${result.code}:${pod.repair ? `${pod.repair.before}->` : ''}${pod.state}`);
+      }
+      assert.deepEqual(states, ['0:partial->ok', '0:partial->ok', '1:foreign-conflict']);
+      const saved = JSON.parse(readFileSync(history, 'utf8')) as { repairs: Record<string, number[]> };
+      assert.equal(saved.repairs[web.id]?.length, 2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('the state table as the agent saw it', (t: TestContext) => {
