@@ -63,14 +63,11 @@ function classifyStructure(read: AuditRead, desired: CaptureConfig, addresses: r
   const holding = SOURCES.filter((s) => counts[s] > 0);
   const unreadable = unreadableSources(read);
   if (holding.length === 0) {
-    const where = SOURCES.filter((s) => !unreadable.includes(s));
-    return {
-      state: 'missing',
-      details: [
-        `no mesh chains or jumps in ${where.join(', ') || 'any readable backend'}: the pod's traffic bypasses the proxy`,
-        ...unreadable.map((s) => `${s} could not be read`),
-      ],
-    };
+    // "Missing" is only said, and only repaired, when every backend that exists could be read.
+    if (unreadable.length > 0) {
+      return { state: 'unreadable', details: unreadable.map((s) => `${s} could not be read (${problemOf(read, s)}): the capture may be there`) };
+    }
+    return { state: 'missing', details: [`no mesh chains or jumps in ${SOURCES.join(', ')}: the pod's traffic bypasses the proxy`] };
   }
   if (holding.length > 1) {
     return {
@@ -148,6 +145,10 @@ function unreadableSources(read: AuditRead): SourceName[] {
   if (read.nft.saves.ipv4 === undefined && read.nft.problem && !/no iptables-nft binaries/.test(read.nft.problem)) out.push('iptables-nft');
   if (read.nftables === undefined && read.nftablesProblem && !/not on PATH/.test(read.nftablesProblem)) out.push('nftables');
   return out;
+}
+
+function problemOf(read: AuditRead, source: SourceName): string {
+  return (source === 'iptables-legacy' ? read.legacy.problem : source === 'iptables-nft' ? read.nft.problem : read.nftablesProblem) ?? 'no output';
 }
 
 /** The live capture as flags next to the desired one as flags (both derived the same way), where they differ. */

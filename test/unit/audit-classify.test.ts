@@ -85,6 +85,16 @@ describe('classify', () => {
     assert.match(v.details[0]!, /no mesh chains or jumps in iptables-legacy, iptables-nft, nftables/);
   });
 
+  test('nothing found but a backend unreadable: unreadable, never missing (so never repaired blind)', () => {
+    const blind: AuditRead = { ...read({}), nft: { variant: 'nft', saves: {}, problem: 'iptables-nft-save failed: Permission denied (you must be root)' } };
+    const v = classifyCapture(blind, config, ['198.18.0.2']);
+    assert.equal(v.state, 'unreadable');
+    assert.match(v.details[0]!, /iptables-nft could not be read \(iptables-nft-save failed: Permission denied/);
+    // A backend whose tools are simply not installed is not a blind spot.
+    const absent: AuditRead = { ...read({}), legacy: { variant: 'legacy', saves: {}, problem: 'no iptables-legacy binaries on PATH' } };
+    assert.equal(classifyCapture(absent, config, ['198.18.0.2']).state, 'missing');
+  });
+
   test('partial: a hook jump removed, or the redirect chain emptied', () => {
     const noJump = good.replace(/^-A OUTPUT -j ISTIO_OUTPUT\n/m, '');
     assert.notEqual(noJump, good);
