@@ -7,6 +7,7 @@
  * System is made; any other such path reads as absent. Everything else is the
  * node's (filesystem, PATH, capabilities), as for `ip netns exec`.
  */
+import { statSync } from 'node:fs';
 import type { System } from '../backend/system.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 
@@ -27,6 +28,14 @@ export async function netnsSystem(base: System, netnsPath: string): Promise<Syst
   if (!nsenter) {
     throw new MeshcapError({ exitCode: ExitCode.Unsupported, what: 'nsenter was not found on PATH', why: "the audit enters each pod's network namespace with nsenter", fix: 'install util-linux (apt-get install util-linux)' });
   }
+  if (isOwnNamespace(netnsPath)) {
+    throw new MeshcapError({
+      exitCode: ExitCode.Unexpected,
+      what: `${netnsPath} is the network namespace the audit itself runs in`,
+      why: 'the sandbox shares the node\'s network (hostNetwork), or the runtime reported the wrong path',
+      fix: "nothing to do for a hostNetwork pod (it cannot be captured); the audit never changes the node's own rules",
+    });
+  }
   const enter = (file: string, args: readonly string[]) => [`--net=${netnsPath}`, '--', file, ...args];
   // One process for all files: `tail -n +1` prints each whole, after a `==> PATH <==` header (and skips
   // the unreadable ones with a message on stderr, so its exit code is not the namespace's health).
@@ -46,6 +55,14 @@ export async function netnsSystem(base: System, netnsPath: string): Promise<Syst
     readFile: (path) => (isPerNetns(path) ? files.get(path) : base.readFile(path)),
     readBytes: (path) => base.readBytes(path),
   };
+}
+
+/** The same namespace as this process's (same device and inode), or not statable: never enter it to change anything. */
+export function isOwnNamespace(netnsPath: string, own = '/proc/self/ns/net'): boolean {
+  const target = statSync(netnsPath, { throwIfNoEntry: false });
+  const self = statSync(own, { throwIfNoEntry: false });
+  if (!target || !self) return false;
+  return target.dev === self.dev && target.ino === self.ino;
 }
 
 /** `tail -n +1 A B` output -> path -> content. A lone file has no header, so there are always several. */

@@ -218,3 +218,17 @@ describe('node audit in real namespaces', { skip }, () => {
     assert.doesNotMatch(await webLab.save('nft'), /^-A ISTIO_OUTPUT /m, 'the third rewrite is left as the other process wrote it');
   });
 });
+
+describe('node audit safety', { skip }, () => {
+  test("a sandbox whose netns path is the audit's own namespace is refused before anything runs there", async () => {
+    // The System records and runs nothing, so even a broken guard could not touch the machine's namespace.
+    const ran: string[] = [];
+    const sys = realSystem();
+    const spy = { ...sys, run: async (file: string, args: readonly string[]) => (ran.push([file, ...args].join(' ')), { file, args, code: 1, signal: null, stdout: '', stderr: 'not run', notFound: false }) };
+    const hostish: Sandbox = { id: 'h', namespace: 'kube-system', name: 'host-net', uid: 'u', ready: true, annotations: { 'sidecar.istio.io/status': INIT_STATUS }, netnsPath: '/proc/self/ns/net', addresses: ['198.18.0.2'] };
+    const result = await auditNode({ sys: spy, log, sandboxes: async () => [hostish] }, { repair: true });
+    assert.equal(result.pods[0]?.state, 'unreadable');
+    assert.match(result.pods[0]!.details[0]!, /is the network namespace the audit itself runs in/);
+    assert.deepEqual(ran, [], 'nothing was run in the machine\'s own namespace');
+  });
+});
