@@ -41,7 +41,14 @@ test('cni.yaml: the agent runs `meshcap cni agent` on the host CNI dirs, its rea
   assert.equal(ds.spec.template.metadata.annotations[AGENT_ANNOTATION], 'true');
   assert.ok(ds.metadata.name.startsWith(DEFAULT_PLUGIN_SETTINGS.agentPodPrefix.replace(/-$/, '')));
   assert.equal(ds.metadata.namespace, DEFAULT_PLUGIN_SETTINGS.agentNamespace);
-  assert.deepEqual(container.securityContext.capabilities, { drop: ['ALL'] });
+  // Only the node audit's needs: setns into pods' namespaces, and their netfilter rules.
+  assert.deepEqual(container.securityContext.capabilities, { add: ['NET_ADMIN', 'NET_RAW', 'SYS_ADMIN'], drop: ['ALL'] });
+  assert.notEqual(container.securityContext.privileged, true);
+  assert.equal(hostOf(mountOf(flag('cri-socket')!)), '/run/containerd/containerd.sock');
+  assert.equal(mountOf('/run/netns').mountPropagation, 'HostToContainer');
+  assert.equal(hostOf(mountOf('/run/netns')), '/run/netns');
+  assert.equal(hostOf(mountOf('/run/xtables.lock')), '/run/xtables.lock');
+  assert.equal(flag('repair'), 'in-place');
   assert.equal(container.securityContext.allowPrivilegeEscalation, false);
   assert.equal(spec.hostNetwork, true);
   assert.equal(spec.priorityClassName, 'system-node-critical');
