@@ -111,9 +111,10 @@ async function auditPod(deps: AuditDeps, sandbox: Sandbox, desired: Exclude<Desi
  * settings and the engine's detection put a new one.
  */
 function repairConfig(config: CaptureConfig, found: PodVerdict): CaptureConfig {
+  const pinnedBy = `the audit: the pod's capture is in ${found.holder}`;
   if (found.holder === 'nftables') return { ...config, nativeNftables: true };
-  if (found.holder === 'iptables-legacy') return { ...config, nativeNftables: false, backend: 'legacy' };
-  if (found.holder === 'iptables-nft') return { ...config, nativeNftables: false, backend: 'nft' };
+  if (found.holder === 'iptables-legacy') return { ...config, nativeNftables: false, backend: 'legacy', backendPinnedBy: pinnedBy };
+  if (found.holder === 'iptables-nft') return { ...config, nativeNftables: false, backend: 'nft', backendPinnedBy: pinnedBy };
   return config;
 }
 
