@@ -104,3 +104,6 @@ export interface HostFacts {
   /** A user's uid from the user database, for ENVOY_USER. */
   lookupUid(name: string): number | undefined;
 }
+
+/** Host facts that supply nothing: for configurations that name everything themselves (derived flags, tests). */
+export const NO_HOST_FACTS: HostFacts = { interfaceAddresses: () => [], resolvConf: () => '', lookupUid: () => undefined };
