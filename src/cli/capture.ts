@@ -21,11 +21,13 @@ export function captureCommand(name: string): Command {
     async run({ argv, ctx, logger }) {
       const config = parseCaptureConfig(argv, ctx.env, readHostFacts());
       const log = logger({ json: config.logJson, debug: config.debug });
+      // Istio's istio-validation (CNI mode): unprivileged, proves the node's capture, exits 126 with Istio's line first.
+      if (config.skipRuleApply && config.runValidation && !config.dryRun) return await (await import('./validate.js')).runValidationOnly(config, ctx, log);
       logDecisions(config, log);
       if (config.dryRun) return await dryRun(config, ctx, log);
       if (config.skipRuleApply) {
         log.info('--skip-rule-apply: rules and routes left as they are');
-        return config.runValidation ? await (await import('./verify.js')).runVerify(config, ctx, log) : ExitCode.Ok;
+        return ExitCode.Ok;
       }
       const report = await runCapture(config, { sys: realSystem(ctx.env), log });
       for (const family of report.families) {
