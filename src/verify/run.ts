@@ -17,7 +17,7 @@ import { currentView, desiredView, diffViews } from '../reconcile/plan.js';
 import { buildRuleset } from '../rules/build.js';
 import { rulesForFamily } from '../rules/model.js';
 import { nftTableOps } from '../render/nftables.js';
-import { planProbes, type Probe } from './probes.js';
+import { assignProbes, hasIpv4Route, identityFromStatus, planProbes, type Probe, type ProbeRun } from './probes.js';
 
 /** A list whose additions are logged at once, so a later failure still shows what held. */
 function loggedList(log: Logger, prefix: string): string[] {
@@ -59,22 +59,40 @@ export async function ruleDifferences(config: CaptureConfig, sys: System): Promi
   return { backend: `iptables-${detection.chosen.variant}`, differences };
 }
 
-async function connectAs(sys: System, probe: Probe, timeoutMs: number, switchUser: boolean): Promise<{ ok: boolean; reply?: string; error?: string }> {
-  const as = switchUser ? { uid: probe.uid, gid: probe.gid } : {};
+interface Answer {
+  readonly ok: boolean;
+  readonly reply?: string;
+  readonly error?: string;
+  readonly localPort?: number;
+  /** The probe could not be started as that user (e.g. EPERM without CAP_SETUID). */
+  readonly cannotSwitch?: string;
+}
+
+async function connectAs(sys: System, run: ProbeRun, timeoutMs: number): Promise<Answer> {
+  const { probe } = run;
+  const as = run.switchUser ? { uid: probe.uid, gid: probe.gid } : {};
   const result = await sys.run(process.execPath, inlineConnectArgs(probe.host, probe.port, timeoutMs), { ...as, timeoutMs: timeoutMs + 5000 });
+  if (result.spawnError && run.switchUser) return { ok: false, cannotSwitch: result.spawnError };
   try {
-    return JSON.parse(result.stdout) as { ok: boolean; reply?: string; error?: string };
+    return JSON.parse(result.stdout) as Answer;
   } catch {
     return { ok: false, error: result.stderr.trim() || `exit ${result.code}` };
   }
 }
 
-/** The original destination the kernel recorded for a redirected connection, when conntrack is visible. */
-function conntrackOriginal(sys: System, probe: Probe, landedPort: number): string | undefined {
-  const table = sys.readFile('/proc/net/nf_conntrack');
-  if (!table) return undefined;
-  const line = table.split('\n').find((l) => l.includes(`dst=${probe.host} `) && l.includes(`dport=${probe.port} `) && l.includes(`sport=${landedPort} `));
-  return line ? `${probe.host}:${probe.port}` : undefined;
+/**
+ * The original destination the kernel recorded for a redirected connection:
+ * the conntrack entry whose original tuple is the probe's own connection and
+ * whose reply comes from the port it landed on. Pure.
+ */
+export function conntrackOriginal(table: string | undefined, probe: Pick<Probe, 'host' | 'port'>, localPort: number | undefined, landedPort: number): string | undefined {
+  if (!table || !localPort) return undefined;
+  const entry = table.split('\n').find((line) => {
+    const [original, reply] = [line.indexOf('src='), line.lastIndexOf('src=')].map((at) => line.slice(at));
+    return line.indexOf('src=') !== line.lastIndexOf('src=') &&
+      original!.includes(`dst=${probe.host} sport=${localPort} dport=${probe.port} `) && reply!.includes(`sport=${landedPort} dport=${localPort} `);
+  });
+  return entry ? `${probe.host}:${probe.port}` : undefined;
 }
 
 export interface VerifyOptions {
@@ -85,24 +103,33 @@ export interface VerifyOptions {
 export async function verifyCapture(config: CaptureConfig, sys: System, log: Logger, options: VerifyOptions = {}): Promise<VerifyReport> {
   const passed = loggedList(log, 'verify ok: ');
   const skipped: string[] = [];
-  // istio-validation runs as the proxy uid without capabilities: it can only probe as itself.
-  const myUid = process.getuid?.() ?? 0;
-  const privileged = myUid === 0;
+  const me = identityFromStatus(sys.readFile('/proc/self/status'), { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+  // istio-validation runs as the proxy uid without capabilities: it can neither read the rules nor switch users.
+  let rulesKnownGood = false;
   if (options.rulesJustVerified) {
     passed.push('the rules were read back and compared right after applying');
-  } else if (!privileged) {
-    skipped.push(`rules check: needs root to read the rules (running as uid ${myUid})`);
+    rulesKnownGood = true;
+  } else if (!me.canReadRules) {
+    skipped.push(`rules check: reading the rules needs CAP_NET_ADMIN (running as uid ${me.uid} without it)`);
   } else {
     await checkRules(config, sys, passed);
+    rulesKnownGood = true;
   }
   const plan = planProbes(config);
   skipped.push(...plan.skipped);
-  const probes = plan.probes.filter((probe) => {
-    if (privileged || probe.uid === myUid) return true;
-    skipped.push(`${probe.name}: needs root to connect as uid ${probe.uid}`);
+  const assigned = assignProbes(config, plan.probes, me);
+  skipped.push(...assigned.skipped);
+  const runs = assigned.runs.filter((run) => {
+    // Only the redirect keeps the outbound probe inside the pod: with unknown rules it might leave.
+    if (run.probe.expect !== 'outbound-capture' || rulesKnownGood) return true;
+    skipped.push(`${run.probe.name}: not run, the rules could not be checked first (without the capture it would leave the pod)`);
+    return false;
+  }).filter((run) => {
+    if (run.probe.expect !== 'outbound-capture' || hasIpv4Route(sys.readFile('/proc/net/route'), run.probe.host) !== false) return true;
+    skipped.push(`${run.probe.name}: not run, the namespace has no route to ${run.probe.host} (no default route), so the connection would fail before netfilter; a pod has one`);
     return false;
   });
-  await runProbes(config, sys, log, probes, passed, skipped, privileged);
+  await runProbes(config, sys, log, runs, passed, skipped);
   return { passed, skipped };
 }
 
@@ -120,12 +147,15 @@ async function checkRules(config: CaptureConfig, sys: System, passed: string[]):
   passed.push(`the live ${backend} rules equal the desired ones`);
 }
 
-async function runProbes(config: CaptureConfig, sys: System, log: Logger, probes: readonly Probe[], passed: string[], skipped: string[], privileged: boolean): Promise<void> {
-  if (probes.length === 0) return;
+async function runProbes(config: CaptureConfig, sys: System, log: Logger, runs: readonly ProbeRun[], passed: string[], skipped: string[]): Promise<void> {
+  if (runs.length === 0) return;
   const nonce = randomBytes(4).toString('hex');
   const servers: ProbeServer[] = [];
+  // The bypass probe's own destination answers too: a bypassed connection is proven by reaching it.
+  const listeners: [number, string][] = [[config.proxyPort, 'outbound'], [config.inboundCapturePort, 'inbound']];
+  if (runs.some((run) => run.probe.expect === 'not-captured')) listeners.push([config.inboundTunnelPort, 'direct']);
   try {
-    for (const [port, tag] of [[config.proxyPort, 'outbound'], [config.inboundCapturePort, 'inbound']] as const) {
+    for (const [port, tag] of listeners) {
       try {
         servers.push(await startProbeServer([port], `meshcap-verify-${nonce}-${tag}`));
       } catch (error) {
@@ -133,10 +163,15 @@ async function runProbes(config: CaptureConfig, sys: System, log: Logger, probes
         return;
       }
     }
-    for (const probe of probes) {
-      const timeout = probe.expect === 'not-captured' ? 1000 : 3000;
-      const answer = await connectAs(sys, probe, timeout, privileged);
-      const landed = answer.ok ? new RegExp(`^meshcap-verify-${nonce}-(outbound|inbound) \\S+ (\\d+)$`).exec(answer.reply ?? '') : null;
+    for (const run of runs) {
+      const { probe } = run;
+      const timeout = 3000;
+      const answer = await connectAs(sys, run, timeout);
+      if (answer.cannotSwitch) {
+        skipped.push(`${probe.name}: not run, switching to uid ${probe.uid} failed (${answer.cannotSwitch}); it needs CAP_SETUID and CAP_SETGID`);
+        continue;
+      }
+      const landed = answer.ok ? new RegExp(`^meshcap-verify-${nonce}-(outbound|inbound|direct) \\S+ (\\d+)$`).exec(answer.reply ?? '') : null;
       const got = answer.ok ? `answer ${JSON.stringify(answer.reply)}` : answer.error;
       const fail = (why: string) => {
         throw new MeshcapError(ExitCode.VerifyFailed, `verify: ${probe.name}: FAILED`, why,
@@ -144,14 +179,15 @@ async function runProbes(config: CaptureConfig, sys: System, log: Logger, probes
       };
       if (probe.expect === 'outbound-capture') {
         if (landed?.[1] !== 'outbound') fail(`the connection did not reach the proxy's outbound port ${config.proxyPort} (got: ${got})`);
-        const original = conntrackOriginal(sys, probe, config.proxyPort);
-        passed.push(`${probe.name}${original ? ` (conntrack keeps the original destination ${original})` : ''}`);
+        const original = conntrackOriginal(sys.readFile('/proc/net/nf_conntrack'), probe, answer.localPort, config.proxyPort);
+        passed.push(`${probe.name}${original ? ` (conntrack keeps the original destination ${original})` : ' (the original destination was not checked: no readable conntrack entry)'}`);
       } else if (probe.expect === 'inbound-capture') {
         if (landed?.[1] !== 'inbound') fail(`the connection did not reach the inbound capture port ${config.inboundCapturePort} (got: ${got})`);
         passed.push(probe.name);
       } else {
-        if (landed) fail(`the proxy's own connection was captured (landed on port ${landed[2]}): it would loop back into the proxy`);
-        passed.push(`${probe.name} (${got})`);
+        if (landed && landed[1] !== 'direct') fail(`the proxy's own connection was captured (landed on port ${landed[2]}): it would loop back into the proxy`);
+        if (!landed) fail(`the proxy's own connection did not reach ${probe.host}:${probe.port} (got: ${got})`);
+        passed.push(`${probe.name} (reached ${probe.host}:${probe.port} itself)`);
       }
       log.debug(`verify: ${probe.name}: ${got}`);
     }

@@ -1,0 +1,84 @@
+/**
+ * meshcap under the privileges a pod really grants, against the real kernel:
+ * istio-init's securityContext (uid 0, capabilities dropped to NET_ADMIN and
+ * NET_RAW, no_new_privs), reproduced with setpriv inside a lab namespace.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MESHCAP_BIN } from '../helpers/paths.js';
+import { Lab, labSkipReason } from '../helpers/netns.js';
+
+const skip = labSkipReason();
+const ISTIO_ARGS = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];
+
+/** istio-init's capabilities (drop ALL, add NET_ADMIN, NET_RAW) plus `extra`, with allowPrivilegeEscalation: false. */
+function asIstioInit(extra: readonly string[] = []): string[] {
+  const caps = ['net_admin', 'net_raw', ...extra].map((c) => `+${c}`).join(',');
+  return ['setpriv', `--inh-caps=-all,${caps}`, `--bounding-set=-all,${caps}`, '--no-new-privs', process.execPath, MESHCAP_BIN];
+}
+
+async function withLab(label: string, body: (lab: Lab) => Promise<void>) {
+  const lab = Lab.create(label);
+  try {
+    await body(lab);
+  } finally {
+    await lab.destroy();
+  }
+}
+
+const noStackTrace = (stderr: string) => assert.doesNotMatch(stderr, /\n\s+at .+:\d+:\d+\)?\n|unexpected internal error/, 'no stack trace for an environment limit');
+
+describe("verify under istio-init's securityContext", { skip }, () => {
+  test('NET_ADMIN and NET_RAW only: exit 0, the own connection proves the outbound capture, the proxy probes are skipped naming CAP_SETUID/CAP_SETGID', async () => {
+    await withLab('rv', async (lab) => {
+      const applied = await lab.exec(lab.pod, [...asIstioInit(), 'istio-iptables', ...ISTIO_ARGS, '--run-validation']);
+      assert.equal(applied.code, 0, applied.stderr);
+      noStackTrace(applied.stderr);
+      assert.match(applied.stderr, /capture in place \(iptables-nft\)/);
+      assert.match(applied.stderr, /verify ok: this process \(uid 0\) -> 198\.18\.255\.254:80 is captured to the proxy port 15001 \(conntrack keeps the original destination 198\.18\.255\.254:80\)/);
+      const skipped = applied.stderr.split('\n').filter((line) => line.startsWith('meshcap warn: verify skipped:'));
+      assert.equal(skipped.length, 2, applied.stderr);
+      for (const line of skipped) assert.match(line, /proxy \(uid 1337\) .* needs CAP_SETUID and CAP_SETGID/);
+      assert.match(applied.stderr, /verify: 2 checks passed, 2 skipped/);
+
+      const verified = await lab.exec(lab.pod, [...asIstioInit(), 'verify', ...ISTIO_ARGS]);
+      assert.equal(verified.code, 0, verified.stderr);
+      noStackTrace(verified.stderr);
+      assert.match(verified.stderr, /verify ok: the live iptables-nft rules equal the desired ones/);
+      assert.match(verified.stderr, /verify ok: this process \(uid 0\) -> \S+ is captured/);
+    });
+  });
+
+  test('with SETUID and SETGID added every probe runs; a capture of the proxy itself fails the bypass probe (exit 6)', async () => {
+    await withLab('rvs', async (lab) => {
+      const applied = await lab.exec(lab.pod, [...asIstioInit(['setuid', 'setgid']), 'istio-iptables', ...ISTIO_ARGS, '--run-validation']);
+      assert.equal(applied.code, 0, applied.stderr);
+      assert.match(applied.stderr, /verify ok: app \(uid 65534\) -> 198\.18\.255\.254:80 is captured to the proxy port 15001 \(conntrack keeps the original destination/);
+      assert.match(applied.stderr, /verify ok: proxy \(uid 1337\) -> 127\.0\.0\.7:15008 over lo bypasses the capture \(reached 127\.0\.0\.7:15008 itself\)/);
+      assert.match(applied.stderr, /verify ok: proxy \(uid 1337\) -> 127\.0\.0\.6:15002 over lo is sent to the inbound port 15006/);
+      assert.match(applied.stderr, /verify: 4 checks passed, 0 skipped/);
+
+      // A foreign rule ahead of the mesh's captures the proxy's own connection: the rules check
+      // still passes (the mesh chains are intact), the traffic probe does not.
+      const shadow = await lab.exec(lab.pod, ['iptables-nft', '-t', 'nat', '-I', 'OUTPUT', '1', '-p', 'tcp', '-d', '127.0.0.7', '--dport', '15008', '-j', 'REDIRECT', '--to-ports', '15001']);
+      assert.equal(shadow.code, 0, shadow.stderr);
+      const failed = await lab.exec(lab.pod, [...asIstioInit(['setuid', 'setgid']), 'verify', ...ISTIO_ARGS]);
+      assert.equal(failed.code, 6, failed.stderr);
+      assert.match(failed.stderr, /proxy \(uid 1337\) -> 127\.0\.0\.7:15008 over lo bypasses the capture: FAILED/);
+      assert.match(failed.stderr, /the proxy's own connection was captured \(landed on port 15001\)/);
+      noStackTrace(failed.stderr);
+    });
+  });
+
+  test('as istio-validation (uid 1337, no capabilities, --skip-rule-apply): the proxy probes run as itself, exit 0', async () => {
+    await withLab('rvv', async (lab) => {
+      assert.equal((await lab.meshcap(['apply', ...ISTIO_ARGS])).code, 0);
+      const result = await lab.exec(lab.pod, ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
+        process.execPath, MESHCAP_BIN, 'istio-iptables', '--skip-rule-apply', '--run-validation', ...ISTIO_ARGS]);
+      assert.equal(result.code, 0, result.stderr);
+      noStackTrace(result.stderr);
+      assert.match(result.stderr, /verify ok: proxy \(uid 1337\) -> 127\.0\.0\.6:15002 over lo is sent to the inbound port 15006/);
+      assert.match(result.stderr, /verify skipped: rules check: reading the rules needs CAP_NET_ADMIN/);
+    });
+  });
+});
