@@ -4,8 +4,9 @@
  * NET_RAW, no_new_privs), reproduced with setpriv inside a lab namespace.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { MESHCAP_BIN } from '../helpers/paths.js';
+import { MESHCAP_BIN, REPO_ROOT } from '../helpers/paths.js';
 import { Lab, labSkipReason } from '../helpers/netns.js';
 
 const skip = labSkipReason();
@@ -79,6 +80,27 @@ describe("verify under istio-init's securityContext", { skip }, () => {
       noStackTrace(result.stderr);
       assert.match(result.stderr, /verify ok: proxy \(uid 1337\) -> 127\.0\.0\.6:15002 over lo is sent to the inbound port 15006/);
       assert.match(result.stderr, /verify skipped: rules check: reading the rules needs CAP_NET_ADMIN/);
+    });
+  });
+});
+
+describe('switching users without CAP_SETUID/CAP_SETGID', { skip }, () => {
+  test('the system seam reports EPERM as a result (spawnError), not a throw; probe-connect --uid exits 4 with a JSON answer', async () => {
+    await withLab('eperm', async (lab) => {
+      const seam = join(REPO_ROOT, 'dist', 'src', 'backend', 'system.js');
+      const script = `import(${JSON.stringify(seam)}).then(async ({ realSystem }) => {
+        const r = await realSystem().run(process.execPath, ['-e', ''], { uid: 1337, gid: 1337 });
+        console.log(JSON.stringify({ code: r.code, spawnError: r.spawnError }));
+      })`;
+      const caps = '+net_admin,+net_raw';
+      const seamRun = await lab.exec(lab.pod, ['setpriv', `--inh-caps=-all,${caps}`, `--bounding-set=-all,${caps}`, '--no-new-privs', process.execPath, '-e', script]);
+      assert.equal(seamRun.code, 0, seamRun.stderr);
+      assert.deepEqual(JSON.parse(seamRun.stdout), { code: 127, spawnError: 'EPERM' });
+
+      const probe = await lab.exec(lab.pod, [...asIstioInit(), 'probe-connect', '127.0.0.1', '9', '--uid', '1337']);
+      assert.equal(probe.code, 4, probe.stderr);
+      assert.match(JSON.parse(probe.stdout).error, /cannot run as uid 1337: .*EPERM/);
+      noStackTrace(probe.stderr);
     });
   });
 });
