@@ -56,6 +56,24 @@ export function toolFailure(result: RunResult, context: FailureContext): Meshcap
     );
   }
   const err = result.stderr;
+  // iptables-legacy opens its lock file before anything else: the rules are untouched.
+  const lockFile = /can't open lock file (\S+): (.+)/.exec(err);
+  if (lockFile) {
+    const [, path, reason] = lockFile as unknown as [string, string, string];
+    const dir = path.slice(0, path.lastIndexOf('/')) || '/';
+    const readOnly = /Read-only file system/i.test(reason);
+    return new MeshcapError(
+      ExitCode.Unsupported,
+      `${context.action}: ${tool} cannot open its lock file ${path} (${reason.trim()})`,
+      readOnly
+        ? `${dir} is read-only (readOnlyRootFilesystem: true without a writable ${dir}), and the legacy backend takes the xtables lock in ${path} before every change`
+        : `the legacy backend takes the xtables lock in ${path} before every change, and this process cannot create or open it`,
+      `mount an emptyDir on ${dir} (volumes: [{name: xtables-lock, emptyDir: {}}], volumeMounts: [{name: xtables-lock, mountPath: ${dir}}]), ` +
+        'or set XTABLES_LOCKFILE to a file on a writable mount (e.g. XTABLES_LOCKFILE=/tmp/xtables.lock with an emptyDir on /tmp), ' +
+        'or use --backend=nft where the node uses nf_tables (it takes no lock); nothing was changed',
+      detail,
+    );
+  }
   if (/Permission denied \(you must be root\)|Operation not permitted|you must be root/i.test(err)) {
     return new MeshcapError(
       ExitCode.Permission,

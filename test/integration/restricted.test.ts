@@ -4,10 +4,12 @@
  * NET_RAW, no_new_privs), reproduced with setpriv inside a lab namespace.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { MESHCAP_BIN, REPO_ROOT } from '../helpers/paths.js';
-import { Lab, labSkipReason } from '../helpers/netns.js';
+import { Lab, labSkipReason, meshLines } from '../helpers/netns.js';
 
 const skip = labSkipReason();
 const ISTIO_ARGS = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];
@@ -101,6 +103,53 @@ describe('switching users without CAP_SETUID/CAP_SETGID', { skip }, () => {
       assert.equal(probe.code, 4, probe.stderr);
       assert.match(JSON.parse(probe.stdout).error, /cannot run as uid 1337: .*EPERM/);
       noStackTrace(probe.stderr);
+    });
+  });
+});
+
+/**
+ * readOnlyRootFilesystem without a writable /run: a private mount namespace inside the lab
+ * (unshare -m, private propagation) with a read-only tmpfs over /run, so /run/xtables.lock
+ * cannot be created. The machine's own /run is untouched.
+ */
+function withReadOnlyRun(args: readonly string[], env: Record<string, string> = {}): string[] {
+  const assignments = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o ro tmpfs /run && exec env "$@"', 'sh', ...assignments, ...args];
+}
+
+describe('readOnlyRootFilesystem without a writable /run', { skip }, () => {
+  test('legacy: exit 3 naming the read-only lock file and the fixes, nothing changed; XTABLES_LOCKFILE on a writable path works', async () => {
+    await withLab('rolk', async (lab) => {
+      const meshcap = [process.execPath, MESHCAP_BIN, 'istio-iptables', ...ISTIO_ARGS, '--backend=legacy'];
+      const refused = await lab.exec(lab.pod, withReadOnlyRun(meshcap));
+      assert.equal(refused.code, 3, refused.stderr);
+      assert.match(refused.stderr, /cannot open its lock file \/run\/xtables\.lock \(Read-only file system\)/);
+      assert.match(refused.stderr, /emptyDir on \/run/);
+      assert.match(refused.stderr, /XTABLES_LOCKFILE/);
+      assert.doesNotMatch(refused.stderr, /rejected the input/);
+      noStackTrace(refused.stderr);
+      assert.deepEqual(meshLines(await lab.save('legacy')), [], 'nothing was changed');
+
+      const dir = mkdtempSync(join(tmpdir(), 'mc-lock-'));
+      try {
+        const moved = await lab.exec(lab.pod, withReadOnlyRun(meshcap, { XTABLES_LOCKFILE: join(dir, 'xtables.lock') }));
+        assert.equal(moved.code, 0, moved.stderr);
+        assert.match(moved.stderr, /capture in place \(iptables-legacy\)/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      // Auto-detection keeps legacy (it holds the mesh rules now): a re-run with /run read-only says the same.
+      const rerun = await lab.exec(lab.pod, withReadOnlyRun([process.execPath, MESHCAP_BIN, 'istio-iptables', ...ISTIO_ARGS, '--force-apply']));
+      assert.equal(rerun.code, 3, rerun.stderr);
+      assert.match(rerun.stderr, /lock file \/run\/xtables\.lock/);
+    });
+  });
+
+  test('nft takes no lock: works with /run read-only', async () => {
+    await withLab('ronf', async (lab) => {
+      const result = await lab.exec(lab.pod, withReadOnlyRun([process.execPath, MESHCAP_BIN, 'istio-iptables', ...ISTIO_ARGS]));
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /capture in place \(iptables-nft\)/);
     });
   });
 });
