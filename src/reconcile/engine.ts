@@ -16,7 +16,7 @@ import type { Family, Ruleset } from '../rules/model.js';
 import { cleanIptables, type FamilyOutcome, reconcileIptables } from './iptables.js';
 import { cleanNftables, hasMeshTables, listNftables, reconcileNftables } from './nftables.js';
 import { cleanTproxyRouting, ensureIpv6Passthrough, ensureTproxyRouting } from './routes.js';
-import { preflight } from '../preflight/run.js';
+import { checkCapabilities, preflight } from '../preflight/run.js';
 
 export interface EngineOptions {
   readonly sys: System;
@@ -134,6 +134,8 @@ async function selectBackend(config: CaptureConfig, env: Readonly<Record<string,
       `install the iptables package (Debian/Ubuntu: apt-get install ${PACKAGE_OF.iptables}; Alpine: apk add iptables), or use --native-nftables with nft; nothing was changed`,
     );
   }
+  // Only now is it known whether the writer is iptables-legacy, which also needs CAP_NET_RAW.
+  if (detection.chosen.variant === 'legacy') checkCapabilities(opts.sys, 'legacy', detection.reason);
   requireUsable(detection.chosen, detection.reason, config);
   const backend = `iptables-${detection.chosen.variant}`;
   opts.log.info(`backend ${backend}: ${detection.reason}`);
@@ -187,6 +189,7 @@ async function captureIptables(
     other = undefined;
     log.warn(`${backend} cannot apply the rules (${error.what}); falling back to iptables-${fallback.variant}. Node-level fix: ${error.fix}`);
     requireUsable(fallback, 'fallback', config);
+    if (fallback.variant === 'legacy') checkCapabilities(sys, 'legacy', `${backend} could not apply the rules`);
     families = await reconcileWith(familiesToTouch(fallback, ipv6Available), fallback.saves);
     notes.push(`fell back from ${backend} to iptables-${fallback.variant}: ${error.why}`);
     // One family may have committed on the failed backend before the other failed: remove it.

@@ -153,3 +153,35 @@ describe('readOnlyRootFilesystem without a writable /run', { skip }, () => {
     });
   });
 });
+
+describe('capabilities per backend', { skip }, () => {
+  const netAdminOnly = ['setpriv', '--inh-caps=-all,+net_admin', '--bounding-set=-all,+net_admin', '--no-new-privs', process.execPath, MESHCAP_BIN];
+
+  test('NET_ADMIN alone: iptables-nft and native nftables work; iptables-legacy, pinned or holding the capture, is exit 4 naming CAP_NET_RAW', async () => {
+    await withLab('cap1', async (lab) => {
+      const nft = await lab.exec(lab.pod, [...netAdminOnly, 'istio-iptables', ...ISTIO_ARGS]);
+      assert.equal(nft.code, 0, nft.stderr);
+      assert.match(nft.stderr, /capture in place \(iptables-nft\)/);
+      const native = await lab.exec(lab.pod, [...netAdminOnly, 'istio-iptables', ...ISTIO_ARGS, '--native-nftables']);
+      assert.equal(native.code, 0, native.stderr);
+
+      const pinned = await lab.exec(lab.pod, [...netAdminOnly, 'istio-iptables', ...ISTIO_ARGS, '--backend=legacy']);
+      assert.equal(pinned.code, 4, pinned.stderr);
+      assert.match(pinned.stderr, /missing CAP_NET_RAW: the iptables-legacy backend cannot change netfilter rules without it/);
+      assert.match(pinned.stderr, /iptables-nft and native nftables need only CAP_NET_ADMIN/);
+      noStackTrace(pinned.stderr);
+      assert.deepEqual(meshLines(await lab.save('legacy')), []);
+    });
+  });
+
+  test('legacy tables present but unreadable without NET_RAW: exit 4, and nothing is written to iptables-nft (no second capture)', async () => {
+    await withLab('cap2', async (lab) => {
+      assert.equal((await lab.meshcap(['istio-iptables', ...ISTIO_ARGS, '--backend=legacy'])).code, 0);
+      const result = await lab.exec(lab.pod, [...netAdminOnly, 'istio-iptables', ...ISTIO_ARGS]);
+      assert.equal(result.code, 4, result.stderr);
+      assert.match(result.stderr, /missing CAP_NET_RAW/);
+      assert.match(result.stderr, /iptables-legacy tables exist in this namespace/);
+      assert.deepEqual(meshLines(await lab.save('nft')), []);
+    });
+  });
+});
