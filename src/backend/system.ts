@@ -5,7 +5,7 @@
  * tests may wrap it. Nothing else in src/ spawns processes.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 export interface RunOptions {
@@ -40,6 +40,8 @@ export interface System {
   readFile(path: string): string | undefined;
   /** A file's bytes (e.g. /proc/config.gz), or undefined when it cannot be read. */
   readBytes(path: string): Buffer | undefined;
+  /** A symbolic link's target (e.g. /proc/self/ns/net -> net:[4026531833]), or undefined. */
+  readLink(path: string): string | undefined;
   /** True when this system only records (dry-run): nothing is changed. */
   readonly recording: boolean;
 }
@@ -63,6 +65,13 @@ export function realSystem(env: Readonly<Record<string, string | undefined>> = p
     readBytes(path) {
       try {
         return readFileSync(path);
+      } catch {
+        return undefined;
+      }
+    },
+    readLink(path) {
+      try {
+        return readlinkSync(path);
       } catch {
         return undefined;
       }
@@ -150,7 +159,9 @@ export interface RecordedCall {
  * A stub for dry runs, like Istio's: every command succeeds with empty output
  * (so the state reads as clean), and every call is recorded.
  */
-export function recordingSystem(base: Pick<System, 'which' | 'readFile' | 'readBytes'>): System & { readonly calls: RecordedCall[] } {
+export function recordingSystem(
+  base: Pick<System, 'which' | 'readFile' | 'readBytes'> & Partial<Pick<System, 'readLink'>>,
+): System & { readonly calls: RecordedCall[] } {
   const calls: RecordedCall[] = [];
   return {
     recording: true,
@@ -158,6 +169,7 @@ export function recordingSystem(base: Pick<System, 'which' | 'readFile' | 'readB
     which: (name) => base.which(name) ?? name,
     readFile: (path) => base.readFile(path),
     readBytes: (path) => base.readBytes(path),
+    readLink: (path) => base.readLink?.(path),
     async run(file, args, options = {}) {
       calls.push(options.input === undefined ? { file, args } : { file, args, input: options.input });
       return { file, args, code: 0, signal: null, stdout: '', stderr: '', notFound: false };

@@ -13,6 +13,8 @@ export interface FailureContext {
   readonly action: string;
   readonly input?: string;
   readonly lockTimeoutSeconds?: number;
+  /** Who can hold the lock at this path, in words (from where this process sees it); read only on a lock timeout. */
+  readonly lockHolders?: (path: string) => string;
 }
 
 /** The input line a restore error points at ("Error occurred at line: 7", "line 7 failed"). */
@@ -83,12 +85,13 @@ export function toolFailure(result: RunResult, context: FailureContext): Meshcap
       detail,
     );
   }
-  if (/holding the xtables lock|Can't lock .*xtables|Resource temporarily unavailable.*lock/i.test(err)) {
+  if (/holding the xtables lock|Can't lock \S+:|Resource temporarily unavailable.*lock/i.test(err)) {
+    const path = /Can't lock (\S+):/.exec(err)?.[1] ?? '/run/xtables.lock';
     return new MeshcapError(
       ExitCode.LockTimeout,
       `${context.action}: the xtables lock was not obtained within ${context.lockTimeoutSeconds ?? '?'}s`,
-      'another process (kube-proxy, a CNI plugin, another init) held /run/xtables.lock the whole time',
-      'retry, raise --lock-timeout, or find the holder (fuser -v /run/xtables.lock); the nft backend needs no lock',
+      context.lockHolders?.(path) ?? `another process held ${path} the whole time`,
+      `retry, raise --lock-timeout, or find the holder (fuser -v ${path}, where that process is visible); the nft backend needs no lock`,
       detail,
     );
   }

@@ -9,6 +9,8 @@
 import type { IptablesBinaries } from '../backend/binaries.js';
 import { type SaveState, parseSave } from '../backend/save.js';
 import type { System } from '../backend/system.js';
+import { lockHolders } from '../backend/lock-holders.js';
+import { readLockFacts } from '../backend/namespaces.js';
 import { isConcurrencyConflict, toolFailure } from '../backend/tool-errors.js';
 import { ExitCode } from '../cli/exit-codes.js';
 import { MeshcapError } from '../errors.js';
@@ -121,6 +123,7 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
         action: `applying the ${describeFamily(plan.family)} rules with ${opts.binaries[plan.family]!.restore}`,
         input: plan.restoreInput,
         lockTimeoutSeconds: opts.lockTimeoutSeconds,
+        lockHolders: (path) => lockHolders(path, readLockFacts(opts.sys, path)),
       });
     }
 
@@ -195,6 +198,7 @@ export async function cleanIptables(
           action: `removing the ${describeFamily(family)} mesh rules with ${bins.restore}`,
           input,
           lockTimeoutSeconds: opts.lockTimeoutSeconds,
+          lockHolders: (path) => lockHolders(path, readLockFacts(opts.sys, path)),
         });
       }
       await jitter();

@@ -185,3 +185,47 @@ describe('capabilities per backend', { skip }, () => {
     });
   });
 });
+
+/**
+ * Who can hold the lock, as the message says: a process that holds it with flock(1) while
+ * meshcap waits 1 s. Private mount namespaces (and, for "a container", a private pid
+ * namespace whose end kills the holder) keep the machine's /run/xtables.lock untouched.
+ */
+describe('lock timeout wording', { skip }, () => {
+  const meshcap = [process.execPath, MESHCAP_BIN, 'istio-iptables', ...ISTIO_ARGS, '--backend=legacy', '--lock-timeout', '1'];
+  // The holder starts first; meshcap runs once it has the lock (polled: flock -n fails while held);
+  // the holder is killed right after (flock -F: the sleep itself holds the lock and is $!).
+  const script = (lockPath: string, setup: string) =>
+    `${setup} || exit 99; flock -F ${lockPath} sleep 30 & holder=$!; ` +
+    `until ! flock -n ${lockPath} true; do sleep 0.05; done; env "$@"; rc=$?; kill $holder; exit $rc`;
+
+  test("the container's own /run: only this container can hold it, not kube-proxy", async () => {
+    await withLab('lkc', async (lab) => {
+      const dir = mkdtempSync(join(tmpdir(), 'mc-lockroot-'));
+      try {
+        // /tmp lies on the root file system here: like /run inside a container's own root.
+        const lock = join(dir, 'xtables.lock');
+        const result = await lab.exec(lab.pod, ['unshare', '-m', '-p', '-f', '--mount-proc', 'sh', '-c', script(lock, 'true'), 'sh', `XTABLES_LOCKFILE=${lock}`, ...meshcap]);
+        assert.equal(result.code, 5, result.stderr);
+        assert.match(result.stderr, new RegExp(`cause: another process in this container held ${lock} the whole time`));
+        assert.doesNotMatch(result.stderr, /kube-proxy, a CNI plugin/);
+        noStackTrace(result.stderr);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  test('a separate volume on /run in a container: that volume is named; on the machine itself: kube-proxy and CNI plugins', async () => {
+    await withLab('lkv', async (lab) => {
+      const volume = await lab.exec(lab.pod, ['unshare', '-m', '--propagation', 'private', '-p', '-f', '--mount-proc', 'sh', '-c',
+        script('/run/xtables.lock', 'mount -t tmpfs tmpfs /run'), 'sh', ...meshcap]);
+      assert.equal(volume.code, 5, volume.stderr);
+      assert.match(volume.stderr, /cause: a process in this container, or one sharing the volume mounted at \/run/);
+      const node = await lab.exec(lab.pod, ['unshare', '-m', '--propagation', 'private', 'sh', '-c',
+        script('/run/xtables.lock', 'mount -t tmpfs tmpfs /run'), 'sh', ...meshcap]);
+      assert.equal(node.code, 5, node.stderr);
+      assert.match(node.stderr, /cause: another process on this machine \(kube-proxy, a CNI plugin/);
+    });
+  });
+});

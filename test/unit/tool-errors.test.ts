@@ -57,3 +57,20 @@ test("a read-only /run on the legacy backend is exit 3 naming the lock file and 
   assert.equal(denied.exitCode, ExitCode.Unsupported);
   assert.match(denied.why, /cannot create or open it/);
 });
+
+test('a lock timeout names the lock file iptables reports and asks who can hold it there', () => {
+  const stderr = "Can't lock /run/xtables.lock: Resource temporarily unavailable\nAnother app is currently holding the xtables lock. Stopped waiting after 2s.\n";
+  const asked: string[] = [];
+  const error = toolFailure(failed('iptables-legacy-restore', stderr), {
+    action: 'applying',
+    lockTimeoutSeconds: 2,
+    lockHolders: (path) => (asked.push(path), `another process in this container held ${path} the whole time`),
+  });
+  assert.equal(error.exitCode, ExitCode.LockTimeout);
+  assert.deepEqual(asked, ['/run/xtables.lock']);
+  assert.match(error.what, /not obtained within 2s/);
+  assert.equal(error.why, 'another process in this container held /run/xtables.lock the whole time');
+  assert.match(error.fix, /fuser -v \/run\/xtables\.lock/);
+  const moved = toolFailure(failed('iptables-legacy-restore', "Can't lock /tmp/x.lock: Resource temporarily unavailable"), { action: 'applying' });
+  assert.match(moved.why, /\/tmp\/x\.lock/);
+});
