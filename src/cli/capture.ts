@@ -4,7 +4,9 @@ import { readHostFacts } from '../backend/host.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
 import { MeshcapError } from '../errors.js';
-import { realSystem, recordingSystem } from '../backend/system.js';
+import { readNamespaceFacts } from '../backend/namespaces.js';
+import { type System, realSystem, recordingSystem } from '../backend/system.js';
+import { hostNetnsEvidence } from '../preflight/host-netns.js';
 import { runCapture } from '../reconcile/engine.js';
 import { renderIptablesTrace, renderNftTrace } from '../render/trace.js';
 import type { Command, CommandContext } from './context.js';
@@ -26,7 +28,13 @@ export function captureCommand(name: string): Command {
       return ExitCode.Ok;
     }
     try {
-      const config = parseCaptureConfig(argv, ctx.env, readHostFacts());
+      const sys = realSystem(ctx.env);
+      const config = parseCaptureConfig(argv, ctx.env, readHostFacts(sys));
+      const refusal = hostNamespaceRefusal(config, sys);
+      if (refusal) {
+        ctx.stderr(`meshcap ${name}: ${refusal}\n`);
+        return ExitCode.InvalidConfig;
+      }
       const log = createLogger(ctx, { json: config.logJson, debug: config.debug });
       logDecisions(config, log);
       if (config.dryRun) return await dryRun(config, ctx, log);
@@ -34,7 +42,7 @@ export function captureCommand(name: string): Command {
         log.info('--skip-rule-apply: rules and routes left as they are');
         return config.runValidation ? await (await import('./verify.js')).runVerify(config, ctx, log) : ExitCode.Ok;
       }
-      const report = await runCapture(config, ctx.env, { sys: realSystem(ctx.env), log });
+      const report = await runCapture(config, ctx.env, { sys, log });
       for (const family of report.families) {
         if (family.family === 'ipv6' && !config.ipv6.enabled && !family.changed) continue;
         log.info(`${family.family === 'ipv4' ? 'IPv4' : 'IPv6'}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
@@ -52,6 +60,19 @@ export function captureCommand(name: string): Command {
       return reportError(error, ctx, name);
     }
   };
+}
+
+/**
+ * Why a capture must not be written here, in one line, or undefined. Only a
+ * capture is refused: a dry run, --skip-rule-apply and --cleanup-only (which
+ * undoes a capture typed in the wrong place) change nothing or remove it.
+ */
+function hostNamespaceRefusal(config: CaptureConfig, sys: System): string | undefined {
+  if (config.allowHostNetns || config.dryRun || config.skipRuleApply || config.cleanupOnly) return undefined;
+  const evidence = hostNetnsEvidence(readNamespaceFacts(sys));
+  if (!evidence) return undefined;
+  return `refusing to capture in this machine's own network namespace (${evidence}): it would redirect the machine's outbound TCP to port ${config.proxyPort}; ` +
+    "run it in the pod's namespace (ip netns exec NAME ..., nsenter --net=PATH ...), or pass --allow-host-netns (MESHCAP_ALLOW_HOST_NETNS=true) where that is the intent, as for istio-iptables on a VM; nothing was changed";
 }
 
 function logDecisions(config: CaptureConfig, log: Logger): void {

@@ -224,6 +224,7 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
     networkNamespace: str('networkNamespace'),
     backend,
     lockTimeoutSeconds,
+    allowHostNetns: bool('allowHostNetns'),
     probePort,
     probeTimeoutMs,
     logJson: bool('logAsJson'),

@@ -84,6 +84,8 @@ export interface CaptureConfig {
   readonly networkNamespace: string;
   readonly backend: BackendChoice;
   readonly lockTimeoutSeconds: number;
+  /** Capture even in what is evidently the machine's own network namespace (an Istio VM). */
+  readonly allowHostNetns: boolean;
   readonly probePort: number;
   readonly probeTimeoutMs: number;
   readonly logJson: boolean;
