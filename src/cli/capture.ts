@@ -3,39 +3,28 @@ import { writeFileSync } from 'node:fs';
 import { readHostFacts } from '../backend/host.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, InvalidInputError, MeshcapError } from '../errors.js';
 import { readNamespaceFacts } from '../backend/namespaces.js';
 import { type System, realSystem, recordingSystem } from '../backend/system.js';
 import { hostNetnsEvidence } from '../preflight/host-netns.js';
 import { runCapture } from '../reconcile/engine.js';
 import { renderIptablesTrace, renderNftTrace } from '../render/trace.js';
+import { defineCommand } from './command.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
 import { captureHelp } from './help.js';
-import { createLogger, type Logger } from './log.js';
-import { reportError } from './report.js';
-
-export function wantsHelp(argv: readonly string[]): boolean {
-  const end = argv.indexOf('--');
-  const flags = end === -1 ? argv : argv.slice(0, end);
-  return flags.includes('--help') || flags.includes('-h');
-}
+import type { Logger } from './log.js';
+import { familyLabel } from '../rules/model.js';
 
 export function captureCommand(name: string): Command {
-  return async (argv, ctx) => {
-    if (wantsHelp(argv)) {
-      ctx.stdout(captureHelp(name));
-      return ExitCode.Ok;
-    }
-    try {
+  return defineCommand({
+    name,
+    help: captureHelp(name),
+    captureFlags: true,
+    async run({ argv, ctx, logger }) {
       const sys = realSystem(ctx.env);
       const config = parseCaptureConfig(argv, ctx.env, readHostFacts(sys));
-      const refusal = hostNamespaceRefusal(config, sys);
-      if (refusal) {
-        ctx.stderr(`meshcap ${name}: ${refusal}\n`);
-        return ExitCode.InvalidConfig;
-      }
-      const log = createLogger(ctx, { json: config.logJson, debug: config.debug });
+      refuseHostNamespace(config, sys);
+      const log = logger({ json: config.logJson, debug: config.debug });
       logDecisions(config, log);
       if (config.dryRun) return await dryRun(config, ctx, log);
       if (config.skipRuleApply) {
@@ -45,7 +34,7 @@ export function captureCommand(name: string): Command {
       const report = await runCapture(config, ctx.env, { sys, log });
       for (const family of report.families) {
         if (family.family === 'ipv6' && !config.ipv6.enabled && !family.changed) continue;
-        log.info(`${family.family === 'ipv4' ? 'IPv4' : 'IPv6'}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
+        log.info(`${familyLabel(family.family)}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
       }
       for (const note of report.notes) log.info(note);
       if (config.cleanupOnly) log.info(report.changed ? `capture removed (${report.backend})` : 'no capture found: nothing to do');
@@ -56,23 +45,24 @@ export function captureCommand(name: string): Command {
         return await (await import('./verify.js')).runVerify(config, ctx, log, { rulesJustVerified: true });
       }
       return ExitCode.Ok;
-    } catch (error) {
-      return reportError(error, ctx, name);
-    }
-  };
+    },
+  });
 }
 
 /**
- * Why a capture must not be written here, in one line, or undefined. Only a
- * capture is refused: a dry run, --skip-rule-apply and --cleanup-only (which
- * undoes a capture typed in the wrong place) change nothing or remove it.
+ * Refuses, in one line (exit 2), to write a capture where it is evidently the
+ * machine's own network namespace. Only a capture is refused: a dry run,
+ * --skip-rule-apply and --cleanup-only (which undoes a capture typed in the
+ * wrong place) change nothing or remove it.
  */
-function hostNamespaceRefusal(config: CaptureConfig, sys: System): string | undefined {
-  if (config.allowHostNetns || config.dryRun || config.skipRuleApply || config.cleanupOnly) return undefined;
+function refuseHostNamespace(config: CaptureConfig, sys: System): void {
+  if (config.allowHostNetns || config.dryRun || config.skipRuleApply || config.cleanupOnly) return;
   const evidence = hostNetnsEvidence(readNamespaceFacts(sys));
-  if (!evidence) return undefined;
-  return `refusing to capture in this machine's own network namespace (${evidence}): it would redirect the machine's outbound TCP to port ${config.proxyPort}; ` +
-    "run it in the pod's namespace (ip netns exec NAME ..., nsenter --net=PATH ...), or pass --allow-host-netns (MESHCAP_ALLOW_HOST_NETNS=true) where that is the intent, as for istio-iptables on a VM; nothing was changed";
+  if (!evidence) return;
+  const what = "refusing to capture in this machine's own network namespace";
+  const why = `${evidence}: a capture here redirects the machine's own outbound TCP to port ${config.proxyPort}`;
+  const fix = "run it in the pod's namespace (ip netns exec NAME ..., nsenter --net=PATH ...), or pass --allow-host-netns (MESHCAP_ALLOW_HOST_NETNS=true) where that is the intent, as for istio-iptables on a VM; nothing was changed";
+  throw new InvalidInputError({ what, why, fix }, `${what} (${why}); ${fix}`);
 }
 
 function logDecisions(config: CaptureConfig, log: Logger): void {
@@ -95,12 +85,13 @@ async function dryRun(config: CaptureConfig, ctx: CommandContext, log: Logger): 
     try {
       writeFileSync(config.dryRunFilePath, text);
     } catch (error) {
-      throw new MeshcapError(
-        ExitCode.InvalidConfig,
-        `writing the dry-run trace to ${config.dryRunFilePath} (DRY_RUN_FILE_PATH)`,
-        (error as Error).message,
-        'point DRY_RUN_FILE_PATH at a writable file, or unset it',
-      );
+      throw new MeshcapError({
+        exitCode: ExitCode.InvalidConfig,
+        what: `writing the dry-run trace to ${config.dryRunFilePath} (DRY_RUN_FILE_PATH)`,
+        why: (error as Error).message,
+        fix: 'point DRY_RUN_FILE_PATH at a writable file, or unset it',
+        cause: error,
+      });
     }
   }
   return ExitCode.Ok;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RunResult } from '../../src/backend/system.js';
 import { isConcurrencyConflict, toolFailure } from '../../src/backend/tool-errors.js';
-import { ExitCode } from '../../src/cli/exit-codes.js';
+import { ExitCode } from '../../src/errors.js';
 
 const failed = (file: string, stderr: string): RunResult => ({ file, args: ['--noflush'], code: 4, signal: null, stdout: '', stderr, notFound: false });
 
