@@ -73,11 +73,11 @@ describe("verify under istio-init's securityContext", { skip }, () => {
     });
   });
 
-  test('as istio-validation (uid 1337, no capabilities, --skip-rule-apply): the proxy probes run as itself, exit 0', async () => {
+  test('verify as the proxy user (uid 1337, no capabilities): the proxy probes run as itself, exit 0', async () => {
     await withLab('rvv', async (lab) => {
       assert.equal((await lab.meshcap(['apply', ...ISTIO_ARGS])).code, 0);
       const result = await lab.exec(lab.pod, ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
-        process.execPath, MESHCAP_BIN, 'istio-iptables', '--skip-rule-apply', '--run-validation', ...ISTIO_ARGS]);
+        process.execPath, MESHCAP_BIN, 'verify', ...ISTIO_ARGS]);
       assert.equal(result.code, 0, result.stderr);
       noStackTrace(result.stderr);
       assert.match(result.stderr, /verify ok: proxy \(uid 1337\) -> 127\.0\.0\.6:15002 over lo is sent to the inbound port 15006/);
