@@ -4,15 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Lab, POD_V4, POD_V6, labSkipReason, meshLines } from '../helpers/netns.js';
+import { POD_V4, POD_V6, labSkipReason, meshLines, withLab } from '../helpers/netns.js';
 
 const skip = labSkipReason();
 const ISTIO_ARGS = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];
 
 describe('interface addresses from the kernel', { skip }, () => {
   test('an IPv6-only pod whose eth0 has no carrier gets IPv6 rules', async () => {
-    const lab = Lab.create('nocarrier');
-    try {
+    await withLab('nocarrier', async (lab) => {
       for (const args of [['addr', 'del', `${POD_V4}/24`, 'dev', 'eth0'], ['route', 'flush', 'table', 'main']]) {
         const r = await lab.exec(lab.pod, ['ip', ...args]);
         assert.equal(r.code, 0, r.stderr);
@@ -30,8 +29,6 @@ describe('interface addresses from the kernel', { skip }, () => {
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stderr, /IPv6 rules on: first address 2001:db8::2 is IPv6/);
       assert.ok(meshLines(await lab.save('nft', 6)).length > 0, 'IPv6 mesh rules are in place');
-    } finally {
-      await lab.destroy();
-    }
+    });
   });
 });

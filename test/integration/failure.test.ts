@@ -10,19 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { MESHCAP_BIN } from '../helpers/paths.js';
-import { Lab, OUTSIDE_V4, OUTSIDE_V6, POD_V4, POD_V6, labSkipReason, meshLines } from '../helpers/netns.js';
+import { Lab, OUTSIDE_V4, OUTSIDE_V6, POD_V4, POD_V6, labSkipReason, meshLines, withLab } from '../helpers/netns.js';
 
 const skip = labSkipReason();
 const DEFAULT = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];
-
-async function withLab(label: string, body: (lab: Lab) => Promise<void>) {
-  const lab = Lab.create(label);
-  try {
-    await body(lab);
-  } finally {
-    await lab.destroy();
-  }
-}
 
 const noStackTrace = (stderr: string) => assert.doesNotMatch(stderr, /\n\s+at .+\(.*:\d+:\d+\)/, 'no stack trace for an environment problem');
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { MESHCAP_BIN, REPO_ROOT } from '../helpers/paths.js';
-import { Lab, labSkipReason, meshLines } from '../helpers/netns.js';
+import { labSkipReason, meshLines, withLab } from '../helpers/netns.js';
 
 const skip = labSkipReason();
 const ISTIO_ARGS = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];
@@ -18,15 +18,6 @@ const ISTIO_ARGS = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT'
 function asIstioInit(extra: readonly string[] = []): string[] {
   const caps = ['net_admin', 'net_raw', ...extra].map((c) => `+${c}`).join(',');
   return ['setpriv', `--inh-caps=-all,${caps}`, `--bounding-set=-all,${caps}`, '--no-new-privs', process.execPath, MESHCAP_BIN];
-}
-
-async function withLab(label: string, body: (lab: Lab) => Promise<void>) {
-  const lab = Lab.create(label);
-  try {
-    await body(lab);
-  } finally {
-    await lab.destroy();
-  }
 }
 
 const noStackTrace = (stderr: string) => assert.doesNotMatch(stderr, /\n\s+at .+:\d+:\d+\)?\n|unexpected internal error/, 'no stack trace for an environment limit');
