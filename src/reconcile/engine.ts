@@ -230,6 +230,10 @@ export async function cleanEverything(opts: EngineOptions & { lockTimeoutSeconds
   const removed: string[] = [];
   for (const variant of ['legacy', 'nft'] as const) {
     const snapshot = await snapshotBackend(sys, variant);
+    // Legacy tables that cannot be read without CAP_NET_RAW may hold a capture: say so rather than report it clean.
+    if (variant === 'legacy' && !snapshot.usable && snapshot.binaries.ipv4 && /Permission denied|you must be root/i.test(snapshot.problem ?? '')) {
+      checkCapabilities(sys, 'legacy', `iptables-legacy tables exist in this namespace and reading them needs it (${snapshot.problem})`);
+    }
     // cleanIptables finds nothing to do in a state without mesh chains or rules.
     if (!snapshot.usable) continue;
     const families = await cleanIptables({ sys, log, binaries: snapshot.binaries, prefetched: snapshot.saves, lockTimeoutSeconds: opts.lockTimeoutSeconds });
