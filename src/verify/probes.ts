@@ -77,6 +77,8 @@ function bypassProbeUnfit(config: CaptureConfig, proxyGid: number): string | und
   const host = parseIp(BYPASS_HOST)!;
   const port = config.inboundTunnelPort;
   if (config.excludeInterfaces.includes('lo')) return 'lo is an excluded interface';
+  // TPROXY marks the proxy's own connections over lo for inbound capture (mangle), whatever the port.
+  if (config.mode === 'TPROXY' && config.inboundPorts.kind !== 'none') return "in TPROXY mode the proxy's own connections over lo are captured inbound";
   if ([config.proxyPort, config.inboundCapturePort].includes(port)) return `the tunnel port ${port} is also a proxy port`;
   if (config.outboundPortsExclude.includes(port)) return `the tunnel port ${port} is excluded from outbound capture (-o)`;
   const loopback = parseCidr(config.ipv4LoopbackCidr);

@@ -64,6 +64,16 @@ describe("verify under istio-init's securityContext", { skip }, () => {
     });
   });
 
+  test('TPROXY: the proxy over lo is inbound-captured there, so the bypass probe is skipped with that reason; the rest pass', async () => {
+    await withLab('rvt', async (lab) => {
+      const result = await lab.meshcap(['istio-iptables', ...ISTIO_ARGS.map((a) => (a === 'REDIRECT' ? 'TPROXY' : a)), '--run-validation']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /verify skipped: proxy bypass: in TPROXY mode the proxy's own connections over lo are captured inbound/);
+      assert.match(result.stderr, /verify ok: app \(uid 65534\) -> \S+ is captured to the proxy port 15001/);
+      assert.match(result.stderr, /verify ok: proxy \(uid 1337\) -> 127\.0\.0\.6:15002 over lo is sent to the inbound port 15006/);
+    });
+  });
+
   test('verify as the proxy user (uid 1337, no capabilities): the proxy probes run as itself, exit 0', async () => {
     await withLab('rvv', async (lab) => {
       assert.equal((await lab.meshcap(['apply', ...ISTIO_ARGS])).code, 0);

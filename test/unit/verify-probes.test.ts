@@ -25,6 +25,7 @@ test('the bypass probe is skipped, with the reason, where something other than t
   assert.match(reason(['-i', '*', '-o', '15008'])!, /tunnel port 15008 is excluded from outbound capture/);
   assert.match(reason(['-i', '10.0.0.0/8'])!, /would not be captured for anyone/);
   assert.match(reason(['-i', '*', '-c', 'lo'])!, /lo is an excluded interface/);
+  assert.match(reason(['-i', '*', '-b', '*', '-m', 'TPROXY'])!, /TPROXY mode the proxy's own connections over lo are captured inbound/);
   assert.match(reason(['-i', '*'], { ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR: '127.0.0.0/8' })!, /loopback CIDR 127\.0\.0\.0\/8/);
   assert.match(reason(['-i', '*'], { ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE: '1337' })!, /owner groups .* exempt gid 1337/);
   assert.equal(reason(['-i', '127.0.0.0/8']), undefined, 'an include list holding 127.0.0.7 captures it');
