@@ -198,6 +198,26 @@ export function assignProbes(config: CaptureConfig, probes: readonly Probe[], me
 }
 
 /**
+ * The runs that cannot send anything out of the pod. The outbound probe stays
+ * inside only because the capture redirects it: it runs once the rules are
+ * known to be the desired ones, and where a route exists (without one it would
+ * fail before netfilter and prove nothing).
+ */
+export function keepInsidePod(runs: readonly ProbeRun[], facts: { rulesChecked: boolean; procNetRoute: string | undefined }): { runs: ProbeRun[]; skipped: string[] } {
+  const kept: ProbeRun[] = [];
+  const skipped: string[] = [];
+  for (const run of runs) {
+    const { probe } = run;
+    if (probe.expect !== 'outbound-capture') kept.push(run);
+    else if (!facts.rulesChecked) skipped.push(`${probe.name}: not run, the rules could not be checked first (without the capture it would leave the pod)`);
+    else if (hasIpv4Route(facts.procNetRoute, probe.host) === false) {
+      skipped.push(`${probe.name}: not run, the namespace has no route to ${probe.host} (no default route), so the connection would fail before netfilter; a pod has one`);
+    } else kept.push(run);
+  }
+  return { runs: kept, skipped };
+}
+
+/**
  * Does the main routing table (/proc/net/route text) have a route to this
  * IPv4 address? Without one, a connection fails before netfilter sees it.
  * Undefined when the table is unreadable. Pure.

@@ -13,7 +13,7 @@ import { inlineConnectArgs } from '../probe/client.js';
 import { startProbeServer, type ProbeServer } from '../probe/server.js';
 import { buildRuleset } from '../rules/build.js';
 import { liveDifferences } from '../state/compare.js';
-import { assignProbes, hasIpv4Route, identityFromStatus, planProbes, type Probe, type ProbeRun } from './probes.js';
+import { assignProbes, identityFromStatus, keepInsidePod, planProbes, type Probe, type ProbeRun } from './probes.js';
 
 /** A list whose additions are logged at once, so a later failure still shows what held. */
 function loggedList(log: Logger, prefix: string): string[] {
@@ -73,10 +73,13 @@ async function connectAs(sys: System, run: ProbeRun, timeoutMs: number): Promise
  */
 export function conntrackOriginal(table: string | undefined, probe: Pick<Probe, 'host' | 'port'>, localPort: number | undefined, landedPort: number): string | undefined {
   if (!table || !localPort) return undefined;
+  // An entry holds two tuples: the original (as sent) and the reply (as the redirect answers).
+  const tuple = /src=\S+ dst=(\S+) sport=(\d+) dport=(\d+) /g;
   const entry = table.split('\n').find((line) => {
-    const [original, reply] = [line.indexOf('src='), line.lastIndexOf('src=')].map((at) => line.slice(at));
-    return line.indexOf('src=') !== line.lastIndexOf('src=') &&
-      original!.includes(`dst=${probe.host} sport=${localPort} dport=${probe.port} `) && reply!.includes(`sport=${landedPort} dport=${localPort} `);
+    const [original, reply] = [...line.matchAll(tuple)];
+    return original !== undefined && reply !== undefined &&
+      original[1] === probe.host && Number(original[2]) === localPort && Number(original[3]) === probe.port &&
+      Number(reply[2]) === landedPort && Number(reply[3]) === localPort;
   });
   return entry ? `${probe.host}:${probe.port}` : undefined;
 }
@@ -105,16 +108,9 @@ export async function verifyCapture(config: CaptureConfig, sys: System, log: Log
   skipped.push(...plan.skipped);
   const assigned = assignProbes(config, plan.probes, me);
   skipped.push(...assigned.skipped);
-  const runs = assigned.runs.filter((run) => {
-    // Only the redirect keeps the outbound probe inside the pod: with unknown rules it might leave.
-    if (run.probe.expect !== 'outbound-capture' || rulesKnownGood) return true;
-    skipped.push(`${run.probe.name}: not run, the rules could not be checked first (without the capture it would leave the pod)`);
-    return false;
-  }).filter((run) => {
-    if (run.probe.expect !== 'outbound-capture' || hasIpv4Route(sys.readFile('/proc/net/route'), run.probe.host) !== false) return true;
-    skipped.push(`${run.probe.name}: not run, the namespace has no route to ${run.probe.host} (no default route), so the connection would fail before netfilter; a pod has one`);
-    return false;
-  });
+  const inside = keepInsidePod(assigned.runs, { rulesChecked: rulesKnownGood, procNetRoute: sys.readFile('/proc/net/route') });
+  skipped.push(...inside.skipped);
+  const runs = inside.runs;
   await runProbes(config, sys, log, runs, passed, skipped);
   return { passed, skipped };
 }

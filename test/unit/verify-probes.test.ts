@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseCaptureConfig } from '../../src/config/parse.js';
 import type { HostFacts } from '../../src/config/types.js';
-import { type Identity, assignProbes, hasIpv4Route, identityFromStatus, planProbes } from '../../src/verify/probes.js';
+import { type Identity, assignProbes, hasIpv4Route, identityFromStatus, keepInsidePod, planProbes } from '../../src/verify/probes.js';
 import { conntrackOriginal } from '../../src/verify/run.js';
 
 const facts: HostFacts = { interfaceAddresses: () => ['198.18.0.2'], resolvConf: () => '', lookupUid: () => undefined };
@@ -89,6 +89,21 @@ test('routes from /proc/net/route: the default route covers everything, a /24 on
   assert.equal(hasIpv4Route(header + subnet + defaultRoute, '198.18.255.254'), true);
   assert.equal(hasIpv4Route(header, '198.18.255.254'), false);
   assert.equal(hasIpv4Route(undefined, '198.18.255.254'), undefined);
+});
+
+test('the outbound probe runs only when it stays inside the pod: rules checked first, and a route to its address', () => {
+  const c = config();
+  const runs = assignProbes(c, planProbes(c).probes, root(true)).runs;
+  const withDefault = 'Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\neth0\t00000000\t010012C6\t0003\t0\t0\t0\t00000000\t0\t0\t0\n';
+  const outbound = (r: { runs: { probe: { expect: string } }[] }) => r.runs.some((run) => run.probe.expect === 'outbound-capture');
+  assert.ok(outbound(keepInsidePod(runs, { rulesChecked: true, procNetRoute: withDefault })));
+  assert.ok(outbound(keepInsidePod(runs, { rulesChecked: true, procNetRoute: undefined })), 'no route table visible: run it');
+  const unchecked = keepInsidePod(runs, { rulesChecked: false, procNetRoute: withDefault });
+  assert.ok(!outbound(unchecked));
+  assert.match(unchecked.skipped[0]!, /rules could not be checked first/);
+  const noRoute = keepInsidePod(runs, { rulesChecked: true, procNetRoute: withDefault.split('\n')[0] });
+  assert.match(noRoute.skipped[0]!, /no route to 198\.18\.255\.254/);
+  assert.equal(noRoute.runs.length, 2, 'the probes over lo still run');
 });
 
 test('conntrack: the original destination is read from the entry of this very connection', () => {
