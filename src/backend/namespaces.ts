@@ -23,8 +23,11 @@ export function readNamespaceFacts(sys: Pick<System, 'readFile' | 'readLink'>): 
   };
 }
 
+/** PID 2 is the kernel's kthreadd (not a process that merely took the name: a kernel thread has no command line). */
 function kernelThreadsVisible(sys: Pick<System, 'readFile'>): boolean {
-  return /^Name:\s*kthreadd$/m.test(sys.readFile('/proc/2/status') ?? '');
+  const status = sys.readFile('/proc/2/status') ?? '';
+  if (!/^Name:\s*kthreadd$/m.test(status) || /^Kthread:\s*0$/m.test(status)) return false;
+  return sys.readFile('/proc/2/cmdline') === '';
 }
 
 /** Where this process sees a file: the facts behind "who else can hold this lock". */

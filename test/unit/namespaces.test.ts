@@ -38,9 +38,14 @@ for (const { name, facts, fires } of cases) {
 
 test('the facts are read through the seam: readlink of /proc/{self,1}/ns/net and PID 2 being kthreadd', () => {
   const links: Record<string, string> = { '/proc/self/ns/net': POD, '/proc/1/ns/net': INITIAL_NETNS };
-  const files: Record<string, string> = { '/proc/2/status': 'Name:\tkthreadd\nUmask:\t0000\nState:\tS (sleeping)\nPid:\t2\nPPid:\t0\n' };
+  const files: Record<string, string> = { '/proc/2/status': 'Name:\tkthreadd\nUmask:\t0000\nState:\tS (sleeping)\nPid:\t2\nPPid:\t0\nKthread:\t1\n', '/proc/2/cmdline': '' };
   assert.deepEqual(readNamespaceFacts({ readLink: (p) => links[p], readFile: (p) => files[p] }), { selfNet: POD, pid1Net: INITIAL_NETNS, kernelThreadsVisible: true });
   assert.deepEqual(readNamespaceFacts({ readLink: () => undefined, readFile: () => 'Name:\tpause\n' }), { kernelThreadsVisible: false });
+  // A pod process at PID 2 that calls itself kthreadd is not the kernel's (it has a command line, Kthread: 0).
+  const impostor: Record<string, string> = { '/proc/2/status': 'Name:\tkthreadd\nPPid:\t0\nKthread:\t0\n', '/proc/2/cmdline': 'kthreadd\0' };
+  assert.equal(readNamespaceFacts({ readLink: () => POD, readFile: (p) => impostor[p] }).kernelThreadsVisible, false);
+  const oldKernel: Record<string, string> = { '/proc/2/status': 'Name:\tkthreadd\nPPid:\t0\n', '/proc/2/cmdline': 'kthreadd\0' };
+  assert.equal(readNamespaceFacts({ readLink: () => POD, readFile: (p) => oldKernel[p] }).kernelThreadsVisible, false, 'no Kthread field: the command line decides');
 });
 
 // An init container under containerd: overlay root, /run part of it; a pod with an emptyDir on /run; a node.
@@ -65,7 +70,7 @@ test('mountinfo: the mount holding a path is the longest mount point containing 
 
 test("lock holders: the container's own /run names only this container; an emptyDir names the pod's containers; the node names kube-proxy", () => {
   const facts = (mountinfo: string, kernelThreadsVisible: boolean) =>
-    readLockFacts({ readFile: (p) => (p === '/proc/self/mountinfo' ? mountinfo : p === '/proc/2/status' && kernelThreadsVisible ? 'Name:\tkthreadd\n' : undefined) }, '/run/xtables.lock');
+    readLockFacts({ readFile: (p) => ({ '/proc/self/mountinfo': mountinfo, ...(kernelThreadsVisible ? { '/proc/2/status': 'Name:\tkthreadd\n', '/proc/2/cmdline': '' } : {}) })[p] }, '/run/xtables.lock');
   const own = lockHolders('/run/xtables.lock', facts(CONTAINER, false));
   assert.match(own, /^another process in this container held \/run\/xtables\.lock/);
   assert.doesNotMatch(own.replace(/kube-proxy and CNI plugins lock the node's file, not this one/, ''), /kube-proxy/);
