@@ -86,6 +86,8 @@ export interface CaptureConfig {
   /** Who pinned the backend, for messages: `--backend=nft` or `FORCE_IPTABLES_BINARY=nft`. */
   readonly backendPinnedBy: string;
   readonly lockTimeoutSeconds: number;
+  /** Capture even in what is evidently the machine's own network namespace (an Istio VM). */
+  readonly allowHostNetns: boolean;
   readonly probePort: number;
   readonly probeTimeoutMs: number;
   readonly logJson: boolean;
