@@ -90,7 +90,8 @@ describe('deploy/ manifests', () => {
   });
 
   test('RBAC is least privilege: the service accounts have no roles and no token', () => {
-    assert.equal(objects.filter((o) => /Role(Binding)?$/.test(o.object.kind)).length, 0);
+    // The CNI agent's one read-only role is checked in cni-manifest.test.ts.
+    assert.equal(objects.filter((o) => o.file !== 'cni.yaml' && /Role(Binding)?$/.test(o.object.kind)).length, 0);
     for (const sa of objects.filter((o) => o.object.kind === 'ServiceAccount')) assert.equal(sa.object.automountServiceAccountToken, false);
   });
 
