@@ -139,6 +139,7 @@ export function diagnose(input: string, options: DiagnoseOptions = {}): Diagnosi
 
   const scored = score(hits, findings, markers);
   const causes = rank(scored, maxEvidence, maxQuote);
+  readings.sort((a, b) => a.evidence.line - b.evidence.line);
   return { causes, lines: lineCount, readings };
 }
 

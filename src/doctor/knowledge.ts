@@ -581,6 +581,7 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       "Check the rendered init arguments with `kubectl get pod <pod> -o jsonpath='{.spec.initContainers[0].args}'`, then try them with `meshcap apply --dry-run <args>`, which parses and renders without touching the kernel.",
     ],
     references: [
+      'https://github.com/istio/istio/issues/24722',
       'https://github.com/istio/istio/pull/53066',
       'https://github.com/kumahq/kuma/issues/10799',
     ],
