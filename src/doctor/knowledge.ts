@@ -638,8 +638,6 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       // Older kubectl shows a Job pod whose app exited and whose sidecar runs as 1/2 Running.
       sig('job-pod-1of2-running', /\s1\/2\s{1,30}Running\s/, 0.55, { group: 'notready', with: ['job'] }),
       sig('pods-statuses-running-none-succeeded', /Pods Statuses:\s{1,20}[1-9]\d{0,4} (?:Active|Running) (?:\([^)\n]{0,40}\) )?\/ 0 Succeeded/, 0.55, { group: 'job-status' }),
-      sig('get-jobs-none-successful', /^\S{1,253}\s{1,40}[1-9]\d{0,4}\s{1,40}0\s{1,40}\d{1,5}[smhd]/, 0.45, { group: 'job-status', with: ['job-table'] }),
-      sig('get-jobs-zero-completions', /^\S{1,253}\s{1,40}(?:Running\s{1,40})?0\/[1-9]\d{0,4}\s{1,40}\d{1,5}[smhd]/, 0.45, { group: 'job-status', with: ['job-table'] }),
       sig('helm-hook-timeout', /failed (?:pre|post)-(?:install|upgrade|rollback|delete): (?:timed out waiting for the condition|job failed: DeadlineExceeded)/, 0.55, { with: ['sidecar', 'mesh-init'] }),
     ],
     explanation:
