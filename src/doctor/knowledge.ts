@@ -422,7 +422,7 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
     ],
     references: [
       'https://github.com/linkerd/linkerd2/issues/9053',
-      'https://github.com/istio/istio/issues/13986',
+      'https://github.com/docker/for-win/issues/517',
       'https://github.com/basecamp/kamal/pull/1762',
     ],
   },
