@@ -81,3 +81,22 @@ for (const c of CASES) {
     assert.ok(top.fix.length > 0);
   });
 }
+
+test('DEL exits 0 and prints nothing whatever it is given: garbage stdin, no netns, a deleted netns, no prevResult, no kubeconfig, no nsenter', async () => {
+  const cases: [Record<string, string>, string][] = [
+    [env('DEL'), '{nope'],
+    [env('DEL', { CNI_NETNS: '' }), conf()],
+    [env('DEL', { CNI_NETNS: join(dir, 'deleted-netns') }), withAnnotations(INJECTED)],
+    [env('DEL', { CNI_ARGS: '' }), conf({ kubeconfig: join(dir, 'absent'), cniVersion: '9.9.9' })],
+    [{ CNI_COMMAND: 'DEL' }, ''],
+  ];
+  for (const [e, stdin] of cases) {
+    let stdout = '';
+    let ran = 0;
+    const sys = { ...fakeSystem(undefined, false), run: async () => { ran++; throw new Error('DEL must not run anything'); } } as unknown as System;
+    const code = await runPlugin({ env: e, stdin, stdout: (t) => (stdout += t), stderr: () => {}, sys, self: ['/x'] });
+    assert.equal(code, 0, JSON.stringify(e));
+    assert.equal(stdout, '');
+    assert.equal(ran, 0);
+  }
+});
