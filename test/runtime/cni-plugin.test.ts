@@ -227,3 +227,37 @@ describe('meshcap-cni chained after bridge and portmap (direct libcni-style exec
     assert.equal(node.install().code, 0);
   });
 });
+
+describe('meshcap-cni in owned-file and standalone (Multus) modes', { skip }, () => {
+  let node: CniNode;
+  before(() => {
+    node = new CniNode('modes');
+    node.writePrimary();
+  });
+  after(() => node?.destroy());
+
+  test('owned: the runtime reads 00-meshcap.conflist (the primary\'s plugins, then meshcap-cni) and the pod is captured', async () => {
+    assert.equal(node.install('--config-mode', 'owned').code, 0);
+    const { path, conf } = node.effectiveConfig();
+    assert.match(path, /00-meshcap\.conflist$/);
+    assert.deepEqual(conf.plugins.map((p: { type: string }) => p.type), ['bridge', 'portmap', 'meshcap-cni']);
+    const pod = node.newPod(INJECTED);
+    const add = await node.add(pod);
+    assert.ok(add.ok, add.run.stdout);
+    assert.match(await save(node, pod), /-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001/);
+    node.removePod(pod);
+    assert.equal(node.uninstall().code, 0);
+  });
+
+  test('standalone: called alone as Multus calls a delegate (no prevResult), it prints a minimal result and captures', async () => {
+    assert.equal(node.install('--config-mode', 'standalone').code, 0);
+    const conf = JSON.parse(readFileSync(join(node.confDir, 'ZZZ-meshcap-cni.conf'), 'utf8'));
+    const pod = node.newPod(INJECTED);
+    const stdin = JSON.stringify({ ...conf, runtimeConfig: { 'io.kubernetes.cri.pod-annotations': INJECTED } });
+    const r = await node.exec('meshcap-cni', { PATH: node.hostPath, CNI_COMMAND: 'ADD', CNI_CONTAINERID: pod.containerId, CNI_NETNS: pod.netns, CNI_IFNAME: 'net1', CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=multus' }, stdin);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { cniVersion: '1.0.0', interfaces: [], ips: [], dns: {} });
+    assert.match(await save(node, pod), /-A ISTIO_OUTPUT -j ISTIO_REDIRECT/);
+    node.removePod(pod);
+  });
+});
