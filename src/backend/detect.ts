@@ -74,6 +74,11 @@ export async function snapshotBackend(sys: System, variant: Variant): Promise<Ba
 
 export async function detectBackend(sys: System, choice: BackendChoice, pinnedBy: string): Promise<Detection> {
   const [legacy, nft] = await Promise.all([snapshotBackend(sys, 'legacy'), snapshotBackend(sys, 'nft')]);
+  return chooseBackend(legacy, nft, choice, pinnedBy);
+}
+
+/** The precedence, given what each backend holds. Pure. */
+export function chooseBackend(legacy: BackendSnapshot, nft: BackendSnapshot, choice: BackendChoice, pinnedBy: string): Detection {
   const of = (variant: Variant) => (variant === 'legacy' ? legacy : nft);
   const pick = (variant: Variant, reason: string): Detection => {
     const other = of(variant === 'legacy' ? 'nft' : 'legacy');

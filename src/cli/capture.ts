@@ -4,9 +4,9 @@ import { readHostFacts } from '../backend/host.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
 import { ExitCode, MeshcapError } from '../errors.js';
-import { realSystem, recordingSystem } from '../backend/system.js';
-import { runCapture } from '../reconcile/engine.js';
-import { renderIptablesTrace, renderNftTrace } from '../render/trace.js';
+import { realSystem } from '../backend/system.js';
+import { logPlan, renderDryRun } from '../reconcile/dry-run.js';
+import { dryRunState, planCapture, runCapture } from '../reconcile/engine.js';
 import { defineCommand } from './command.js';
 import type { Command, CommandContext } from './context.js';
 import { captureHelp } from './help.js';
@@ -29,7 +29,7 @@ export function captureCommand(name: string): Command {
         log.info('--skip-rule-apply: rules and routes left as they are');
         return ExitCode.Ok;
       }
-      const report = await runCapture(config, ctx.env, { sys: realSystem(ctx.env), log });
+      const report = await runCapture(config, { sys: realSystem(ctx.env), log });
       for (const family of report.families) {
         if (family.family === 'ipv6' && !config.ipv6.enabled && !family.changed) continue;
         log.info(`${familyLabel(family.family)}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
@@ -57,11 +57,11 @@ function logDecisions(config: CaptureConfig, log: Logger): void {
   }
 }
 
-/** The engine against a recording stub, as Istio's --dry-run: the state reads as clean, nothing changes. */
+/** As Istio's --dry-run: the plan against a clean state, printed; nothing is read or changed. */
 async function dryRun(config: CaptureConfig, ctx: CommandContext, log: Logger): Promise<number> {
-  const sys = recordingSystem(realSystem(ctx.env));
-  await runCapture(config, ctx.env, { sys, log });
-  const text = config.nativeNftables ? renderNftTrace(sys.calls) : renderIptablesTrace(sys.calls);
+  const plan = planCapture(config, dryRunState());
+  logPlan(plan, log);
+  const text = renderDryRun(plan);
   ctx.stdout(text);
   if (config.dryRunFilePath) {
     try {

@@ -39,7 +39,7 @@ export async function runChild(action: string, args: readonly string[], env: Env
     const sys = realSystem(env);
     const log = stderrLogger(stderr);
     if (action === 'apply') {
-      const report = await runCapture(config, env, { sys, log });
+      const report = await runCapture(config, { sys, log });
       return { ok: true, changed: report.changed, backend: report.backend };
     }
     if (action === 'check') return await check(config, sys);

@@ -139,6 +139,12 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
         with: ['nf-tables-version'],
       }),
       sig('legacy-tables-present', /# Warning: ip6?tables-legacy tables present/, 0.5, { group: 'legacy-warning' }),
+      // Both variants' version lines in one paste: two tools on the same node disagree about the backend.
+      sig('both-variants-in-use', /\bip6?tables(?:-save|-restore)? v1\.\d{1,2}\.\d{1,2} \(legacy\)/, 0.5, {
+        group: 'two-variants',
+        with: ['nf-tables-version'],
+        notOnLine: /Permission denied|Cannot initialize|can't initialize|unable to initialize|not found|Couldn't load/,
+      }),
       sig('kuma-mixed-types', /executables are of mixed types/, 0.7),
       sig('kuma-conflicting-modes', /conflicting (?:iptables )?modes/i, 0.5),
       sig('force-binary-mentioned', /FORCE_IPTABLES_BINARY=(?:nft|legacy)\b/, 0.15),
@@ -171,6 +177,8 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('target-parsed-as-chain', /\(nf_tables\)[^\n]{0,40}: Chain '(?:REDIRECT|TPROXY|RETURN|ACCEPT|DROP|MARK|CT|CONNMARK|DNAT|SNAT|MASQUERADE|LOG)' does not exist/, 0.9, { group: 'no-extensions' }),
       sig('target-parsed-as-chain-any', /Chain '(?:REDIRECT|TPROXY|MARK|CT|CONNMARK|DNAT|SNAT|MASQUERADE)' does not exist/, 0.75, { group: 'no-extensions' }),
       sig('nft-restore-118-couldnt-load-target', /iptables-restore v1\.8\.[0-3] \(nf_tables\): Couldn't load target `(?:REDIRECT|TPROXY|MARK|CT)'/, 0.75, { group: 'no-extensions' }),
+      // Early nft-restore builds (1.8.0-1.8.4, e.g. Alpine 3.12's) reject valid restore lines outright.
+      sig('early-nft-restore-unknown-arguments', /iptables-restore v1\.8\.[0-4] \(nf_tables\): unknown arguments found on commandline/, 0.6, { group: 'early-nft-restore' }),
       sig('nft-segfault', /\bnft\b[^\n]{0,80}(?:Segmentation fault|segfault|SIGSEGV)|segfault at [0-9a-f]{1,16} ip [0-9a-f]{1,16} sp [^\n]{0,80}\bnft\b/, 0.7),
       sig('save-restore-version-skew', /iptables(?:-nft)?-(?:save|restore) v1\.8\.(?:[89]|1[01])[^\n]{0,80}(?:unknown option|Couldn't load|line \d{1,6} failed)/, 0.4),
       sig('buggy-version-named', /iptables(?:-nft)?(?:-restore)? v1\.8\.[0-3] \(nf_tables\)/, 0.2, { with: ['restore-line-failed'] }),
@@ -179,11 +187,12 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       'The capture step ran a userspace iptables or nft with a known bug, so valid rules were rejected or mangled. ' +
       'iptables 1.8.0 to 1.8.3 in nf_tables mode (Debian buster ships 1.8.2, buster-backports 1.8.3) does not load ' +
       'target extensions in `iptables-nft-restore`, so `-j REDIRECT` is parsed as a jump to a chain called REDIRECT ' +
-      '("Chain \'REDIRECT\' does not exist"); rules saved by iptables-nft 1.8.8+ use a format older 1.8.7 binaries ' +
+      '("Chain \'REDIRECT\' does not exist"), and up to 1.8.4 it rejects valid restore lines ("unknown arguments found on ' +
+      'commandline", Alpine 3.12); rules saved by iptables-nft 1.8.8+ use a format older 1.8.7 binaries ' +
       'cannot read back (kubernetes#112477); nft 1.1.1 and later crash against hosts running nft < 1.1.1 on the same ' +
       'ruleset (istio#58492). The kernel and the configuration are fine; the binary is not.',
     fix: [
-      'Use an init image with iptables >= 1.8.4 (Debian bullseye or later, Alpine 3.12+); for Debian buster install 1.8.4+ or use `iptables-legacy` (`update-alternatives --set iptables /usr/sbin/iptables-legacy`).',
+      'Use an init image with iptables >= 1.8.5 (Debian bullseye or later, Alpine 3.13+); on Debian buster use `iptables-legacy` (`update-alternatives --set iptables /usr/sbin/iptables-legacy`): buster-backports\' 1.8.3 has the same bug.',
       "Keep one iptables version per node: the init image's iptables-nft should be the node's version or older than 1.8.8 when the node runs 1.8.7 (kube-proxy images pin their iptables for this reason).",
       'For nft crashes on the host, pin the CNI image\'s nftables to the host\'s series (Istio pinned nftables for #58492 until distributions shipped the fix) or upgrade the host\'s nftables.',
       'meshcap probes the backend without changing state and renders the same rules for both variants: `meshcap apply --backend=legacy` sidesteps a broken nft-restore.',
@@ -268,6 +277,7 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       'In PodSecurity `restricted`/`baseline` namespaces or under a strict OpenShift SCC, use istio-cni (or linkerd-cni/kuma-cni) so the pod needs no privileged init container.',
       "For \"can't open lock file /run/xtables.lock\": mount a writable emptyDir and point `XTABLES_LOCKFILE` at a file in it, or use the nft backend, which does not take the xtables lock.",
       "Linkerd's proxy-init runs as uid 65534 with file capabilities: keep NET_ADMIN and NET_RAW in the container's capability set so they can take effect.",
+      "A validation probe that connects as the proxy uid (`meshcap apply --verify`, `--run-validation`) needs CAP_SETUID and CAP_SETGID, which istio-init's capability set does not include: add them to the init container, or use a meshcap that proves the capture with its own connection and skips the proxy-uid probes, naming the capabilities.",
     ],
     references: [
       'https://github.com/linkerd/linkerd2/issues/7938',
@@ -698,6 +708,7 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('linkerd-control-addr', /connect error to ControlAddr|linkerd-(?:identity|destination)[^\n]{0,120}(?:request timed out|Connection refused|connection refused)/, 0.7, { group: 'linkerd-control' }),
       sig('unknown-issuer', /UnknownIssuer|certificate signed by unknown authority|x509: certificate has expired/, 0.4, { group: 'cert-detail', with: ['sidecar'], unless: ['webhook-call'] }),
       sig('fail-fast', /service in fail-fast/, 0.6),
+      sig('dataplane-token', /could not parse token|token doesn't belong to a valid user|dataplane token[^\n]{0,60}(?:invalid|expired|missing)/, 0.65, { group: 'auth' }),
       sig('consul-acl', /ACL not found|Permission denied: token with AccessorID|Unable to (?:read|login)[^\n]{0,40}ACL|rpc error making call: ACL/, 0.4, { group: 'consul-acl', with: ['mesh-init', 'sidecar'] }),
       // Consul's HTTP API answer to a token it does not know; consul-k8s init containers retry on it forever.
       sig('consul-acl-not-found', /Unexpected response code: 403 \(ACL not found\)|Unexpected response code: 403 \(Permission denied/, 0.6, { group: 'consul-acl' }),

@@ -39,7 +39,7 @@ export async function ruleDifferences(config: CaptureConfig, sys: System): Promi
     if (!nft) throw new MeshcapError({ exitCode: ExitCode.Unsupported, what: 'verifying native nftables: nft not found on PATH', why: 'the image has no nftables tools', fix: 'install nftables' });
     return { backend: 'nftables', differences: liveDifferences(ruleset, { kind: 'nftables', listing: await readNftListing(sys, nft) }) };
   }
-  const detection = await detectBackend(sys, config.backend, `--backend=${config.backend}`);
+  const detection = await detectBackend(sys, config.backend, config.backendPinnedBy);
   const { variant, saves } = detection.chosen;
   const families = config.ipv6.enabled ? (['ipv4', 'ipv6'] as const) : (['ipv4'] as const);
   return { backend: `iptables-${variant}`, differences: liveDifferences(ruleset, { kind: 'iptables', variant, saves }, { families }) };
