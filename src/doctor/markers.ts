@@ -54,6 +54,7 @@ export const MARKERS: Readonly<Record<MarkerId, readonly RegExp[]>> = {
   cni: [
     /istio-validation|istio-cni|--run-validation|cni\.istio\.io/,
     /linkerd-network-validator|linkerd-cni|kuma-validation|kuma-cni|consul-cni/,
+    /meshcap-cni|meshcap cni agent/,
   ],
   selinux: [/avc:\s{1,4}denied|type=AVC|SELinux|selinux|scontext=/],
   'must-be-root': [
