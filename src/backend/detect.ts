@@ -8,10 +8,11 @@
  * holds any rules; nft when the kernel speaks nf_tables; else legacy.
  */
 import type { BackendChoice } from '../config/types.js';
-import { countMeshRules } from '../reconcile/mesh.js';
+import { countRules, parseSave } from '../state/iptables-save.js';
+import type { Variant } from '../state/iptables-variant.js';
+import { countMeshRules } from '../state/ownership.js';
 import type { Family } from '../rules/model.js';
-import { type IptablesBinaries, type Variant, resolveBinaries } from './binaries.js';
-import { countRules, parseSave } from './save.js';
+import { type IptablesBinaries, resolveBinaries } from './binaries.js';
 import type { System } from './system.js';
 
 export interface BackendSnapshot {
@@ -73,6 +74,11 @@ export async function snapshotBackend(sys: System, variant: Variant): Promise<Ba
 
 export async function detectBackend(sys: System, choice: BackendChoice, pinnedBy: string): Promise<Detection> {
   const [legacy, nft] = await Promise.all([snapshotBackend(sys, 'legacy'), snapshotBackend(sys, 'nft')]);
+  return chooseBackend(legacy, nft, choice, pinnedBy);
+}
+
+/** The precedence, given what each backend holds. Pure. */
+export function chooseBackend(legacy: BackendSnapshot, nft: BackendSnapshot, choice: BackendChoice, pinnedBy: string): Detection {
   const of = (variant: Variant) => (variant === 'legacy' ? legacy : nft);
   const pick = (variant: Variant, reason: string): Detection => {
     const other = of(variant === 'legacy' ? 'nft' : 'legacy');

@@ -1,8 +1,9 @@
 /**
  * The one injectable seam between meshcap and the machine: running binaries,
- * finding them on PATH and reading kernel files. The engine uses it for real
- * runs; a recording stub makes the very same engine produce dry-run traces;
- * tests may wrap it. Nothing else in src/ spawns processes.
+ * finding them on PATH and reading kernel files. realSystem() is the machine;
+ * test/helpers/fake-netfilter.ts is a faithful fake of netfilter and iproute2
+ * behind the same interface. Nothing else in src/ spawns processes (the
+ * demo's probe servers aside, startService below).
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
@@ -38,14 +39,11 @@ export interface System {
   readFile(path: string): string | undefined;
   /** A file's bytes (e.g. /proc/config.gz), or undefined when it cannot be read. */
   readBytes(path: string): Buffer | undefined;
-  /** True when this system only records (dry-run): nothing is changed. */
-  readonly recording: boolean;
 }
 
 export function realSystem(env: Readonly<Record<string, string | undefined>> = process.env): System {
   const whichCache = new Map<string, string | undefined>();
   return {
-    recording: false,
     run: (file, args, options = {}) => runProcess(file, args, options, env),
     which(name) {
       if (!whichCache.has(name)) whichCache.set(name, findOnPath(name, env.PATH ?? ''));
@@ -127,31 +125,6 @@ function runProcess(
       });
     });
   });
-}
-
-export interface RecordedCall {
-  readonly file: string;
-  readonly args: readonly string[];
-  readonly input?: string;
-}
-
-/**
- * A stub for dry runs, like Istio's: every command succeeds with empty output
- * (so the state reads as clean), and every call is recorded.
- */
-export function recordingSystem(base: Pick<System, 'which' | 'readFile' | 'readBytes'>): System & { readonly calls: RecordedCall[] } {
-  const calls: RecordedCall[] = [];
-  return {
-    recording: true,
-    calls,
-    which: (name) => base.which(name) ?? name,
-    readFile: (path) => base.readFile(path),
-    readBytes: (path) => base.readBytes(path),
-    async run(file, args, options = {}) {
-      calls.push(options.input === undefined ? { file, args } : { file, args, input: options.input });
-      return { file, args, code: 0, signal: null, stdout: '', stderr: '', notFound: false };
-    },
-  };
 }
 
 export interface Service {

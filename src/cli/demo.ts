@@ -6,7 +6,7 @@
  */
 import { realSystem, startService, type Service, type System } from '../backend/system.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 
 /** What Istio's injection template passes to istio-init by default. */
 export const DEFAULT_ISTIO_INIT_ARGS = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020', '--log_output_level=default:info'];

@@ -1,7 +1,7 @@
 /** Entry point: dispatch to a command. bin/meshcap calls `main` with the real process. */
 import { captureCommand } from './capture.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { MAIN_HELP } from './help.js';
 import { meshcapVersion } from '../version.js';
 
@@ -17,6 +17,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./status.js')).statusCommand,
   inject: async () => (await import('./inject.js')).injectCommand,
   webhook: async () => (await import('./webhook.js')).webhookCommand,
+  validate: async () => (await import('./validate.js')).validateCommand,
+  cni: async () => (await import('./cni.js')).cniCommand,
   'probe-server': async () => (await import('./probe.js')).probeServerCommand,
   'probe-connect': async () => (await import('./probe.js')).probeConnectCommand,
 };

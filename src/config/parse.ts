@@ -22,28 +22,30 @@ import {
   quote,
   splitList,
 } from './values.js';
+import { InvalidInputError, UsageError } from '../errors.js';
 import { cidrIsLoopback, isLinkLocalUnicast, isLoopback, parseIp, unmap, formatIp } from '../net/ip.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
 /** A user mistake in the configuration: exit code 2, one line, no stack trace. */
-export class ConfigError extends Error {
+export class ConfigError extends InvalidInputError {
   constructor(
+    /** The flag or variable, e.g. `--envoy-port (-p)` or `env ISTIO_OUTBOUND_OWNER_GROUPS`. */
     readonly subject: string,
     readonly value: string,
     readonly problem: string,
     readonly allowed: string,
+    /** "", "from the command line", "from env X". */
     readonly source: string,
   ) {
-    super(`invalid ${subject}${source ? ` ${source}` : ''}: ${quote(value)}: ${problem}; ${allowed}`);
+    const what = `invalid ${subject}${source ? ` ${source}` : ''}: ${quote(value)}`;
+    super({ what, why: problem, fix: allowed }, `${what}: ${problem}; ${allowed}`);
     this.name = 'ConfigError';
   }
 }
 
-/** Unknown flag, missing argument and the like. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+// UsageError lives with the other errors; re-exported for the config's callers.
+export { UsageError } from '../errors.js';
 
 export interface RawValue {
   readonly value: string | boolean;
@@ -168,7 +170,7 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
     take('dnsServersV6', parseDnsServers(str('dnsServersV6'), 6));
   }
 
-  const backend = resolveBackend(raw, take);
+  const { backend, pinnedBy: backendPinnedBy } = resolveBackend(raw, take);
   const lockTimeoutSeconds = take(
     'lockTimeout',
     parseBoundedInt(str('lockTimeout'), 86400, 'a whole number of seconds from 0 to 86400'),
@@ -223,6 +225,7 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
     cniMode: bool('cniMode'),
     networkNamespace: str('networkNamespace'),
     backend,
+    backendPinnedBy,
     lockTimeoutSeconds,
     probePort,
     probeTimeoutMs,
@@ -345,7 +348,7 @@ function resolvConfServers(facts: HostFacts): { v4: string[]; v6: string[] } {
 function resolveBackend(
   raw: Map<string, RawValue>,
   take: <T>(key: string, result: Parsed<T>) => T,
-): BackendChoice {
+): { backend: BackendChoice; pinnedBy: string } {
   const backendText = String(raw.get('backend')!.value);
   const backend = take<BackendChoice>(
     'backend',
@@ -370,5 +373,6 @@ function resolveBackend(
       raw.get('backend')!.source,
     );
   }
-  return backend !== 'auto' ? backend : forced || 'auto';
+  const chosen = backend !== 'auto' ? backend : forced || 'auto';
+  return { backend: chosen, pinnedBy: forced !== '' ? `FORCE_IPTABLES_BINARY=${chosen}` : `--backend=${chosen}` };
 }

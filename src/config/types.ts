@@ -83,6 +83,8 @@ export interface CaptureConfig {
   readonly cniMode: boolean;
   readonly networkNamespace: string;
   readonly backend: BackendChoice;
+  /** Who pinned the backend, for messages: `--backend=nft` or `FORCE_IPTABLES_BINARY=nft`. */
+  readonly backendPinnedBy: string;
   readonly lockTimeoutSeconds: number;
   readonly probePort: number;
   readonly probeTimeoutMs: number;

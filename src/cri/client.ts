@@ -6,8 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { fromJSON } from '@grpc/proto-loader';
-import { ExitCode } from '../cli/exit-codes.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import { RUNTIME_V1_DESCRIPTOR, type RuntimeCall } from './api.js';
 import type {
   Container,
@@ -30,7 +29,13 @@ export class CriError extends MeshcapError {
     readonly details: string,
   ) {
     const [why, fix] = explain(code, socket, details);
-    super(code === grpc.status.UNAVAILABLE ? ExitCode.Unsupported : ExitCode.Unexpected, `CRI ${call} on ${socket} failed`, why, fix, details);
+    super({
+      exitCode: code === grpc.status.UNAVAILABLE ? ExitCode.Unsupported : ExitCode.Unexpected,
+      what: `CRI ${call} on ${socket} failed`,
+      why,
+      fix,
+      output: details,
+    });
     this.name = 'CriError';
   }
 }

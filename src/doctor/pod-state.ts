@@ -17,6 +17,8 @@ const MESH_INIT = new Set([
   'consul-connect-inject-init',
   'consul-connect-init',
 ]);
+/** Installers that leave the capture in place when they complete. */
+const CAPTURE_DONE_BY = new Set([...MESH_INIT]);
 const PROXIES = new Set(['istio-proxy', 'linkerd-proxy', 'kuma-sidecar', 'consul-dataplane', 'envoy-sidecar']);
 /** Validator container -> the exit code it uses for "traffic is not redirected". */
 const VALIDATOR_EXIT = new Map([
@@ -54,6 +56,7 @@ const DESCRIBE_REASON = /^ {6}Reason:\s{1,40}(\S{1,80})/;
 const DESCRIBE_EXIT = /^ {6}Exit Code:\s{1,40}(-?\d{1,4})/;
 const DESCRIBE_READY = /^ {4}Ready:\s/;
 const DESCRIBE_RESTARTS = /^ {4}Restart Count:\s{1,40}(\d{1,7})/;
+const DESCRIBE_INIT_SECTION = /^Init Containers:\s{0,4}$/;
 const DESCRIBE_OWNER = /^Controlled By:\s{1,40}([A-Za-z]{1,40})\/\S{1,253}/;
 
 /** Largest JSON document buffered for parsing; beyond it the document is ignored. */
@@ -92,6 +95,8 @@ export class PodStateAnalyzer implements Analyzer {
       this.describe = { containers: [] };
       return;
     }
+    // A pasted excerpt often starts at the container list, without the pod's header.
+    if (this.describe === undefined && DESCRIBE_INIT_SECTION.test(text)) this.describe = { containers: [] };
     const pod = this.describe;
     if (pod === undefined) return;
     const owner = DESCRIBE_OWNER.exec(text);
@@ -307,6 +312,42 @@ function judgePod(pod: PodObs, findings: Finding[], markers: MarkerHit[]): void 
     }
   }
 
+  // The app's own init container runs after the capture is in place and before any proxy.
+  const inits = pod.containers.filter((c) => c.init);
+  const captureIndex = inits.findIndex((c) => CAPTURE_DONE_BY.has(c.name) && c.state === 'terminated' && (c.exitCode ?? 0) === 0);
+  if (captureIndex >= 0) {
+    const capture = inits[captureIndex];
+    for (const c of inits.slice(captureIndex + 1)) {
+      if (MESH_INIT.has(c.name)) continue;
+      const failing = (c.state === 'waiting' && c.reason !== 'PodInitializing') || (c.restarts > 0 && (c.lastExitCode ?? 0) !== 0);
+      const stuck = c.state === 'running';
+      if (!failing && !stuck) continue;
+      findings.push({
+        cause: 'init-container-blocked',
+        name: 'app-init-after-capture',
+        weight: failing ? 0.7 : 0.55,
+        evidence: compact([capture?.nameLine, capture?.stateLine, c.nameLine, c.stateLine, c.lastLine]),
+      });
+      markers.push({ marker: 'app-init-container', evidence: c.nameLine });
+      break;
+    }
+  }
+
+  // The app's own init container runs first and needs the mesh, but no proxy exists until every init container is done.
+  const meshInitIndex = inits.findIndex((c) => MESH_INIT.has(c.name));
+  const meshInit = inits[meshInitIndex];
+  if (meshInit !== undefined && meshInit.state === 'waiting' && meshInit.reason === 'PodInitializing') {
+    const before = inits.slice(0, meshInitIndex).find((c) => !MESH_INIT.has(c.name) && (c.state === 'running' || (c.state === 'waiting' && c.reason !== 'PodInitializing')));
+    if (before !== undefined) {
+      findings.push({
+        cause: 'init-container-blocked',
+        name: 'app-init-before-mesh',
+        weight: 0.5,
+        evidence: compact([before.nameLine, before.stateLine, meshInit.nameLine, meshInit.stateLine]),
+      });
+    }
+  }
+
   // A Job pod whose work is done but whose (non-native) sidecar still runs.
   const mains = pod.containers.filter((c) => !c.init);
   const proxy = mains.find((c) => PROXIES.has(c.name) && c.state === 'running');
@@ -344,4 +385,5 @@ export const POD_STATE_PATTERNS: readonly RegExp[] = [
   DESCRIBE_READY,
   DESCRIBE_RESTARTS,
   DESCRIBE_OWNER,
+  DESCRIBE_INIT_SECTION,
 ];

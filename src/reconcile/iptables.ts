@@ -7,15 +7,16 @@
  * has one.
  */
 import type { IptablesBinaries } from '../backend/binaries.js';
-import { type SaveState, parseSave } from '../backend/save.js';
 import type { System } from '../backend/system.js';
 import { isConcurrencyConflict, toolFailure } from '../backend/tool-errors.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import type { IdResolver } from '../render/iptables-save-form.js';
-import type { Family, Ruleset } from '../rules/model.js';
-import { type FamilyPlan, cleanupInput, currentView, diffViews, planFamily } from './plan.js';
-import type { Logger } from '../cli/log.js';
+import { type Family, type Ruleset, familyLabel } from '../rules/model.js';
+import { liveDifferences } from '../state/compare.js';
+import { type SaveState, parseSave } from '../state/iptables-save.js';
+import { currentView } from '../state/iptables-view.js';
+import { type FamilyPlan, cleanupInput, planFamily } from './plan.js';
+import type { Logger } from '../log.js';
 
 export interface IptablesRunOptions {
   readonly sys: System;
@@ -28,6 +29,10 @@ export interface IptablesRunOptions {
   readonly resolveId?: IdResolver;
   /** Attempts before giving up on a state that keeps changing under us. */
   readonly maxAttempts?: number;
+  /** Plans already made from `prefetched` (by planCapture), used for the first attempt. */
+  readonly firstPlans?: Partial<Record<Family, FamilyPlan>>;
+  /** Waits between attempts (tests pass one that does not wait). */
+  readonly backoff?: () => Promise<void>;
 }
 
 export interface FamilyOutcome {
@@ -37,7 +42,7 @@ export interface FamilyOutcome {
   readonly changes: readonly string[];
 }
 
-const describeFamily = (family: Family) => (family === 'ipv4' ? 'IPv4' : 'IPv6');
+const describeFamily = familyLabel;
 
 async function readStateText(opts: Pick<IptablesRunOptions, 'sys'>, bins: IptablesBinaries, prefetched: string | undefined): Promise<string> {
   if (prefetched !== undefined) return prefetched;
@@ -89,8 +94,10 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
     const statesText = await Promise.all(pending.map((family) => readStateText(opts, opts.binaries[family]!, prefetched[family])));
     const states = statesText.map(parseSave);
     for (const family of pending) prefetched[family] = undefined;
-    const plans = pending.map((family, i) =>
-      planFamily(ruleset, family, states[i]!, { force: (opts.force ?? false) && attempt === 1, resolveId: opts.resolveId }),
+    const plans = pending.map(
+      (family, i) =>
+        (attempt === 1 ? opts.firstPlans?.[family] : undefined) ??
+        planFamily(ruleset, family, states[i]!, { force: (opts.force ?? false) && attempt === 1, resolveId: opts.resolveId }),
     );
     for (const plan of plans) {
       if (plan.noop && !outcomes.has(plan.family)) {
@@ -126,7 +133,7 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
 
     // Read back what was applied and compare it with what was asked for.
     const applied = toApply.filter((plan) => !retry.includes(plan.family));
-    const verified = await verifyPlans(opts, applied);
+    const verified = await verifyPlans(ruleset, opts, applied);
     for (const { plan, differences } of verified) {
       if (differences.length === 0) {
         outcomes.set(plan.family, { family: plan.family, changed: true, attempts: attempt, changes: plan.changes });
@@ -137,45 +144,37 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
         retry.push(plan.family);
         continue;
       }
-      throw new MeshcapError(
-        ExitCode.VerifyFailed,
-        `verifying the ${describeFamily(plan.family)} rules after applying them`,
-        'the rules read back from the kernel are not the ones applied; something else rewrites them, or the backend transforms them',
-        "compare with 'iptables-save' / 'iptables-legacy-save'; find the other writer; re-run meshcap to reconcile",
-        differences.join('\n'),
-      );
+      throw new MeshcapError({
+        exitCode: ExitCode.VerifyFailed,
+        what: `verifying the ${describeFamily(plan.family)} rules after applying them`,
+        why: 'the rules read back from the kernel are not the ones applied; something else rewrites them, or the backend transforms them',
+        fix: "compare with 'iptables-save' / 'iptables-legacy-save'; find the other writer; re-run meshcap to reconcile",
+        output: differences.join('\n'),
+      });
     }
     pending = retry;
-    if (pending.length > 0) await jitter();
+    if (pending.length > 0) await (opts.backoff ?? jitter)();
   }
   return families.map((family) => outcomes.get(family)!).filter(Boolean);
 }
 
-async function verifyPlans(opts: IptablesRunOptions, plans: readonly FamilyPlan[]) {
+async function verifyPlans(ruleset: Ruleset, opts: IptablesRunOptions, plans: readonly FamilyPlan[]) {
   const saves = await Promise.all(plans.map((plan) => opts.sys.run(opts.binaries[plan.family]!.save, [])));
   return plans.map((plan, i) => {
     const result = saves[i]!;
-    if (opts.sys.recording) return { plan, differences: [] as string[] };
     if (result.code !== 0) {
       throw toolFailure(result, { action: `reading back the ${describeFamily(plan.family)} rules with ${opts.binaries[plan.family]!.save}` });
     }
-    let live = currentView(parseSave(result.stdout));
-    if (plan.keptStaleChains.length > 0) {
-      // Chains a foreign rule still jumps to were flushed but had to stay.
-      live = new Map(
-        [...live].map(([table, view]) => [
-          table,
-          { ...view, meshChains: new Map([...view.meshChains].filter(([chain]) => !plan.keptStaleChains.includes(`${table}/${chain}`))) },
-        ]),
-      );
-    }
-    return { plan, differences: diffViews(plan.desired, live) };
+    const live = { kind: 'iptables', variant: opts.binaries[plan.family]!.variant, saves: { [plan.family]: result.stdout } } as const;
+    // Chains a foreign rule still jumps to were flushed but had to stay.
+    const differences = liveDifferences(ruleset, live, { families: [plan.family], resolveId: opts.resolveId, keptChains: plan.keptStaleChains });
+    return { plan, differences };
   });
 }
 
 /** Removes every mesh chain and rule from the given backend's families. Returns what was removed. */
 export async function cleanIptables(
-  opts: Pick<IptablesRunOptions, 'sys' | 'log' | 'binaries' | 'prefetched' | 'lockTimeoutSeconds'>,
+  opts: Pick<IptablesRunOptions, 'sys' | 'log' | 'binaries' | 'prefetched' | 'lockTimeoutSeconds' | 'backoff'>,
 ): Promise<Family[]> {
   const cleaned: Family[] = [];
   for (const family of ['ipv4', 'ipv6'] as const) {
@@ -197,7 +196,7 @@ export async function cleanIptables(
           lockTimeoutSeconds: opts.lockTimeoutSeconds,
         });
       }
-      await jitter();
+      await (opts.backoff ?? jitter)();
     }
   }
   return cleaned;

@@ -3,74 +3,23 @@
  * three inet tables, skipped when the live tables already equal the desired
  * ones, then read back and compared.
  */
-import { normaliseBase, normaliseNftRule, parseNftListing, type NftListing } from '../backend/nft-listing.js';
+import { readNftListing } from '../backend/nft-read.js';
 import type { System } from '../backend/system.js';
 import { toolFailure } from '../backend/tool-errors.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import type { Logger } from '../cli/log.js';
-import { MeshcapError } from '../errors.js';
-import { NftTable } from '../rules/constants.js';
+import { ExitCode, MeshcapError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { MESH_NFT_TABLES } from '../rules/constants.js';
+import type { NftListing } from '../state/nft-listing.js';
+import { liveDifferences } from '../state/compare.js';
+import { desiredListing, diffListings } from '../state/nft-view.js';
+
 import type { Ruleset } from '../rules/model.js';
 import { type NftTableOps, nftTableOps, renderChainDecl, renderNftCleanup, renderRuleOp } from '../render/nftables.js';
-
-const OUR_TABLES: readonly string[] = Object.values(NftTable);
 
 export interface NftRunOptions {
   readonly sys: System;
   readonly log: Logger;
   readonly nft: string;
-  readonly force?: boolean;
-}
-
-/** What the live tables should list after the transaction: inserts resolved, rules normalised. */
-export function desiredListing(ops: readonly NftTableOps[]): NftListing {
-  const listing: NftListing = new Map();
-  for (const table of ops) {
-    const chains = new Map<string, { base?: string; rules: string[] }>();
-    for (const decl of table.chains) {
-      const base = decl.base ? /^type (\S+) hook (\S+) priority (\S+)$/.exec(decl.base) : null;
-      chains.set(decl.name, base ? { base: normaliseBase(base[1]!, base[2]!, base[3]!), rules: [] } : { rules: [] });
-    }
-    for (const op of table.rules) {
-      const rules = chains.get(op.chain)!.rules;
-      const body = normaliseNftRule(op.body);
-      if (op.index === undefined) rules.push(body);
-      else rules.splice(op.index, 0, body);
-    }
-    listing.set(table.name, chains);
-  }
-  return listing;
-}
-
-/** Differences between desired and live mesh tables; empty when equal. */
-export function diffListings(desired: NftListing, live: NftListing): string[] {
-  const lines: string[] = [];
-  for (const name of OUR_TABLES) {
-    const want = desired.get(name);
-    const have = live.get(name);
-    if (!want && !have) continue;
-    if (!want) {
-      lines.push(`table inet ${name} should not exist`);
-      continue;
-    }
-    if (!have) {
-      lines.push(`table inet ${name} is missing`);
-      continue;
-    }
-    for (const chain of new Set([...want.keys(), ...have.keys()])) {
-      const w = want.get(chain);
-      const h = have.get(chain);
-      if (!h) lines.push(`${name}: chain ${chain} is missing`);
-      else if (!w) lines.push(`${name}: chain ${chain} should not exist`);
-      else if (w.base !== h.base) lines.push(`${name}: chain ${chain} is '${h.base ?? 'regular'}', expected '${w.base ?? 'regular'}'`);
-      else if (w.rules.join('\n') !== h.rules.join('\n')) {
-        for (const rule of w.rules.filter((r) => !h.rules.includes(r))) lines.push(`${name}: ${chain}: missing    ${rule}`);
-        for (const rule of h.rules.filter((r) => !w.rules.includes(r))) lines.push(`${name}: ${chain}: unexpected ${rule}`);
-        if (!lines.some((l) => l.startsWith(`${name}: ${chain}:`))) lines.push(`${name}: ${chain}: rules in the wrong order`);
-      }
-    }
-  }
-  return lines;
 }
 
 /**
@@ -79,7 +28,7 @@ export function diffListings(desired: NftListing, live: NftListing): string[] {
  */
 export function nftTransaction(ops: readonly NftTableOps[], live: NftListing): string {
   const lines: string[] = [];
-  for (const name of OUR_TABLES) {
+  for (const name of MESH_NFT_TABLES) {
     const table = ops.find((o) => o.name === name);
     const existing = live.get(name);
     if (!table) {
@@ -94,54 +43,59 @@ export function nftTransaction(ops: readonly NftTableOps[], live: NftListing): s
   return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
-/** The live inet tables (all of them; ours are picked by name). */
-export async function listNftables(sys: System, nft: string): Promise<NftListing> {
-  if (sys.recording) return new Map();
-  const result = await sys.run(nft, ['list', 'ruleset', 'inet']);
-  if (result.code !== 0) throw toolFailure(result, { action: `reading the nftables ruleset with ${nft}` });
-  return parseNftListing(result.stdout);
+export interface NftPlan {
+  /** `nft -f -` input; empty when the live tables already equal the desired ones. */
+  readonly transaction: string;
+  /** What differs, for logs. */
+  readonly changes: readonly string[];
 }
 
-const listLive = (opts: NftRunOptions) => listNftables(opts.sys, opts.nft);
-
-export async function reconcileNftables(ruleset: Ruleset, opts: NftRunOptions): Promise<{ changed: boolean; changes: string[] }> {
+/** The one transaction that makes the live tables the desired ones (`force`: even when they already are). Pure. */
+export function planNftables(ruleset: Ruleset, live: NftListing, force = false): NftPlan {
   const ops = nftTableOps(ruleset);
-  const desired = desiredListing(ops);
-  const live = await listLive(opts);
-  const changes = diffListings(desired, live);
-  if (changes.length === 0 && !opts.force) return { changed: false, changes };
-  const input = nftTransaction(ops, live);
-  opts.log.debug(`nft transaction:\n${input}`);
-  const result = await opts.sys.run(opts.nft, ['-f', '-'], { input });
-  if (result.code !== 0) throw toolFailure(result, { action: `applying the nftables transaction with ${opts.nft}`, input });
-  if (!opts.sys.recording) {
-    const after = await listLive(opts);
-    const differences = diffListings(desired, after);
-    if (differences.length > 0) {
-      throw new MeshcapError(
-        ExitCode.VerifyFailed,
-        'verifying the nftables tables after applying them',
-        'the tables read back are not the ones applied; something else rewrites them',
-        "compare with 'nft list ruleset inet'; find the other writer; re-run meshcap to reconcile",
-        differences.join('\n'),
-      );
-    }
-  }
-  return { changed: true, changes };
+  const changes = diffListings(desiredListing(ops), live);
+  if (changes.length === 0 && !force) return { transaction: '', changes };
+  return { transaction: nftTransaction(ops, live), changes };
 }
 
-/** Deletes Istio's inet tables when present. */
-export async function cleanNftables(opts: NftRunOptions): Promise<string[]> {
-  const live = await listLive(opts);
-  // A dry run cannot see the tables; like Istio it lists the removal of all three.
-  const present = opts.sys.recording ? [...OUR_TABLES] : OUR_TABLES.filter((name) => live.has(name));
-  if (present.length === 0) return [];
-  const input = `${renderNftCleanup(present).join('\n')}\n`;
+/**
+ * The mesh tables a cleanup deletes. A listing that was not read (a dry run)
+ * may hold any of them: like Istio, all three are listed then.
+ */
+export function nftTablesToDelete(live: NftListing | 'unknown'): string[] {
+  return live === 'unknown' ? [...MESH_NFT_TABLES] : MESH_NFT_TABLES.filter((name) => live.has(name));
+}
+
+export function nftCleanupInput(tables: readonly string[]): string {
+  return tables.length ? `${renderNftCleanup(tables).join('\n')}\n` : '';
+}
+
+/** Runs the plan's transaction, then reads the tables back and compares them with the ruleset. */
+export async function applyNftPlan(ruleset: Ruleset, plan: NftPlan, opts: NftRunOptions): Promise<{ changed: boolean; changes: readonly string[] }> {
+  if (plan.transaction === '') return { changed: false, changes: plan.changes };
+  opts.log.debug(`nft transaction:\n${plan.transaction}`);
+  const result = await opts.sys.run(opts.nft, ['-f', '-'], { input: plan.transaction });
+  if (result.code !== 0) throw toolFailure(result, { action: `applying the nftables transaction with ${opts.nft}`, input: plan.transaction });
+  const after = await readNftListing(opts.sys, opts.nft);
+  const differences = liveDifferences(ruleset, { kind: 'nftables', listing: after });
+  if (differences.length > 0) {
+    throw new MeshcapError({
+      exitCode: ExitCode.VerifyFailed,
+      what: 'verifying the nftables tables after applying them',
+      why: 'the tables read back are not the ones applied; something else rewrites them',
+      fix: "compare with 'nft list ruleset inet'; find the other writer; re-run meshcap to reconcile",
+      output: differences.join('\n'),
+    });
+  }
+  return { changed: true, changes: plan.changes };
+}
+
+/** Deletes the mesh's inet tables that are present (read now, unless the caller already knows them). */
+export async function cleanNftables(opts: NftRunOptions, present?: readonly string[]): Promise<string[]> {
+  const tables = present ? [...present] : nftTablesToDelete(await readNftListing(opts.sys, opts.nft));
+  const input = nftCleanupInput(tables);
+  if (input === '') return [];
   const result = await opts.sys.run(opts.nft, ['-f', '-'], { input });
   if (result.code !== 0) throw toolFailure(result, { action: `deleting the mesh nftables tables with ${opts.nft}`, input });
-  return present;
-}
-
-export function hasMeshTables(live: NftListing): boolean {
-  return OUR_TABLES.some((name) => live.has(name));
+  return tables;
 }

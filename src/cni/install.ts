@@ -1,0 +1,182 @@
+/**
+ * The node side of CNI mode: put the plugin executable in the bin dir and the
+ * entry in the runtime's network config, and take them out again. Every write
+ * is a temporary file renamed into place, so the runtime never reads half a
+ * file; nothing is rewritten when it already holds the right bytes.
+ */
+import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { ConfigFileError, type Edit, type EntryOptions, entryState, insertEntry, orderConfigFiles, pluginTypes, removeEntry } from './conflist.js';
+import { PLUGIN_TYPE } from './spec.js';
+
+export const PLUGIN_FILE = PLUGIN_TYPE;
+const TEMP_PREFIX = `.${PLUGIN_FILE}.tmp.`;
+
+export class InstallError extends Error {
+  constructor(
+    message: string,
+    readonly fix: string,
+  ) {
+    super(message);
+    this.name = 'InstallError';
+  }
+}
+
+const hashes = new Map<string, { key: string; hash: string }>();
+
+/** The file's hash, recomputed only when its inode, size or mtime changed (the agent checks ~100 MB twice a second). */
+export function sha256(path: string): string | undefined {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (!stat?.isFile()) return undefined;
+  const key = `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+  const cached = hashes.get(path);
+  if (cached?.key === key) return cached.hash;
+  try {
+    const hash = createHash('sha256').update(readFileSync(path)).digest('hex');
+    hashes.set(path, { key, hash });
+    return hash;
+  } catch {
+    return undefined;
+  }
+}
+
+function atomicWrite(path: string, text: string, mode: number): void {
+  const temp = join(path, '..', `.meshcap-${basename(path)}.tmp.${process.pid}`);
+  const fd = openSync(temp, 'w', mode);
+  try {
+    writeFileSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(temp, mode);
+  renameSync(temp, path);
+}
+
+/** Copies the plugin in (temp file + rename, stale temp files from a crash removed). Returns whether it changed. */
+export function installBinary(source: string, binDir: string): boolean {
+  if (!existsSync(source)) {
+    throw new InstallError(`the plugin executable ${source} does not exist`, "build it with 'npm run build:cni' (or use the meshcap image, which ships it)");
+  }
+  if (!existsSync(binDir)) throw new InstallError(`the CNI bin dir ${binDir} does not exist`, 'create it, or pass the bin dir your runtime uses (containerd: bin_dir in its CRI config)');
+  for (const name of readdirSync(binDir)) if (name.startsWith(TEMP_PREFIX)) rmSync(join(binDir, name), { force: true });
+  const target = join(binDir, PLUGIN_FILE);
+  if (sha256(target) === sha256(source)) return false;
+  const temp = join(binDir, `${TEMP_PREFIX}${process.pid}`);
+  copyFileSync(source, temp);
+  const fd = openSync(temp, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(temp, 0o755);
+  renameSync(temp, target);
+  return true;
+}
+
+export interface ConfFile {
+  readonly name: string;
+  readonly path: string;
+  readonly text: string;
+}
+
+export function listConfigs(confDir: string): ConfFile[] {
+  let names: string[];
+  try {
+    names = readdirSync(confDir);
+  } catch (error) {
+    throw new InstallError(`cannot read the CNI conf dir ${confDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'pass the conf dir your runtime uses (containerd: conf_dir in its CRI config)');
+  }
+  return orderConfigFiles(names)
+    .map((name) => ({ name, path: join(confDir, name) }))
+    .filter((f) => statSync(f.path, { throwIfNoEntry: false })?.isFile())
+    .map((f) => ({ ...f, text: readFileSync(f.path, 'utf8') }));
+}
+
+export type ConfigOutcome =
+  | { readonly kind: 'no-config' }
+  | { readonly kind: 'unchanged'; readonly file: string }
+  | { readonly kind: 'inserted'; readonly file: string; readonly converted?: string };
+
+export type ConfigPlan =
+  | { readonly kind: 'no-config' }
+  | { readonly kind: 'edit'; readonly path: string; readonly edit: Edit };
+
+/** Reads and checks the first config in libcni order, changing nothing (an unusable file throws ConfigFileError). */
+export function planConfig(confDir: string, options: EntryOptions = {}): ConfigPlan {
+  const first = listConfigs(confDir)[0];
+  if (!first) return { kind: 'no-config' };
+  return { kind: 'edit', path: first.path, edit: insertEntry(first.path, first.text, options) };
+}
+
+/** One entry, last, in the first config; a `.conf` becomes a `.conflist` (written first, then the `.conf` removed). */
+export function commitConfig(plan: ConfigPlan): ConfigOutcome {
+  if (plan.kind === 'no-config') return plan;
+  const { edit, path } = plan;
+  if (!edit.changed) return { kind: 'unchanged', file: path };
+  atomicWrite(edit.file, edit.text, statSync(path).mode & 0o777);
+  if (edit.remove) rmSync(edit.remove, { force: true });
+  return { kind: 'inserted', file: edit.file, ...(edit.remove ? { converted: edit.remove } : {}) };
+}
+
+/** Never creates a config: with none, pods must not get a network before the primary CNI writes its own. */
+export function installConfig(confDir: string, options: EntryOptions = {}): ConfigOutcome {
+  return commitConfig(planConfig(confDir, options));
+}
+
+/** Entries out of every config first (a config naming a missing binary blocks every pod), then the executable. */
+export function uninstall(confDir: string, binDir: string): { configs: string[]; binary: boolean } {
+  const configs: string[] = [];
+  for (const file of listConfigs(confDir)) {
+    let edit;
+    try {
+      edit = removeEntry(file.path, file.text);
+    } catch (error) {
+      if (error instanceof ConfigFileError) continue; // not ours to repair; it holds no entry we could parse
+      throw error;
+    }
+    if (!edit.changed) continue;
+    atomicWrite(file.path, edit.text, statSync(file.path).mode & 0o777);
+    configs.push(file.path);
+  }
+  const target = join(binDir, PLUGIN_FILE);
+  const binary = existsSync(target);
+  rmSync(target, { force: true });
+  for (const name of existsSync(binDir) ? readdirSync(binDir) : []) if (name.startsWith(TEMP_PREFIX)) rmSync(join(binDir, name), { force: true });
+  return { configs, binary };
+}
+
+export interface NodeCheck {
+  readonly ready: boolean;
+  /** What keeps the node from being ready. */
+  readonly problems: readonly string[];
+  /** Worth a warning, not a NotReady: e.g. an entry in a config the runtime does not read first. */
+  readonly warnings: readonly string[];
+  readonly firstFile: string | undefined;
+}
+
+/** What readiness means: the effective config holds the entry, and the binary is the one we ship. */
+export function checkNode(confDir: string, binDir: string, source: string | undefined): NodeCheck {
+  const problems: string[] = [];
+  let configs: ConfFile[] = [];
+  try {
+    configs = listConfigs(confDir);
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  const first = configs[0];
+  if (!first) problems.push(`no network config in ${confDir} (the primary CNI has not written one yet)`);
+  else {
+    const state = entryState(first.path, first.text);
+    if (!state.ok) problems.push(state.problem);
+  }
+  const others = configs.slice(1).filter((c) => pluginTypes(c.path, c.text).includes(PLUGIN_TYPE));
+  const warnings = others.map((other) => `${other.path} also holds a ${PLUGIN_TYPE} entry (a runtime or Multus reading both would capture twice; remove it)`);
+  const target = join(binDir, PLUGIN_FILE);
+  const installed = sha256(target);
+  if (!installed) problems.push(`${target} is missing`);
+  else if (source && installed !== sha256(source)) problems.push(`${target} is not the plugin this agent ships (hash differs)`);
+  return { ready: problems.length === 0, problems, warnings, firstFile: first?.path };
+}
