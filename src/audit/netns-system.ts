@@ -10,6 +10,7 @@
 import { statSync } from 'node:fs';
 import type { System } from '../backend/system.js';
 import { ExitCode, MeshcapError } from '../errors.js';
+import { INITIAL_NETNS } from '../preflight/host-netns.js';
 
 /** The per-namespace files read by backend detection, preflight and the IPv6 decision. */
 export const NETNS_FILES: readonly string[] = [
@@ -31,7 +32,7 @@ export async function netnsSystem(base: System, netnsPath: string): Promise<Syst
   if (isOwnNamespace(netnsPath)) {
     throw new MeshcapError({
       exitCode: ExitCode.Unexpected,
-      what: `${netnsPath} is the network namespace the audit itself runs in`,
+      what: `${netnsPath} is the audit's own or the machine's network namespace`,
       why: 'the sandbox shares the node\'s network (hostNetwork), or the runtime reported the wrong path',
       fix: "nothing to do for a hostNetwork pod (it cannot be captured); the audit never changes the node's own rules",
     });
@@ -49,20 +50,30 @@ export async function netnsSystem(base: System, netnsPath: string): Promise<Syst
     });
   }
   const files = parseTailHeaders(fetched.stdout);
+  // As the pod sees its namespaces: its own, and its PID 1 (the pause process) in the same one.
+  const ino = statSync(netnsPath, { throwIfNoEntry: false })?.ino;
+  const podNet = ino === undefined ? undefined : `net:[${ino}]`;
   return {
     run: (file, args, options) => base.run(nsenter, enter(file, args), options),
     which: (name) => base.which(name),
     readFile: (path) => (isPerNetns(path) ? files.get(path) : base.readFile(path)),
     readBytes: (path) => base.readBytes(path),
+    readLink: (path) => (path === '/proc/self/ns/net' || path === '/proc/1/ns/net' ? podNet : base.readLink(path)),
   };
 }
 
-/** The same namespace as this process's (same device and inode), or not statable: never enter it to change anything. */
-export function isOwnNamespace(netnsPath: string, own = '/proc/self/ns/net'): boolean {
+/**
+ * The audit's own network namespace, or the machine's (PID 1's, or the kernel's initial one), by
+ * device and inode: never entered to change anything. A path that cannot be stat'ed is not one.
+ */
+export function isOwnNamespace(netnsPath: string, others: readonly string[] = ['/proc/self/ns/net', '/proc/1/ns/net']): boolean {
   const target = statSync(netnsPath, { throwIfNoEntry: false });
-  const self = statSync(own, { throwIfNoEntry: false });
-  if (!target || !self) return false;
-  return target.dev === self.dev && target.ino === self.ino;
+  if (!target) return false;
+  if (`net:[${target.ino}]` === INITIAL_NETNS) return true;
+  return others.some((path) => {
+    const other = statSync(path, { throwIfNoEntry: false });
+    return other !== undefined && other.dev === target.dev && other.ino === target.ino;
+  });
 }
 
 /** `tail -n +1 A B` output -> path -> content. A lone file has no header, so there are always several. */

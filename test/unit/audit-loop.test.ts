@@ -7,7 +7,7 @@ import type { AuditResult } from '../../src/audit/run.js';
 import type { System } from '../../src/backend/system.js';
 
 /** Nothing on PATH, nothing to read: these tests never reach a pod's namespace. */
-const emptySystem: System = { run: async () => assert.fail('no process may run'), which: () => undefined, readFile: () => undefined, readBytes: () => undefined };
+const emptySystem: System = { run: async () => assert.fail('no process may run'), which: () => undefined, readFile: () => undefined, readBytes: () => undefined, readLink: () => undefined };
 
 const STATUS = JSON.stringify({ initContainers: ['istio-init'], containers: ['istio-proxy'] });
 const info = (path: string) => ({ info: JSON.stringify({ runtimeSpec: { linux: { namespaces: [{ type: 'pid' }, { type: 'network', path }] } } }) });
