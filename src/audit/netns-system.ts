@@ -7,7 +7,7 @@
  * System is made; any other such path reads as absent. Everything else is the
  * node's (filesystem, PATH, capabilities), as for `ip netns exec`.
  */
-import { statSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import type { System } from '../backend/system.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 import { INITIAL_NETNS } from '../preflight/host-netns.js';
@@ -51,7 +51,7 @@ export async function netnsSystem(base: System, netnsPath: string): Promise<Syst
   }
   const files = parseTailHeaders(fetched.stdout);
   // As the pod sees its namespaces: its own, and its PID 1 (the pause process) in the same one.
-  const ino = statSync(netnsPath, { throwIfNoEntry: false })?.ino;
+  const ino = statOrUndefined(netnsPath)?.ino;
   const podNet = ino === undefined ? undefined : `net:[${ino}]`;
   return {
     run: (file, args, options) => base.run(nsenter, enter(file, args), options),
@@ -67,13 +67,22 @@ export async function netnsSystem(base: System, netnsPath: string): Promise<Syst
  * device and inode: never entered to change anything. A path that cannot be stat'ed is not one.
  */
 export function isOwnNamespace(netnsPath: string, others: readonly string[] = ['/proc/self/ns/net', '/proc/1/ns/net']): boolean {
-  const target = statSync(netnsPath, { throwIfNoEntry: false });
+  const target = statOrUndefined(netnsPath);
   if (!target) return false;
   if (`net:[${target.ino}]` === INITIAL_NETNS) return true;
   return others.some((path) => {
-    const other = statSync(path, { throwIfNoEntry: false });
+    const other = statOrUndefined(path);
     return other !== undefined && other.dev === target.dev && other.ino === target.ino;
   });
+}
+
+/** Missing, or not ours to look at (PID 1's namespace without ptrace rights): undefined. */
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /** `tail -n +1 A B` output -> path -> content. A lone file has no header, so there are always several. */
