@@ -16,13 +16,12 @@ import YAML from 'yaml';
 import { ensurePlugin } from '../helpers/cni-node.js';
 import { podManifest } from '../helpers/manifests.js';
 import { runAsync } from '../helpers/netns.js';
-import { MESHCAP_BIN, REPO_ROOT } from '../helpers/paths.js';
+import { MESHCAP_BIN } from '../helpers/paths.js';
 import { RuntimeNode, runtimeSkip } from './harness.js';
-import { hostToolsImage } from './images.js';
+import { meshcapImageArchive } from './fixtures.js';
 import { type K8sContainer, kubeletContainer } from './kubelet.js';
 
 const skip = runtimeSkip();
-const TOOLS = 'localhost/meshcap-audit-agent-tools:1';
 
 function get(port: number, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -62,8 +61,9 @@ describe('meshcap cni agent: audit and repair on a containerd node', { skip }, (
   let logs = '';
 
   before(async () => {
+    const image = meshcapImageArchive();
     node = await RuntimeNode.start({ label: 'race' });
-    await node.importImage(hostToolsImage(TOOLS, [process.execPath]));
+    await node.importImage(image);
   });
   after(async () => {
     if (agent && agent.exitCode === null) {
@@ -85,11 +85,10 @@ describe('meshcap cni agent: audit and repair on a containerd node', { skip }, (
     const race = await node.runSandbox({ name: 'race', namespace: 'shop', annotations });
     assert.doesNotMatch(race.exec('iptables-nft-save', []).stdout, /ISTIO_/, 'the sandbox has no capture');
 
-    // istio-validation as injected (uid 1337, no capabilities), run by the runtime; image stand-in: host node, repo mounted.
+    // istio-validation as injected (meshcap's image, uid 1337, no capabilities), run by the runtime.
     // A 60 s probe timeout instead of 5 s, so a loaded CI machine cannot make this a race of its own.
-    const spec: K8sContainer = { ...validation, image: TOOLS, command: [process.execPath, MESHCAP_BIN], args: [...(validation.args ?? []), '--probe-timeout=60s'] };
+    const spec: K8sContainer = { ...validation, args: [...(validation.args ?? []), '--probe-timeout=60s'] };
     const config = kubeletContainer(spec, race);
-    config.mounts = [...(config.mounts ?? []), { container_path: REPO_ROOT, host_path: REPO_ROOT, readonly: true }];
     const validationId = await race.start(config);
     const waiting = await node.cri.containerStatus(validationId);
     assert.equal(waiting.state, 'CONTAINER_RUNNING', 'validation waits for the capture');

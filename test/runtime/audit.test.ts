@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -25,15 +25,13 @@ import { CriClient } from '../../src/cri/client.js';
 import { ensurePlugin } from '../helpers/cni-node.js';
 import { podManifest } from '../helpers/manifests.js';
 import { runAsync } from '../helpers/netns.js';
-import { MESHCAP_BIN, REPO_ROOT } from '../helpers/paths.js';
+import { MESHCAP_BIN } from '../helpers/paths.js';
+import { meshcapImageArchive } from './fixtures.js';
 import { inNetns, RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
-import { hostToolsImage } from './images.js';
 import { type K8sContainer, kubeletContainer } from './kubelet.js';
 
 const skip = runtimeSkip();
 const INTERVAL_S = 1;
-const TOOLS = 'localhost/meshcap-audit-tools:1';
-const XTABLES_DIR = '/usr/lib/x86_64-linux-gnu/xtables';
 
 /** The pod's annotations and istio-init exactly as `meshcap inject` writes them for `annotations`. */
 async function injected(annotations: Record<string, string>, layout: 'init' | 'cni'): Promise<{ annotations: Record<string, string>; init: K8sContainer }> {
@@ -79,19 +77,15 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
   const logs: string[] = [];
 
   before(async () => {
+    const image = meshcapImageArchive();
     node = await RuntimeNode.start({ label: 'audit' });
-    const xtables = readdirSync(XTABLES_DIR).filter((f) => f.endsWith('.so')).map((f) => join(XTABLES_DIR, f));
-    const tools = ['xtables-nft-multi', 'iptables-nft', 'iptables-nft-save', 'iptables-nft-restore', 'ip6tables-nft', 'ip6tables-nft-save', 'ip6tables-nft-restore', 'xtables-legacy-multi', 'iptables-legacy', 'iptables-legacy-save', 'iptables-legacy-restore', 'ip6tables-legacy', 'ip6tables-legacy-save', 'ip6tables-legacy-restore'];
-    await node.importImage(hostToolsImage(TOOLS, [process.execPath, ...tools.map((t) => `/usr/sbin/${t}`), ...xtables]));
+    await node.importImage(image);
 
-    // Init-container layout: the injected istio-init, run by the runtime in the pod (image stand-in: host node + iptables; the repo mounted).
+    // Init-container layout: the injected istio-init, exactly as written (meshcap's image from the Dockerfile), run by the runtime.
     const webPod = await injected({}, 'init');
     webAnnotations = webPod.annotations;
     web = await node.runSandbox({ name: 'web', namespace: 'shop', annotations: webAnnotations });
-    const init: K8sContainer = { ...webPod.init, image: TOOLS, command: [process.execPath, MESHCAP_BIN] };
-    const config = kubeletContainer(init, web);
-    config.mounts = [...(config.mounts ?? []), { container_path: REPO_ROOT, host_path: REPO_ROOT, readonly: true }];
-    const run = await web.run(config);
+    const run = await web.run(kubeletContainer(webPod.init, web));
     assert.equal(run.exitCode, 0, `istio-init failed:\n${run.log}`);
 
     // CNI layout: meshcap-cni in the node's chain captures the sandbox at creation (it skips web, which captures itself).
