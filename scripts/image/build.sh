@@ -64,4 +64,6 @@ b push --quiet localhost/meshcap:build "docker-archive:$out.partial:$tag" >&2
 b push --quiet --format oci --compression-format gzip localhost/meshcap:build "oci-archive:$work/oci.tar" >&2
 stat -c %s "$work/oci.tar" > "$out.size"
 mv "$out.partial" "$out"
+# Keep the cache small: only the two newest image archives.
+ls -t "$cache"/images/meshcap-*.tar 2>/dev/null | tail -n +3 | while read -r old; do rm -f "$old" "$old.size"; done
 echo "$out"
