@@ -328,6 +328,19 @@ export class RuntimeNode {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** PIDs of a running container's processes (from its cgroup under this node's cgroup parent). */
+  containerPids(containerId: string): number[] {
+    const pids = new Set<number>();
+    for (const dir of this.cgroupDirs()) {
+      try {
+        for (const line of readFileSync(join(dir, containerId, 'cgroup.procs'), 'utf8').split('\n')) if (line.trim()) pids.add(Number(line));
+      } catch {
+        // not in this hierarchy
+      }
+    }
+    return [...pids];
+  }
+
   private cgroupDirs(): string[] {
     const dirs: string[] = [];
     if (!existsSync('/sys/fs/cgroup')) return dirs;
