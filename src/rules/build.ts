@@ -1,9 +1,9 @@
 /**
- * CaptureConfig -> Ruleset, following istio-iptables' algorithm step by step
+ * CaptureSpec -> Ruleset, following istio-iptables' algorithm step by step
  * (research: istio-iptables.md, section 2.3). Rule order is the order Istio's
  * builder emits, because byte-identical output depends on it. Pure.
  */
-import type { CaptureConfig } from '../config/types.js';
+import type { CaptureSpec } from '../config/types.js';
 import { type Cidr, formatCidr, parseCidr } from '../net/ip.js';
 import {
   Chain,
@@ -87,7 +87,7 @@ class RuleList {
   }
 }
 
-export function buildRuleset(config: CaptureConfig): Ruleset {
+export function buildRuleset(config: CaptureSpec): Ruleset {
   const ipv6 = config.ipv6.enabled;
   const list = new RuleList(ipv6);
   const loopback = (family: Family): Net => net(family === 'ipv4' ? config.ipv4LoopbackCidr : LOOPBACK_V6);
@@ -277,7 +277,7 @@ export function buildRuleset(config: CaptureConfig): Ruleset {
   return { ipv6, rules: list.rules };
 }
 
-function addDnsRules(list: RuleList, config: CaptureConfig): void {
+function addDnsRules(list: RuleList, config: CaptureSpec): void {
   const { captureAll, serversV4, serversV6 } = config.dns;
   const nat = 'nat';
   const raw = 'raw';
