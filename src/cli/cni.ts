@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent } from '../cni/agent.js';
 import { ConfigFileError } from '../cni/conflist.js';
 import { cniEntry } from '../cni/entry.js';
-import { commitConfig, InstallError, installBinary, planConfig, uninstall } from '../cni/install.js';
+import { commitConfig, CONFIG_MODES, type ConfigMode, InstallError, installBinary, planConfig, uninstall } from '../cni/install.js';
 import type { Command, CommandContext } from './context.js';
 import { ExitCode } from '../errors.js';
 import { badFlag, takeOwnFlags } from './own-flags.js';
@@ -18,6 +18,7 @@ const HELP = `Usage:
   meshcap cni install   --cni-conf-dir DIR --cni-bin-dir DIR [--once]
   meshcap cni uninstall --cni-conf-dir DIR --cni-bin-dir DIR
   meshcap cni agent     --cni-conf-dir DIR --cni-bin-dir DIR [--cri-socket PATH] [--metrics-addr HOST:PORT]
+  install and agent also take --config-mode chained|owned|standalone (default chained)
 
 CNI mode: the capture is installed by a chained CNI plugin, meshcap-cni, when
 the runtime creates a pod's sandbox; the pod needs no privileged init container.
@@ -28,7 +29,13 @@ install    copies the meshcap-cni executable into the bin dir (temporary file
            *.json by name); a .conf becomes a .conflist. Other plugins are left
            as they are. Running it again changes nothing. With --once it
            returns; without, it keeps the entry in place like 'agent'.
-uninstall  removes the entry from every config, then the executable.
+           --config-mode=owned writes 00-meshcap.conflist instead (the primary's
+           plugins plus meshcap-cni, sorting first, following the primary's
+           changes); --config-mode=standalone writes ZZZ-meshcap-cni.conf, a
+           network of its own for Multus (reference it with a
+           NetworkAttachmentDefinition named meshcap-cni).
+uninstall  removes the entry from every config (and meshcap's own files),
+           then the executable.
 agent      the node DaemonSet's process: installs, re-inserts the entry within
            2 s when the primary CNI rewrites the file, reports a config fight,
            serves /readyz (ready only when the first config holds the entry and
@@ -54,6 +61,12 @@ function dirs(values: ReadonlyMap<string, string | true>): { confDir: string; bi
     return value;
   };
   return { confDir: get('cni-conf-dir'), binDir: get('cni-bin-dir') };
+}
+
+function configMode(values: ReadonlyMap<string, string | true>): ConfigMode {
+  const value = values.get('config-mode') ?? 'chained';
+  if (!(CONFIG_MODES as readonly unknown[]).includes(value)) throw badFlag('--config-mode', String(value), 'is not a config mode', `use ${CONFIG_MODES.join(', ')}`);
+  return value as ConfigMode;
 }
 
 function parseAddr(text: string): { host: string; port: number } {
@@ -86,6 +99,7 @@ async function runAgent(values: ReadonlyMap<string, string | true>, ctx: Command
   const agent = new Agent({
     confDir,
     binDir,
+    mode: configMode(values),
     source: pluginSource(ctx.env),
     ...(typeof cri === 'string' ? { criSocket: cri } : {}),
     ...(typeof metrics === 'string' ? { metricsAddr: parseAddr(metrics) } : {}),
@@ -127,14 +141,14 @@ export const cniCommand: Command = async (argv, ctx) => {
     return sub === undefined ? ExitCode.InvalidConfig : ExitCode.Ok;
   }
   try {
-    const spec = { 'cni-conf-dir': 'string', 'cni-bin-dir': 'string', once: 'bool', 'cri-socket': 'string', 'metrics-addr': 'string' } as const;
+    const spec = { 'cni-conf-dir': 'string', 'cni-bin-dir': 'string', once: 'bool', 'cri-socket': 'string', 'metrics-addr': 'string', 'config-mode': 'string' } as const;
     const { values, rest: extra } = takeOwnFlags(rest, spec);
     if (extra.length > 0) throw badFlag(extra[0]!, '', `is not a flag of 'meshcap cni ${sub}'`, "run 'meshcap cni --help'");
     if (sub === 'install') {
       const { confDir, binDir } = dirs(values);
       if (!values.has('once')) return await runAgent(values, ctx);
       // Check the config before touching anything; copy the binary before the entry that names it.
-      const plan = planConfig(confDir);
+      const plan = planConfig(confDir, {}, configMode(values));
       const binary = installBinary(pluginSource(ctx.env), binDir);
       const outcome = commitConfig(plan);
       if (outcome.kind === 'no-config') {

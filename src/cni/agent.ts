@@ -10,7 +10,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSyn
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { EntryOptions } from './conflist.js';
-import { checkNode, installBinary, installConfig, type NodeCheck } from './install.js';
+import { checkNode, type ConfigMode, installBinary, installConfig, type NodeCheck } from './install.js';
 import { renderKubeconfig } from './kube.js';
 
 export interface AgentOptions {
@@ -20,6 +20,7 @@ export interface AgentOptions {
   readonly criSocket?: string;
   readonly metricsAddr?: { host: string; port: number };
   readonly entry?: EntryOptions;
+  readonly mode?: ConfigMode;
   /** Host dir for the kubeconfig and token copy (outside the CNI conf dir). */
   readonly runDir: string;
   readonly serviceAccountDir: string;
@@ -125,8 +126,11 @@ export class Agent {
       log('warn', `installing the plugin failed: ${(error as Error).message}`);
     }
     try {
-      const outcome = installConfig(confDir, this.options.entry);
-      if (outcome.kind === 'inserted') {
+      const mode = this.options.mode ?? 'chained';
+      const outcome = installConfig(confDir, this.options.entry, mode);
+      if (outcome.kind === 'inserted' && mode !== 'chained') {
+        log('info', `${this.installedOnce ? 'updated' : 'wrote'} ${outcome.file}${mode === 'owned' ? " (the primary's plugins plus meshcap-cni)" : ''}`);
+      } else if (outcome.kind === 'inserted') {
         if (this.installedOnce) {
           this.state.reinserts++;
           log('warn', `${outcome.file} was rewritten without the meshcap-cni entry: re-inserted it`);
@@ -141,7 +145,7 @@ export class Agent {
     } catch (error) {
       log('warn', `install step failed: ${(error as Error).message}`);
     }
-    const check = checkNode(confDir, binDir, source);
+    const check = checkNode(confDir, binDir, source, this.options.mode ?? 'chained');
     const extra = (this.options.extensions ?? []).flatMap((e) => e.problems?.() ?? []);
     this.state.check = check;
     this.state.ready = check.ready && extra.length === 0;

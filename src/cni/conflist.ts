@@ -141,3 +141,20 @@ export function pluginTypes(file: string, text: string): string[] {
     return [];
   }
 }
+
+/** Owned-file mode: a config of meshcap's own that sorts before the primary's, so the primary's rewrites never drop the entry. */
+export const OWNED_FILE = '00-meshcap.conflist';
+/** Standalone mode (Multus): meshcap-cni as a network of its own, named by a NetworkAttachmentDefinition; sorts last. */
+export const STANDALONE_FILE = 'ZZZ-meshcap-cni.conf';
+export const STANDALONE_NETWORK = 'meshcap-cni';
+
+/** The primary's plugins (of a list or a single-plugin file) plus the entry, under the primary's name and version. */
+export function ownedConfig(primaryFile: string, primaryText: string, options: EntryOptions = {}): string {
+  const parsed = parseConfigFile(primaryFile, primaryText);
+  const plugins = parsed.plugins.filter((p) => !isMeshcap(p));
+  return render({ cniVersion: parsed.cniVersion ?? '0.3.1', name: parsed.name || 'k8s-pod-network', plugins: [...plugins, meshcapEntry(options)] });
+}
+
+export function standaloneConfig(options: EntryOptions = {}): string {
+  return render({ cniVersion: '1.0.0', name: STANDALONE_NETWORK, ...meshcapEntry(options) });
+}

@@ -48,7 +48,10 @@ export function decide(annotations: Readonly<Record<string, string>>, pod: PodRe
     if ((annotations[A.interceptionMode] ?? '') === 'NONE') return { kind: 'skip', reason: `${A.interceptionMode}=NONE` };
     const args = captureArgs(annotations, subject);
     if (!args) return { kind: 'skip', reason: 'interception mode NONE (from proxy.istio.io/config)' };
-    return { kind: 'capture', args, env: captureEnvFromAnnotations(annotations, { subject }) };
+    const env = captureEnvFromAnnotations(annotations, { subject });
+    // Istio's escape hatch: the proxy runs without Envoy, so nothing may be redirected to it.
+    if (env.some(([name, value]) => name === 'DISABLE_ENVOY' && /^(1|t|true)$/i.test(value))) return { kind: 'skip', reason: 'DISABLE_ENVOY=true in proxy.istio.io/config proxyMetadata' };
+    return { kind: 'capture', args, env };
   } catch (error) {
     if (error instanceof ConfigError) {
       throw new CniError(CniCode.InvalidConfig, `invalid ${error.subject} on ${subject}: ${JSON.stringify(error.value)}`, details(error.problem, `${error.allowed}; then delete the pod so it is re-created`));

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { ConfigFileError, type Edit, type EntryOptions, entryState, insertEntry, orderConfigFiles, pluginTypes, removeEntry } from './conflist.js';
+import { ConfigFileError, type Edit, type EntryOptions, entryState, insertEntry, orderConfigFiles, OWNED_FILE, ownedConfig, pluginTypes, removeEntry, STANDALONE_FILE, standaloneConfig } from './conflist.js';
 import { PLUGIN_TYPE } from './spec.js';
 
 export const PLUGIN_FILE = PLUGIN_TYPE;
@@ -100,12 +100,41 @@ export type ConfigOutcome =
   | { readonly kind: 'unchanged'; readonly file: string }
   | { readonly kind: 'inserted'; readonly file: string; readonly converted?: string };
 
+/**
+ * chained: the entry goes into the primary's first config (Istio's default);
+ * owned: meshcap writes 00-meshcap.conflist, the primary's plugins plus the entry, and follows the primary;
+ * standalone: meshcap-cni as its own network for Multus (ZZZ-meshcap-cni.conf, referenced by a NAD).
+ */
+export type ConfigMode = 'chained' | 'owned' | 'standalone';
+export const CONFIG_MODES: readonly ConfigMode[] = ['chained', 'owned', 'standalone'];
+
 export type ConfigPlan =
   | { readonly kind: 'no-config' }
   | { readonly kind: 'edit'; readonly path: string; readonly edit: Edit };
 
-/** Reads and checks the first config in libcni order, changing nothing (an unusable file throws ConfigFileError). */
-export function planConfig(confDir: string, options: EntryOptions = {}): ConfigPlan {
+/** The primary's config: the first in libcni order that is not meshcap's own file. */
+function primaryOf(confDir: string): ConfFile | undefined {
+  return listConfigs(confDir).find((f) => f.name !== OWNED_FILE && f.name !== STANDALONE_FILE);
+}
+
+function whole(path: string, current: string | undefined, text: string): ConfigPlan {
+  return { kind: 'edit', path, edit: { file: path, text, remove: undefined, changed: current !== text } };
+}
+
+/** Reads and checks what the mode needs, changing nothing (an unusable file throws ConfigFileError). */
+export function planConfig(confDir: string, options: EntryOptions = {}, mode: ConfigMode = 'chained'): ConfigPlan {
+  if (mode === 'standalone') {
+    // Alone in the dir it would become the runtime's only network: wait for the primary, as in the other modes.
+    if (!primaryOf(confDir)) return { kind: 'no-config' };
+    const path = join(confDir, STANDALONE_FILE);
+    return whole(path, existsSync(path) ? readFileSync(path, 'utf8') : undefined, standaloneConfig(options));
+  }
+  if (mode === 'owned') {
+    const primary = primaryOf(confDir);
+    if (!primary) return { kind: 'no-config' };
+    const path = join(confDir, OWNED_FILE);
+    return whole(path, existsSync(path) ? readFileSync(path, 'utf8') : undefined, ownedConfig(primary.path, primary.text, options));
+  }
   const first = listConfigs(confDir)[0];
   if (!first) return { kind: 'no-config' };
   return { kind: 'edit', path: first.path, edit: insertEntry(first.path, first.text, options) };
@@ -116,19 +145,26 @@ export function commitConfig(plan: ConfigPlan): ConfigOutcome {
   if (plan.kind === 'no-config') return plan;
   const { edit, path } = plan;
   if (!edit.changed) return { kind: 'unchanged', file: path };
-  atomicWrite(edit.file, edit.text, statSync(path).mode & 0o777);
+  atomicWrite(edit.file, edit.text, existsSync(path) ? statSync(path).mode & 0o777 : 0o644);
   if (edit.remove) rmSync(edit.remove, { force: true });
   return { kind: 'inserted', file: edit.file, ...(edit.remove ? { converted: edit.remove } : {}) };
 }
 
 /** Never creates a config: with none, pods must not get a network before the primary CNI writes its own. */
-export function installConfig(confDir: string, options: EntryOptions = {}): ConfigOutcome {
-  return commitConfig(planConfig(confDir, options));
+export function installConfig(confDir: string, options: EntryOptions = {}, mode: ConfigMode = 'chained'): ConfigOutcome {
+  return commitConfig(planConfig(confDir, options, mode));
 }
 
 /** Entries out of every config first (a config naming a missing binary blocks every pod), then the executable. */
 export function uninstall(confDir: string, binDir: string): { configs: string[]; binary: boolean } {
   const configs: string[] = [];
+  // meshcap's own files (owned and standalone modes) go whole.
+  for (const name of [OWNED_FILE, STANDALONE_FILE]) {
+    const path = join(confDir, name);
+    if (!existsSync(path)) continue;
+    rmSync(path, { force: true });
+    configs.push(path);
+  }
   for (const file of listConfigs(confDir)) {
     let edit;
     try {
@@ -157,8 +193,8 @@ export interface NodeCheck {
   readonly firstFile: string | undefined;
 }
 
-/** What readiness means: the effective config holds the entry, and the binary is the one we ship. */
-export function checkNode(confDir: string, binDir: string, source: string | undefined): NodeCheck {
+/** What readiness means: the effective config holds the entry (per mode), and the binary is the one we ship. */
+export function checkNode(confDir: string, binDir: string, source: string | undefined, mode: ConfigMode = 'chained'): NodeCheck {
   const problems: string[] = [];
   let configs: ConfFile[] = [];
   try {
@@ -167,16 +203,30 @@ export function checkNode(confDir: string, binDir: string, source: string | unde
     problems.push((error as Error).message);
   }
   const first = configs[0];
-  if (!first) problems.push(`no network config in ${confDir} (the primary CNI has not written one yet)`);
+  if (mode === 'standalone') {
+    const own = configs.find((c) => c.name === STANDALONE_FILE);
+    if (!own) problems.push(`${join(confDir, STANDALONE_FILE)} is missing`);
+    else if (own.text !== standaloneConfig()) problems.push(`${own.path} is not the standalone meshcap-cni config`);
+  } else if (!first) problems.push(`no network config in ${confDir} (the primary CNI has not written one yet)`);
   else {
     const state = entryState(first.path, first.text);
     if (!state.ok) problems.push(state.problem);
+    if (mode === 'owned') {
+      if (first.name !== OWNED_FILE) problems.push(`${first.path} sorts before ${OWNED_FILE}: the runtime reads it instead of meshcap's config`);
+      const primary = configs.find((c) => c.name !== OWNED_FILE && c.name !== STANDALONE_FILE);
+      if (primary) {
+        const want = pluginTypes(primary.path, primary.text).filter((t) => t !== PLUGIN_TYPE);
+        const have = pluginTypes(first.path, first.text);
+        const lost = want.filter((t) => !have.includes(t));
+        if (lost.length > 0) problems.push(`${first.path} lacks the primary's plugin${lost.length === 1 ? '' : 's'} ${lost.join(', ')} (from ${primary.path})`);
+      }
+    }
   }
-  const others = configs.slice(1).filter((c) => pluginTypes(c.path, c.text).includes(PLUGIN_TYPE));
-  const warnings = others.map((other) => `${other.path} also holds a ${PLUGIN_TYPE} entry (a runtime or Multus reading both would capture twice; remove it)`);
+  const chainedElsewhere = configs.slice(mode === 'standalone' ? 0 : 1).filter((c) => c.name !== STANDALONE_FILE && pluginTypes(c.path, c.text).includes(PLUGIN_TYPE));
+  const warnings = chainedElsewhere.map((other) => `${other.path} also holds a ${PLUGIN_TYPE} entry (a runtime or Multus reading both would capture twice; remove it)`);
   const target = join(binDir, PLUGIN_FILE);
   const installed = sha256(target);
   if (!installed) problems.push(`${target} is missing`);
   else if (source && installed !== sha256(source)) problems.push(`${target} is not the plugin this agent ships (hash differs)`);
-  return { ready: problems.length === 0, problems, warnings, firstFile: first?.path };
+  return { ready: problems.length === 0, problems, warnings, firstFile: mode === 'standalone' ? join(confDir, STANDALONE_FILE) : first?.path };
 }

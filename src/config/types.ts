@@ -95,6 +95,8 @@ export interface RunSettings {
   /** Who pinned the backend, for messages: `--backend=nft` or `FORCE_IPTABLES_BINARY=nft`. */
   readonly backendPinnedBy: string;
   readonly lockTimeoutSeconds: number;
+  /** Capture even in what is evidently the machine's own network namespace (an Istio VM). */
+  readonly allowHostNetns: boolean;
 }
 
 /** The validation probe (--run-validation, meshcap verify). */

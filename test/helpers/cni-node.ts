@@ -108,9 +108,9 @@ export class CniNode {
     return path;
   }
 
-  install(): Run {
+  install(...extra: string[]): Run {
     ensurePlugin();
-    return runCli(['cni', 'install', '--cni-conf-dir', this.confDir, '--cni-bin-dir', this.binDir, '--once'], { env: { MESHCAP_CNI_PLUGIN: SEA } });
+    return runCli(['cni', 'install', '--cni-conf-dir', this.confDir, '--cni-bin-dir', this.binDir, '--once', ...extra], { env: { MESHCAP_CNI_PLUGIN: SEA } });
   }
 
   uninstall(): Run {

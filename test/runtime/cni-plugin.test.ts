@@ -12,6 +12,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Attachment, CniNode, cniSkipReason, connectFrom, serveIn, type Served } from '../helpers/cni-node.js';
 import { runAsync } from '../helpers/netns.js';
+import { MESHCAP_BIN } from '../helpers/paths.js';
+import { podManifest } from '../helpers/manifests.js';
+import { podsOf } from '../golden/inject-compare.js';
+import { injectManifests } from '../../src/inject/manifest.js';
+import { DEFAULT_SETTINGS } from '../../src/inject/settings.js';
 
 const skip = cniSkipReason();
 const STATUS = JSON.stringify({ initContainers: ['istio-validation'], containers: ['istio-proxy'], volumes: null, imagePullSecrets: null, revision: 'default' });
@@ -142,6 +147,49 @@ describe('meshcap-cni chained after bridge and portmap (direct libcni-style exec
     node.removePod(pod);
   });
 
+  test("the plugin's rules are byte for byte what istio-init writes for the same pod (inject vs inject --cni)", async () => {
+    const user = { 'traffic.sidecar.istio.io/excludeOutboundPorts': '5432,6379', 'traffic.sidecar.istio.io/excludeOutboundIPRanges': '198.19.0.0/16', 'traffic.sidecar.istio.io/excludeInboundPorts': '9000' };
+    const init = podsOf(injectManifests(podManifest(user), DEFAULT_SETTINGS).text)[0]!;
+    const initArgs = ((init.spec.initContainers as any[]).find((c) => c.name === 'istio-init').args as string[]);
+    const cni = podsOf(injectManifests(podManifest(user), { ...DEFAULT_SETTINGS, cni: true }).text)[0]!;
+    const byInit = node.newPod({ 'kubernetes.io/config.source': 'api' });
+    const byPlugin = node.newPod(cni.metadata.annotations as Record<string, string>);
+    assert.ok((await node.add(byInit)).ok);
+    const ran = await node.inPod(byInit, [process.execPath, MESHCAP_BIN, ...initArgs]);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.ok((await node.add(byPlugin)).ok);
+    const a = await save(node, byInit);
+    assert.match(a, /--dport 6379 -j RETURN/);
+    assert.equal(await save(node, byPlugin), a);
+    node.removePod(byInit);
+    node.removePod(byPlugin);
+  });
+
+  test('ADD again is a no-op; two ADDs at once both succeed; ADD converges a netns holding another config; the runtime\'s env does not leak in', async () => {
+    const pod = node.newPod(INJECTED);
+    const first = await node.add(pod);
+    assert.ok(first.ok);
+    const desired = await save(node, pod);
+    const entry = { cniVersion: '1.0.0', name: 'n', type: 'meshcap-cni', stateDir: join(node.dir, 'state'), runtimeConfig: { 'io.kubernetes.cri.pod-annotations': INJECTED }, prevResult: first.result };
+    const env = { PATH: node.hostPath, CNI_COMMAND: 'ADD', CNI_CONTAINERID: pod.containerId, CNI_NETNS: pod.netns, CNI_IFNAME: 'eth0', CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.pod.name}` };
+    const again = await node.exec('meshcap-cni', env, JSON.stringify(entry));
+    assert.equal(again.code, 0, again.stdout);
+    assert.match(again.stderr, /already in place/);
+    assert.deepEqual(JSON.parse(again.stdout), first.result);
+    const both = await Promise.all([node.exec('meshcap-cni', env, JSON.stringify(entry)), node.exec('meshcap-cni', env, JSON.stringify(entry))]);
+    for (const r of both) assert.equal(r.code, 0, r.stdout);
+    assert.equal(await save(node, pod), desired);
+    // Another config's rules (a different proxy port), then ADD: converged to the pod's own.
+    const other = await node.inPod(pod, [process.execPath, MESHCAP_BIN, 'istio-iptables', '-p', '15009', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-b', '*']);
+    assert.equal(other.code, 0, other.stderr);
+    // The runtime's environment carries istio-iptables variables: they must not steer the capture.
+    const converged = await node.exec('meshcap-cni', { ...env, INBOUND_CAPTURE_PORT: '15999', PROXY_PORT: '15777', OUTBOUND_PORTS_EXCLUDE: '1' }, JSON.stringify(entry));
+    assert.equal(converged.code, 0, converged.stdout);
+    assert.equal(await save(node, pod), desired);
+    assert.ok((await node.check(pod, first.result)).ok);
+    node.removePod(pod);
+  });
+
   test('20 pods at once are all captured (no xtables lock contention)', async () => {
     const pods = Array.from({ length: 20 }, () => node.newPod(INJECTED));
     const adds = await Promise.all(pods.map((p) => node.add(p)));
@@ -177,5 +225,39 @@ describe('meshcap-cni chained after bridge and portmap (direct libcni-style exec
     await node.del(pod, { prevResult: add.result });
     node.removePod(pod);
     assert.equal(node.install().code, 0);
+  });
+});
+
+describe('meshcap-cni in owned-file and standalone (Multus) modes', { skip }, () => {
+  let node: CniNode;
+  before(() => {
+    node = new CniNode('modes');
+    node.writePrimary();
+  });
+  after(() => node?.destroy());
+
+  test('owned: the runtime reads 00-meshcap.conflist (the primary\'s plugins, then meshcap-cni) and the pod is captured', async () => {
+    assert.equal(node.install('--config-mode', 'owned').code, 0);
+    const { path, conf } = node.effectiveConfig();
+    assert.match(path, /00-meshcap\.conflist$/);
+    assert.deepEqual(conf.plugins.map((p: { type: string }) => p.type), ['bridge', 'portmap', 'meshcap-cni']);
+    const pod = node.newPod(INJECTED);
+    const add = await node.add(pod);
+    assert.ok(add.ok, add.run.stdout);
+    assert.match(await save(node, pod), /-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001/);
+    node.removePod(pod);
+    assert.equal(node.uninstall().code, 0);
+  });
+
+  test('standalone: called alone as Multus calls a delegate (no prevResult), it prints a minimal result and captures', async () => {
+    assert.equal(node.install('--config-mode', 'standalone').code, 0);
+    const conf = JSON.parse(readFileSync(join(node.confDir, 'ZZZ-meshcap-cni.conf'), 'utf8'));
+    const pod = node.newPod(INJECTED);
+    const stdin = JSON.stringify({ ...conf, runtimeConfig: { 'io.kubernetes.cri.pod-annotations': INJECTED } });
+    const r = await node.exec('meshcap-cni', { PATH: node.hostPath, CNI_COMMAND: 'ADD', CNI_CONTAINERID: pod.containerId, CNI_NETNS: pod.netns, CNI_IFNAME: 'net1', CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=multus' }, stdin);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { cniVersion: '1.0.0', interfaces: [], ips: [], dns: {} });
+    assert.match(await save(node, pod), /-A ISTIO_OUTPUT -j ISTIO_REDIRECT/);
+    node.removePod(pod);
   });
 });

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import YAML from 'yaml';
+import { diagnose } from '../../src/doctor/classify.js';
 import { CniNode, cniSkipReason } from '../helpers/cni-node.js';
 import { runAsync } from '../helpers/netns.js';
 import { MESHCAP_BIN, ANCHORS_DIR, anchorsOrSkip } from '../helpers/paths.js';
@@ -48,6 +49,8 @@ describe('validation container (istio-validation / meshcap validate)', { skip },
     assert.equal(result.code, 126, result.stderr);
     assert.equal(result.stderr.split('\n')[0], ISTIO_LINE);
     assert.match(result.stderr, /sandbox was most likely created before meshcap-cni/);
+    // Istio's repair controller matches the exit code; meshcap doctor the text.
+    assert.ok(['validation-failed', 'cni-not-applied'].includes(diagnose(result.stderr).causes[0]!.id), diagnose(result.stderr).causes[0]!.id);
     assert.ok(Date.now() - started >= 2000, 'it waited for the timeout before failing');
     // The same pod as an app uid, through `meshcap validate`: the outbound path is missing too.
     const app = await validate(pod.netns, 65534, ['validate', '-i', '*', '-b', '*', '--probe-timeout=1s']);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { entryState, insertEntry, orderConfigFiles, removeEntry } from '../../src/cni/conflist.js';
+import { checkNode } from '../../src/cni/install.js';
 import { runCli } from '../helpers/cli.js';
 
 const dirs: string[] = [];
@@ -165,5 +166,46 @@ describe('conflist edits (pure)', () => {
     assert.match((entryState('/a.conflist', list([{ type: 'meshcap-cni', capabilities: { 'io.kubernetes.cri.pod-annotations': true } }, { type: 'bridge' }])) as { problem: string }).problem, /not last/);
     assert.match((entryState('/a.conflist', list([{ type: 'bridge' }, { type: 'meshcap-cni' }])) as { problem: string }).problem, /does not declare/);
     assert.equal(removeEntry('/a.conflist', list([{ type: 'bridge' }])).changed, false);
+  });
+});
+
+describe('meshcap cni install --config-mode owned | standalone', () => {
+  test('owned: 00-meshcap.conflist holds the primary\'s plugins plus the entry, sorts first, follows the primary; the primary is untouched', () => {
+    const n = node();
+    writeFileSync(join(n.confDir, '10-calico.conflist'), JSON.stringify(CALICO));
+    const result = n.run('install', '--once', '--config-mode', 'owned');
+    assert.equal(result.code, 0, out(result));
+    assert.deepEqual(json(join(n.confDir, '10-calico.conflist')), CALICO);
+    const owned = json(join(n.confDir, '00-meshcap.conflist'));
+    assert.deepEqual(owned.plugins.slice(0, -1), CALICO.plugins);
+    assert.equal(owned.plugins.at(-1).type, 'meshcap-cni');
+    assert.equal(owned.name, CALICO.name);
+    assert.equal(checkNode(n.confDir, n.binDir, n.plugin, 'owned').ready, true);
+    // The primary changes (a plugin added): not ready until meshcap's file follows; install follows it.
+    const changed = { ...CALICO, plugins: [...CALICO.plugins, { type: 'bandwidth', capabilities: { bandwidth: true } }] };
+    writeFileSync(join(n.confDir, '10-calico.conflist'), JSON.stringify(changed));
+    assert.match(checkNode(n.confDir, n.binDir, n.plugin, 'owned').problems.join('\n'), /lacks the primary's plugin bandwidth/);
+    assert.equal(n.run('install', '--once', '--config-mode', 'owned').code, 0);
+    assert.deepEqual(json(join(n.confDir, '00-meshcap.conflist')).plugins.slice(0, -1), changed.plugins);
+    // Something sorting before it is reported.
+    writeFileSync(join(n.confDir, '00-aaa-early.conflist'), JSON.stringify({ ...CALICO, name: 'early' }));
+    assert.match(checkNode(n.confDir, n.binDir, n.plugin, 'owned').problems.join('\n'), /sorts before 00-meshcap\.conflist/);
+    rmSync(join(n.confDir, '00-aaa-early.conflist'));
+    assert.equal(n.run('uninstall').code, 0);
+    assert.deepEqual(readdirSync(n.confDir), ['10-calico.conflist']);
+  });
+
+  test('standalone: ZZZ-meshcap-cni.conf, a network of its own named meshcap-cni; never alone in the dir', () => {
+    const n = node();
+    assert.equal(n.run('install', '--once', '--config-mode', 'standalone').code, 3, 'no primary: nothing written');
+    assert.deepEqual(readdirSync(n.confDir), []);
+    writeFileSync(join(n.confDir, '10-calico.conflist'), JSON.stringify(CALICO));
+    assert.equal(n.run('install', '--once', '--config-mode', 'standalone').code, 0);
+    assert.deepEqual(json(join(n.confDir, 'ZZZ-meshcap-cni.conf')), { cniVersion: '1.0.0', name: 'meshcap-cni', type: 'meshcap-cni', capabilities: { 'io.kubernetes.cri.pod-annotations': true } });
+    assert.deepEqual(json(join(n.confDir, '10-calico.conflist')), CALICO);
+    assert.equal(checkNode(n.confDir, n.binDir, n.plugin, 'standalone').ready, true);
+    assert.equal(n.run('install', '--once', '--config-mode', 'bogus').code, 2);
+    assert.equal(n.run('uninstall').code, 0);
+    assert.deepEqual(readdirSync(n.confDir), ['10-calico.conflist']);
   });
 });

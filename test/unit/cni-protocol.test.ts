@@ -4,8 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { FightDetector } from '../../src/cni/agent.js';
-import { captureArgs, decide } from '../../src/cni/decide.js';
-import { parseRequest } from '../../src/cni/request.js';
+import { captureArgs, decide, skipWithoutPod } from '../../src/cni/decide.js';
+import { DEFAULT_PLUGIN_SETTINGS, parseRequest } from '../../src/cni/request.js';
 import { CniError, convertResult, minimalResult, parseCniArgs } from '../../src/cni/spec.js';
 import { injectManifests } from '../../src/inject/manifest.js';
 import { DEFAULT_SETTINGS } from '../../src/inject/settings.js';
@@ -80,6 +80,7 @@ describe('CNI decision table', () => {
     ['no istio-proxy', { 'sidecar.istio.io/status': STATUS(['istio-validation'], ['other']) }, /no istio-proxy/],
     ['interception NONE', { ...injected, 'sidecar.istio.io/interceptionMode': 'NONE' }, /NONE/],
     ['the agent pod', { 'meshcap.io/cni-agent': 'true' }, /agent/],
+    ['DISABLE_ENVOY', { ...injected, 'proxy.istio.io/config': 'proxyMetadata:\n  DISABLE_ENVOY: "true"\n' }, /DISABLE_ENVOY/],
   ];
   for (const [name, annotations, reason] of skips) {
     test(`skipped: ${name}`, () => {
@@ -88,6 +89,12 @@ describe('CNI decision table', () => {
       assert.match((decision as { reason: string }).reason, reason);
     });
   }
+
+  test('skipped before any annotation is read: no Kubernetes pod args, an excluded namespace', () => {
+    assert.match((skipWithoutPod(undefined, DEFAULT_PLUGIN_SETTINGS) as { reason: string }).reason, /not a Kubernetes pod/);
+    assert.match((skipWithoutPod({ ...POD, namespace: 'kube-system' }, DEFAULT_PLUGIN_SETTINGS) as { reason: string }).reason, /kube-system is excluded/);
+    assert.equal(skipWithoutPod(POD, DEFAULT_PLUGIN_SETTINGS), undefined);
+  });
 
   test('captured: istio-proxy in containers, or in initContainers as a native sidecar', () => {
     assert.equal(decide(injected, POD).kind, 'capture');
