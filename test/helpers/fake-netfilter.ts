@@ -68,6 +68,8 @@ export interface FakeOptions {
   readonly ipv6Disabled?: boolean;
   /** Extra file contents readFile returns (e.g. /proc/self/status). */
   readonly files?: Readonly<Record<string, string>>;
+  /** Symbolic link targets readLink returns. Default: a pod's view (PID 1 in this netns, no kernel threads). */
+  readonly links?: Readonly<Record<string, string>>;
   /** User and group names the owner match can resolve (iptables saves the numbers). Default: root = 0. */
   readonly users?: Readonly<Record<string, number>>;
   readonly groups?: Readonly<Record<string, number>>;
@@ -250,6 +252,11 @@ export class FakeNetfilter implements System {
   which(name: string): string | undefined {
     if (name.includes('/')) return this.binaries.has(name.split('/').pop()!) ? name : undefined;
     return this.binaries.has(name) ? `/usr/sbin/${name}` : undefined;
+  }
+
+  readLink(path: string): string | undefined {
+    if (this.options.links?.[path] !== undefined) return this.options.links[path];
+    return path === '/proc/self/ns/net' || path === '/proc/1/ns/net' ? 'net:[4026532600]' : undefined;
   }
 
   readFile(path: string): string | undefined {
