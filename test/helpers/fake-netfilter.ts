@@ -280,13 +280,6 @@ export class FakeNetfilter implements System {
     return undefined;
   }
 
-  /** Namespace links: a pod's own network namespace, not the machine's (the host guard stays quiet). */
-  readLink(path: string): string | undefined {
-    if (path === '/proc/self/ns/net') return 'net:[4026532990]';
-    if (path === '/proc/1/ns/net') return 'net:[4026532990]';
-    return undefined;
-  }
-
   async run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const name = file.split('/').pop() ?? file;
     this.calls.push(options.input === undefined ? { file: name, args } : { file: name, args, input: options.input });
