@@ -63,6 +63,8 @@ export interface FakeOptions {
   readonly ipv6Disabled?: boolean;
   /** Extra file contents readFile returns (e.g. /proc/self/status). */
   readonly files?: Readonly<Record<string, string>>;
+  /** Symbolic links readLink returns (e.g. /proc/self/ns/net); default: a pod's own network namespace. */
+  readonly links?: Readonly<Record<string, string>>;
   /** User and group names the owner match can resolve (iptables saves the numbers). Default: root = 0. */
   readonly users?: Readonly<Record<string, number>>;
   readonly groups?: Readonly<Record<string, number>>;
@@ -266,6 +268,11 @@ export class FakeNetfilter implements System {
 
   readBytes(): Buffer | undefined {
     return undefined;
+  }
+
+  readLink(path: string): string | undefined {
+    if (this.options.links?.[path] !== undefined) return this.options.links[path];
+    return path === '/proc/self/ns/net' ? 'net:[4026532599]' : undefined;
   }
 
   async run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
