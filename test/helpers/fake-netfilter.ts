@@ -63,7 +63,7 @@ export interface FakeOptions {
   readonly ipv6Disabled?: boolean;
   /** Extra file contents readFile returns (e.g. /proc/self/status). */
   readonly files?: Readonly<Record<string, string>>;
-  /** Symbolic links readLink returns (e.g. /proc/self/ns/net); default: a pod's own network namespace. */
+  /** Symbolic link targets readLink returns. Default: a pod's view (PID 1 in this netns, no kernel threads). */
   readonly links?: Readonly<Record<string, string>>;
   /** User and group names the owner match can resolve (iptables saves the numbers). Default: root = 0. */
   readonly users?: Readonly<Record<string, number>>;
@@ -249,6 +249,11 @@ export class FakeNetfilter implements System {
     return this.binaries.has(name) ? `/usr/sbin/${name}` : undefined;
   }
 
+  readLink(path: string): string | undefined {
+    if (this.options.links?.[path] !== undefined) return this.options.links[path];
+    return path === '/proc/self/ns/net' || path === '/proc/1/ns/net' ? 'net:[4026532600]' : undefined;
+  }
+
   readFile(path: string): string | undefined {
     if (this.options.files?.[path] !== undefined) return this.options.files[path];
     const legacyNames = (family: Family) => [...this.iptables.legacy[family].keys()].map((t) => `${t}\n`).join('');
@@ -268,11 +273,6 @@ export class FakeNetfilter implements System {
 
   readBytes(): Buffer | undefined {
     return undefined;
-  }
-
-  readLink(path: string): string | undefined {
-    if (this.options.links?.[path] !== undefined) return this.options.links[path];
-    return path === '/proc/self/ns/net' ? 'net:[4026532599]' : undefined;
   }
 
   async run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
