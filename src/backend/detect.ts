@@ -87,6 +87,12 @@ export function chooseBackend(legacy: BackendSnapshot, nft: BackendSnapshot, cho
   };
 
   if (choice !== 'auto') return pick(choice, `pinned by ${pinnedBy}`);
+  // Legacy tables exist but reading them was refused (no CAP_NET_RAW): they may hold the
+  // capture, and writing to nft blind would capture twice. Choosing legacy lets the
+  // capability check say what is missing.
+  if (!legacy.usable && legacy.binaries.ipv4 && /Permission denied|you must be root/i.test(legacy.problem ?? '')) {
+    return pick('legacy', `iptables-legacy tables exist in this namespace and reading them needs it (${legacy.problem})`);
+  }
   if (legacy.meshRules > 0 && nft.meshRules === 0) return pick('legacy', `iptables-legacy already holds ${legacy.meshRules} mesh rules`);
   if (nft.meshRules > 0 && legacy.meshRules === 0) return pick('nft', `iptables-nft already holds ${nft.meshRules} mesh rules`);
   if (nft.meshRules > 0 && legacy.meshRules > 0) {

@@ -6,7 +6,7 @@
  * demo's probe servers aside, startService below).
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 export interface RunOptions {
@@ -29,6 +29,8 @@ export interface RunResult {
   readonly stderr: string;
   /** The binary does not exist (ENOENT) or is not executable (EACCES). */
   readonly notFound: boolean;
+  /** The child could not be started at all: the errno code (e.g. EPERM when switching uid without CAP_SETUID). */
+  readonly spawnError?: string;
 }
 
 export interface System {
@@ -39,6 +41,8 @@ export interface System {
   readFile(path: string): string | undefined;
   /** A file's bytes (e.g. /proc/config.gz), or undefined when it cannot be read. */
   readBytes(path: string): Buffer | undefined;
+  /** A symbolic link's target (e.g. /proc/self/ns/net -> net:[4026531833]), or undefined. */
+  readLink(path: string): string | undefined;
 }
 
 export function realSystem(env: Readonly<Record<string, string | undefined>> = process.env): System {
@@ -59,6 +63,13 @@ export function realSystem(env: Readonly<Record<string, string | undefined>> = p
     readBytes(path) {
       try {
         return readFileSync(path);
+      } catch {
+        return undefined;
+      }
+    },
+    readLink(path) {
+      try {
+        return readlinkSync(path);
       } catch {
         return undefined;
       }
@@ -95,12 +106,20 @@ function runProcess(
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(file, args, {
-      env: { ...env, ...options.env, LC_ALL: 'C' },
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      timeout: options.timeoutMs ?? 120_000,
-      ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid, cwd: '/' }),
-    });
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(file, args, {
+        env: { ...env, ...options.env, LC_ALL: 'C' },
+        stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        timeout: options.timeoutMs ?? 120_000,
+        ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid, cwd: '/' }),
+      });
+    } catch (error) {
+      // Node throws, rather than emitting 'error', for some failures: setuid/setgid refused (EPERM) among them.
+      const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
+      resolve({ file, args, code: 127, signal: null, stdout: '', stderr: `${file}: ${(error as Error).message}`, notFound: false, spawnError: code });
+      return;
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
@@ -122,6 +141,7 @@ function runProcess(
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: spawnError && !err.length ? `${file}: ${spawnError.message}` : Buffer.concat(err).toString('utf8'),
         notFound,
+        ...(spawnError ? { spawnError: spawnError.code ?? 'unknown' } : {}),
       });
     });
   });

@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { createConnection, createServer, type Server } from 'node:net';
 import type { CaptureConfig } from '../config/types.js';
-import type { Logger } from '../cli/log.js';
+import type { Logger } from '../log.js';
 import { planProbes } from '../verify/probes.js';
 
 export const VALIDATION_EXIT_CODE = 126;

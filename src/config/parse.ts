@@ -227,6 +227,7 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
     backend,
     backendPinnedBy,
     lockTimeoutSeconds,
+    allowHostNetns: bool('allowHostNetns'),
     probePort,
     probeTimeoutMs,
     logJson: bool('logAsJson'),

@@ -107,7 +107,8 @@ export class ConfigBlockAnalyzer implements Analyzer {
   line(lineNo: number, text: string): void {
     this.readLinkerd(lineNo, text);
     this.readArgs(lineNo, text);
-    const dropped = BUG_COMPAT_CIDR.exec(text);
+    // Cheap substring checks first: these patterns are rare and every line passes here.
+    const dropped = text.includes('bug compatibility') ? BUG_COMPAT_CIDR.exec(text) : null;
     if (dropped !== null && dropped[1] !== undefined && this.bugCompat.length < MAX_BLOCKS) {
       this.bugCompat.push({ line: lineNo, text, cidr: dropped[1] });
     }
@@ -120,7 +121,7 @@ export class ConfigBlockAnalyzer implements Analyzer {
       }
       this.close();
     }
-    if (BLOCK_START.test(text) && this.blocks.length < MAX_BLOCKS) this.current = [];
+    if (text.includes('ariables:') && BLOCK_START.test(text) && this.blocks.length < MAX_BLOCKS) this.current = [];
   }
 
   boundary(): void {
@@ -166,13 +167,13 @@ export class ConfigBlockAnalyzer implements Analyzer {
       }
       this.closeArgs();
     }
-    const container = DESCRIBE_INIT.exec(text);
+    const container = text.startsWith('  istio-') ? DESCRIBE_INIT.exec(text) : null;
     if (container !== null && container[1] !== undefined) {
       this.describeContainer = container[1];
       return;
     }
-    if (/^ {0,2}\S/.test(text)) this.describeContainer = undefined;
-    if (this.describeContainer !== undefined && DESCRIBE_ARGS.test(text) && this.argLists.length < MAX_BLOCKS) {
+    if (this.describeContainer !== undefined && /^ {0,2}\S/.test(text)) this.describeContainer = undefined;
+    if (this.describeContainer !== undefined && text.startsWith('    Args:') && DESCRIBE_ARGS.test(text) && this.argLists.length < MAX_BLOCKS) {
       this.args = { container: this.describeContainer, header: { line: lineNo, text }, args: [], lastLine: lineNo };
     }
   }
@@ -183,6 +184,7 @@ export class ConfigBlockAnalyzer implements Analyzer {
   }
 
   private readLinkerd(lineNo: number, text: string): void {
+    if (!text.includes('Will ignore port') && !text.includes('Ignoring uid') && !text.includes('Redirecting all OUTPUT')) return;
     const evidence = { line: lineNo, text };
     const ignore = LINKERD_IGNORE.exec(text);
     if (ignore !== null && ignore[1] !== undefined && ignore[2] !== undefined) {

@@ -371,18 +371,25 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
     explanation:
       'The capture step executed a program that does not exist in the place it runs: the init image lacks ' +
       "`iptables-nft-save`/`ip6tables` or `ip`, or, in CNI mode, the plugin runs the node's own binaries through " +
-      'nsenter and the node has no such binary (Bottlerocket has no iptables-nft-save, linkerd2#14538). Exit code 127 ' +
-      "is the shell's \"command not found\".",
+      'nsenter and the node has no such binary (Bottlerocket has no iptables-nft-save, linkerd2#14538). With native ' +
+      'nftables the binary is `nft`: `exec: "nft": executable file not found in $PATH` (istio-cni runs the node\'s nft ' +
+      'in sidecar mode, istio#57978; the distroless image lacked it, istio#57333). The kernel may support nftables ' +
+      "perfectly well; the program is simply absent. Exit code 127 is the shell's \"command not found\".",
     fix: [
       'Use an init image that ships iptables with both backends (`iptables-legacy*`, `iptables-nft*`, the ip6tables variants) and iproute2.',
       'In CNI mode install iptables on the nodes, or pin the variant the node has: `meshcap apply --backend=legacy|nft`, Linkerd `proxyInit.iptablesMode` (proxy-init 2026+ falls back to another variant), Kuma `--iptables-executables`.',
-      "Check inside the container: `kubectl debug` into the pod or run the image with `sh -c 'command -v iptables-nft-restore ip'`.",
+      "Missing `nft`: install nftables on the nodes (istio-cni runs the host's `nft`), use a proxyv2 image that ships it (the distroless image gained `nftables-slim` in istio#57237), or turn `values.global.nativeNftables` off.",
+      "Check inside the container: `kubectl debug` into the pod or run the image with `sh -c 'command -v iptables-nft-restore ip nft'`.",
     ],
-    references: ['https://github.com/linkerd/linkerd2/issues/14538'],
+    references: [
+      'https://github.com/linkerd/linkerd2/issues/14538',
+      'https://github.com/istio/istio/issues/57978',
+      'https://github.com/istio/istio/issues/57333',
+    ],
   },
   {
     id: 'nftables-unsupported',
-    title: 'nftables is required but the nft binary or kernel support is missing',
+    title: 'nf_tables is not usable where the capture runs (kernel support or chain types missing)',
     signatures: [
       // nf_tables itself unusable: the kernel (or the container's view of it) refuses the netlink family or chain types.
       sig('nft-init-failed', /Failed to initiali[sz]e nft: (?:Protocol not supported|Operation not supported|Invalid argument|No such file or directory)/, 0.9),
@@ -399,19 +406,24 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('consul-nft-apply', /failed to apply nftables rules/, 0.5),
     ],
     explanation:
-      'The capture was set to use nftables (Istio `--native-nftables` / `global.nativeNftables`, the nft iptables ' +
-      "backend, Consul's nftables mode) but the `nft` binary is missing where it runs (the proxyv2 image for " +
-      'istio-init, the node for istio-cni) or the node kernel has no nf_tables support (older GKE COS kernels: ' +
-      '"Could not fetch rule set generation id: Invalid argument").',
+      'The capture uses nf_tables (the nft iptables variant, Istio `--native-nftables` / `global.nativeNftables`, ' +
+      "Consul's nftables mode) but the kernel, or the container's view of it, cannot serve it. How it reads depends " +
+      'on the userspace: iptables-nft 1.8.x prints "Failed to initialize nft: Protocol not supported" when the ' +
+      'nf_tables netlink family is absent, "TABLE_ADD failed (Invalid argument)" when the kernel has no nf_tables at ' +
+      'all (vendor and board kernels), "CHAIN_ADD failed (No such file or directory)" when a chain type such as nat ' +
+      "is missing (nft_chain_nat not loaded, or not loadable from a container), and \"Could not fetch rule set " +
+      'generation id: Invalid argument" when the kernel is older than the userspace expects (older GKE COS, ' +
+      'Synology/NAS kernels); nft itself says "Could not process rule: Operation not supported". A missing `nft` ' +
+      'executable is a different cause: binary-missing.',
     fix: [
-      "Native nftables: install nftables on the nodes (istio-cni runs the host's `nft`) and use a proxyv2 image that ships `nft` (the distroless image gained `nftables-slim` in istio#57237), or turn `values.global.nativeNftables` off.",
-      'Kernel without nf_tables: use the legacy backend, `meshcap apply --backend=legacy`, Linkerd `proxyInit.iptablesMode=legacy`, istio-iptables `FORCE_IPTABLES_BINARY=legacy`.',
-      'Where the modules exist but are not loaded: `modprobe nf_tables nft_compat nft_chain_nat nft_nat` on the node (node-prep DaemonSet).',
+      'Kernel without nf_tables (TABLE_ADD, generation id, Failed to initialize nft): use the legacy backend, `meshcap apply --backend=legacy`, Linkerd `proxyInit.iptablesMode=legacy`, istio-iptables `FORCE_IPTABLES_BINARY=legacy`.',
+      'Where the modules exist but are not loaded (CHAIN_ADD for nat): `modprobe nf_tables nft_compat nft_chain_nat nft_nat` on the node (node-prep DaemonSet); a container cannot load them itself.',
+      'Native nftables on such a node: turn `values.global.nativeNftables` off until the kernel is upgraded.',
     ],
     references: [
-      'https://github.com/istio/istio/issues/57978',
-      'https://github.com/istio/istio/issues/57333',
       'https://github.com/linkerd/linkerd2/issues/9053',
+      'https://github.com/docker/for-win/issues/517',
+      'https://github.com/basecamp/kamal/pull/1762',
     ],
   },
   {
@@ -581,6 +593,7 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       "Check the rendered init arguments with `kubectl get pod <pod> -o jsonpath='{.spec.initContainers[0].args}'`, then try them with `meshcap apply --dry-run <args>`, which parses and renders without touching the kernel.",
     ],
     references: [
+      'https://github.com/istio/istio/issues/24722',
       'https://github.com/istio/istio/pull/53066',
       'https://github.com/kumahq/kuma/issues/10799',
     ],
@@ -637,8 +650,6 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       // Older kubectl shows a Job pod whose app exited and whose sidecar runs as 1/2 Running.
       sig('job-pod-1of2-running', /\s1\/2\s{1,30}Running\s/, 0.55, { group: 'notready', with: ['job'] }),
       sig('pods-statuses-running-none-succeeded', /Pods Statuses:\s{1,20}[1-9]\d{0,4} (?:Active|Running) (?:\([^)\n]{0,40}\) )?\/ 0 Succeeded/, 0.55, { group: 'job-status' }),
-      sig('get-jobs-none-successful', /^\S{1,253}\s{1,40}[1-9]\d{0,4}\s{1,40}0\s{1,40}\d{1,5}[smhd]/, 0.45, { group: 'job-status', with: ['job-table'] }),
-      sig('get-jobs-zero-completions', /^\S{1,253}\s{1,40}(?:Running\s{1,40})?0\/[1-9]\d{0,4}\s{1,40}\d{1,5}[smhd]/, 0.45, { group: 'job-status', with: ['job-table'] }),
       sig('helm-hook-timeout', /failed (?:pre|post)-(?:install|upgrade|rollback|delete): (?:timed out waiting for the condition|job failed: DeadlineExceeded)/, 0.55, { with: ['sidecar', 'mesh-init'] }),
     ],
     explanation:

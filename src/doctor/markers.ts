@@ -45,7 +45,9 @@ export const MARKERS: Readonly<Record<MarkerId, readonly RegExp[]>> = {
     /^NAME\s{1,40}(?:DESIRED\s{1,40}SUCCESSFUL|COMPLETIONS\s{1,40}DURATION)\b/,
     /^Pods Statuses:\s/,
     // Helm hook Jobs, known to the user only by their names or Helm's error.
-    /\bfailed (?:pre|post)-(?:install|upgrade|rollback|delete)\b|\bhelm\.sh\/hook\b|-(?:pre|post)-(?:install|upgrade|rollback|delete)(?:-job)?-[a-z0-9]{5}\b/,
+    /\bfailed (?:pre|post)-(?:install|upgrade|rollback|delete)\b/,
+    /\bhelm\.sh\/hook\b/,
+    /-(?:pre|post)-(?:install|upgrade|rollback|delete)(?:-job)?-[a-z0-9]{5}\b/,
     // CronJob pods are named <cronjob>-<8..10 digit schedule>-<5 chars>.
     /^(?:pod\/)?[a-z0-9][-a-z0-9]{0,200}-\d{8,10}-[a-z0-9]{5}\s/,
   ],

@@ -23,8 +23,10 @@
  *   case) stands for it.
  * - Returns the full argument list, starting with the subcommand
  *   `istio-iptables` exactly as istio-init's `args` (pass `.slice(1)` to
- *   parseCaptureConfig), or undefined when the interception mode is NONE (no
- *   capture: the injector writes no istio-init, the plugin must skip).
+ *   parseCaptureConfig), or undefined when the pod gets no capture (the
+ *   injector writes no istio-init, the plugin must skip): interception mode
+ *   NONE, or Istio's gateway template (inject.istio.io/templates: gateway),
+ *   whose proxy is the pod itself.
  * - Throws ConfigError naming the annotation and value when a capture
  *   annotation is invalid; the injector refuses such a pod, so a plugin never
  *   sees one it wrote. Annotations that do not decide capture are not read, so
@@ -50,13 +52,18 @@ export interface CaptureArgsOptions {
 export function captureArgsFromAnnotations(annotations: Readonly<Record<string, string>>, opts: CaptureArgsOptions = {}): string[] | undefined {
   const settings = opts.settings ?? DEFAULT_SETTINGS;
   const options = readCaptureOptions(annotations, settings, opts.subject ?? 'the pod');
-  if (options.mode === 'NONE') return undefined;
+  if (options.mode === 'NONE' || isGateway(annotations)) return undefined;
   return captureArgs(options, settings, opts.proxyRunAsUser ?? uidAnnotation(annotations, opts.subject ?? 'the pod'));
 }
 
 export function captureEnvFromAnnotations(annotations: Readonly<Record<string, string>>, opts: CaptureArgsOptions = {}): [string, string][] {
   const options = readCaptureOptions(annotations, opts.settings ?? DEFAULT_SETTINGS, opts.subject ?? 'the pod');
   return options.proxyMetadata.map(([name, value]) => [name, value]);
+}
+
+/** Read as the injector reads it (annotations.ts readTemplateName); other template names are not this module's to judge. */
+function isGateway(annotations: Readonly<Record<string, string>>): boolean {
+  return annotations[Annotation.templates]?.trim() === 'gateway';
 }
 
 function uidAnnotation(annotations: Readonly<Record<string, string>>, subject: string): number | undefined {

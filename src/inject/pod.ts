@@ -1,9 +1,10 @@
 /**
  * The injection engine for one pod (a Pod, or the pod template of a workload):
- * decide, strip a previous injection (strip.ts), build istio-init
- * (init-container.ts) and istio-proxy (proxy-container.ts), lay them out for
- * the chosen startup ordering, and express the result as a JSON Patch against
- * the pod as given. Shared by `meshcap inject` and the webhook.
+ * decide, strip a previous injection (strip.ts), build istio-init or, in the
+ * CNI layout, istio-validation (init-container.ts) and istio-proxy
+ * (proxy-container.ts) for the pod's template (sidecar or gateway), lay them
+ * out for the chosen startup ordering, and express the result as a JSON Patch
+ * against the pod as given. Shared by `meshcap inject` and the webhook.
  * Pure: JSON in, JSON and patch out; invalid annotations throw ConfigError.
  */
 import { parseGoBool } from '../config/argv.js';

@@ -15,7 +15,7 @@ import type { System } from '../backend/system.js';
 import type { CaptureConfig } from '../config/types.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { preflight } from '../preflight/run.js';
+import { checkCapabilities, preflight } from '../preflight/run.js';
 import type { IdResolver } from '../render/iptables-save-form.js';
 import { buildRuleset } from '../rules/build.js';
 import { type Family, type Ruleset, familyLabel } from '../rules/model.js';
@@ -174,6 +174,8 @@ export async function readCaptureState(config: CaptureConfig, sys: System, log: 
   // Native nftables mesh tables would capture a second time; look for them alongside detection.
   const listing = nft ? readNftListing(sys, nft).catch(() => new Map() as NftListing) : undefined;
   const detection = await detectBackend(sys, config.backend, config.backendPinnedBy);
+  // Only now is it known whether the writer is iptables-legacy, which also needs CAP_NET_RAW.
+  if (detection.chosen.variant === 'legacy') checkCapabilities(sys, 'legacy', detection.reason);
   return { ipv6Available, ...(nft ? { nft } : {}), nftables: listing ? await listing : new Map(), detection };
 }
 
@@ -317,6 +319,7 @@ async function applyIptables(plan: IptablesCapturePlan, opts: EngineOptions): Pr
     stale = undefined;
     log.warn(`${backend} cannot apply the rules (${error.what}); falling back to iptables-${fallback.variant}. Node-level fix: ${error.fix}`);
     requireUsable(fallback, 'fallback', config);
+    if (fallback.variant === 'legacy') checkCapabilities(sys, 'legacy', `${backend} could not apply the rules`);
     families = await reconcileWith(familiesToTouch(fallback, plan.ipv6Available), fallback.saves);
     notes.push(`fell back from ${backend} to iptables-${fallback.variant}: ${error.why}`);
     // One family may have committed on the failed backend before the other failed: remove it.
@@ -355,6 +358,10 @@ export async function cleanEverything(opts: EngineOptions & { lockTimeoutSeconds
   const removed: string[] = [];
   for (const variant of ['legacy', 'nft'] as const) {
     const snapshot = await snapshotBackend(sys, variant);
+    // Legacy tables that cannot be read without CAP_NET_RAW may hold a capture: say so rather than report it clean.
+    if (variant === 'legacy' && !snapshot.usable && snapshot.binaries.ipv4 && /Permission denied|you must be root/i.test(snapshot.problem ?? '')) {
+      checkCapabilities(sys, 'legacy', `iptables-legacy tables exist in this namespace and reading them needs it (${snapshot.problem})`);
+    }
     // cleanIptables finds nothing to do in a state without mesh chains or rules.
     if (!snapshot.usable) continue;
     const families = await cleanIptables({ sys, log, binaries: snapshot.binaries, prefetched: snapshot.saves, lockTimeoutSeconds: opts.lockTimeoutSeconds, ...backoffOf(opts) });

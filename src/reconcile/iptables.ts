@@ -8,6 +8,8 @@
  */
 import type { IptablesBinaries } from '../backend/binaries.js';
 import type { System } from '../backend/system.js';
+import { lockHolders } from '../backend/lock-holders.js';
+import { readLockFacts } from '../backend/namespaces.js';
 import { isConcurrencyConflict, toolFailure } from '../backend/tool-errors.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 import type { IdResolver } from '../render/iptables-save-form.js';
@@ -128,6 +130,7 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
         action: `applying the ${describeFamily(plan.family)} rules with ${opts.binaries[plan.family]!.restore}`,
         input: plan.restoreInput,
         lockTimeoutSeconds: opts.lockTimeoutSeconds,
+        lockHolders: (path) => lockHolders(path, readLockFacts(opts.sys, path)),
       });
     }
 
@@ -194,6 +197,7 @@ export async function cleanIptables(
           action: `removing the ${describeFamily(family)} mesh rules with ${bins.restore}`,
           input,
           lockTimeoutSeconds: opts.lockTimeoutSeconds,
+          lockHolders: (path) => lockHolders(path, readLockFacts(opts.sys, path)),
         });
       }
       await (opts.backoff ?? jitter)();

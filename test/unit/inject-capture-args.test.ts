@@ -85,6 +85,13 @@ describe('captureArgsFromAnnotations: contract', () => {
     assert.equal(captureArgsFromAnnotations({ 'proxy.istio.io/config': 'interceptionMode: NONE' }), undefined);
   });
 
+  test("a gateway (inject.istio.io/templates: gateway) gets no capture: the injector writes no istio-init for it", () => {
+    assert.equal(captureArgsFromAnnotations({ 'inject.istio.io/templates': 'gateway' }), undefined);
+    const injected = YAML.parse(injectManifests(podManifest({ 'inject.istio.io/templates': 'gateway' }), { ...DEFAULT_SETTINGS, cni: true }).text) as { metadata: { annotations: Record<string, string> } };
+    assert.equal(captureArgsFromAnnotations(injected.metadata.annotations), undefined);
+    assert.ok(captureArgsFromAnnotations({ 'inject.istio.io/templates': 'sidecar' }));
+  });
+
   test('an invalid annotation throws a ConfigError naming it and the value', () => {
     assert.throws(
       () => captureArgsFromAnnotations({ 'traffic.sidecar.istio.io/excludeOutboundPorts': '1;reboot' }, { subject: 'Pod "x/y"' }),
