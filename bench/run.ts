@@ -24,7 +24,8 @@
  * Environment: BENCH_ROUNDS (21), BENCH_BIG_ROUNDS (7), BENCH_CONN_ROUNDS (5),
  * BENCH_CONNECTS (2000 per run), BENCH_ONLY (comma list of case names),
  * BENCH_BEFORE (another checkout's bin/meshcap: measured in the same rounds, for
- * before/after tables from one run). Needs root.
+ * before/after tables from one run), BENCH_SUBJECTS (label=path,... instead of
+ * the default subject: dist/sea/meshcap when built, else bin/meshcap). Needs root.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -49,7 +50,11 @@ interface Subject {
   readonly label: string;
   readonly bin: string;
 }
-const SUBJECTS: Subject[] = [{ label: 'meshcap', bin: join(REPO_ROOT, 'bin', 'meshcap') }];
+/** What a pod runs: the image's meshcap is the single executable when it was built (npm run build:sea). */
+const SEA = join(REPO_ROOT, 'dist', 'sea', 'meshcap');
+const SUBJECTS: Subject[] = process.env.BENCH_SUBJECTS
+  ? process.env.BENCH_SUBJECTS.split(',').map((item) => ({ label: item.split('=')[0]!, bin: item.slice(item.indexOf('=') + 1) }))
+  : [{ label: 'meshcap', bin: existsSync(SEA) ? SEA : join(REPO_ROOT, 'bin', 'meshcap') }];
 if (process.env.BENCH_BEFORE) SUBJECTS.push({ label: 'before', bin: process.env.BENCH_BEFORE });
 
 const ISTIO_INIT = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];

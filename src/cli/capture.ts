@@ -34,7 +34,7 @@ export function captureCommand(name: string): Command {
         log.info('--skip-rule-apply: rules and routes left as they are');
         return config.runValidation ? await (await import('./verify.js')).runVerify(config, ctx, log) : ExitCode.Ok;
       }
-      const report = await runCapture(config, ctx.env, { sys: realSystem(ctx.env), log });
+      const report = await runCapture(config, ctx.env, { sys: realSystem(ctx.env, { blocking: true }), log });
       for (const family of report.families) {
         if (family.family === 'ipv6' && !config.ipv6.enabled && !family.changed) continue;
         log.info(`${family.family === 'ipv4' ? 'IPv4' : 'IPv6'}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);

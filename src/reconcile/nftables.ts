@@ -64,8 +64,10 @@ export function diffListings(desired: NftListing, live: NftListing): string[] {
       else if (!w) lines.push(`${name}: chain ${chain} should not exist`);
       else if (w.base !== h.base) lines.push(`${name}: chain ${chain} is '${h.base ?? 'regular'}', expected '${w.base ?? 'regular'}'`);
       else if (w.rules.join('\n') !== h.rules.join('\n')) {
-        for (const rule of w.rules.filter((r) => !h.rules.includes(r))) lines.push(`${name}: ${chain}: missing    ${rule}`);
-        for (const rule of h.rules.filter((r) => !w.rules.includes(r))) lines.push(`${name}: ${chain}: unexpected ${rule}`);
+        const wanted = new Set(w.rules);
+        const present = new Set(h.rules);
+        for (const rule of w.rules.filter((r) => !present.has(r))) lines.push(`${name}: ${chain}: missing    ${rule}`);
+        for (const rule of h.rules.filter((r) => !wanted.has(r))) lines.push(`${name}: ${chain}: unexpected ${rule}`);
         if (!lines.some((l) => l.startsWith(`${name}: ${chain}:`))) lines.push(`${name}: ${chain}: rules in the wrong order`);
       }
     }
@@ -97,7 +99,7 @@ export function nftTransaction(ops: readonly NftTableOps[], live: NftListing): s
 /** The live inet tables (all of them; ours are picked by name). */
 export async function listNftables(sys: System, nft: string): Promise<NftListing> {
   if (sys.recording) return new Map();
-  const result = await sys.run(nft, ['list', 'ruleset', 'inet']);
+  const result = await sys.run(nft, ['list', 'ruleset', 'inet'], { largeOutput: true });
   if (result.code !== 0) throw toolFailure(result, { action: `reading the nftables ruleset with ${nft}` });
   return parseNftListing(result.stdout);
 }

@@ -176,12 +176,19 @@ export function nftTableOps(ruleset: Ruleset): NftTableOps[] {
     const rules = ruleset.rules.filter((rule) => rule.table === table && (rule.family !== 'ipv6' || ruleset.ipv6));
     // In an inet table a family-scoped rule without an address matches both families; Istio
     // writes such a rule once even where iptables needs one per family (the raw DNS jump).
+    // Families already written per chain and body: a lookup, not a scan (5000 excludes made a scan quadratic).
     const bodies: { rule: Rule; chain: string; body: string }[] = [];
+    const written = new Map<string, Set<Rule['family']>>();
     for (const rule of rules) {
       const chain = nftChainName(rule.chain);
       const body = renderNftRuleBody(rule);
-      const twin = rule.family !== 'both' && bodies.some((b) => b.chain === chain && b.body === body && b.rule.family !== rule.family);
-      if (!twin) bodies.push({ rule, chain, body });
+      const key = `${chain} ${body}`;
+      const families = written.get(key);
+      const twin = rule.family !== 'both' && families !== undefined && [...families].some((family) => family !== rule.family);
+      if (twin) continue;
+      bodies.push({ rule, chain, body });
+      if (families) families.add(rule.family);
+      else written.set(key, new Set([rule.family]));
     }
     if (bodies.length === 0) continue;
     const counts = new Map<string, number>();
@@ -196,7 +203,7 @@ export function nftTableOps(ruleset: Ruleset): NftTableOps[] {
     result.push({
       table,
       name: NftTable[table],
-      chains: CHAIN_DECLS[table].filter((decl) => ops.some((op) => op.chain === decl.name)),
+      chains: CHAIN_DECLS[table].filter((decl) => counts.has(decl.name)),
       rules: ops,
     });
   }
