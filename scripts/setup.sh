@@ -8,6 +8,12 @@ missing=()
 for pair in iptables:iptables ip6tables:iptables nft:nftables ip:iproute2 socat:socat setpriv:util-linux flock:util-linux; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# The runtime tier (test/runtime, the image build): a private containerd with runc, the CNI plugins,
+# and mmdebstrap + buildah to build the image without a registry.
+for pair in containerd:containerd ctr:containerd runc:runc mmdebstrap:mmdebstrap buildah:buildah; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
 fi

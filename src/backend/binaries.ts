@@ -3,9 +3,8 @@
  * Istio resolves them (so a test or an image can put a stand-in first).
  */
 import type { Family } from '../rules/model.js';
+import { type Variant, variantOfVersion } from '../state/iptables-variant.js';
 import type { System } from './system.js';
-
-export type Variant = 'legacy' | 'nft';
 
 export interface IptablesBinaries {
   readonly variant: Variant;
@@ -39,7 +38,7 @@ export async function resolveBinaries(sys: System, variant: Variant, family: Fam
   const plainRestore = sys.which(`${base}-restore`);
   if (!plainSave || !plainRestore) return undefined;
   const version = await sys.run(plainSave, ['--version']);
-  const plainVariant: Variant = /nf_tables/.test(version.stdout + version.stderr) ? 'nft' : 'legacy';
+  const plainVariant = variantOfVersion(version);
   if (version.code !== 0 || plainVariant !== variant) return undefined;
   return { variant, family, save: plainSave, restore: plainRestore, usesXtablesLock: variant === 'legacy' };
 }

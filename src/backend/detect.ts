@@ -8,10 +8,11 @@
  * holds any rules; nft when the kernel speaks nf_tables; else legacy.
  */
 import type { BackendChoice } from '../config/types.js';
-import { countMeshRules } from '../reconcile/mesh.js';
+import { countRules, parseSave } from '../state/iptables-save.js';
+import type { Variant } from '../state/iptables-variant.js';
+import { countMeshRules } from '../state/ownership.js';
 import type { Family } from '../rules/model.js';
-import { type IptablesBinaries, type Variant, resolveBinaries } from './binaries.js';
-import { countRules, parseSave } from './save.js';
+import { type IptablesBinaries, resolveBinaries } from './binaries.js';
 import type { System } from './system.js';
 
 export interface BackendSnapshot {

@@ -3,8 +3,7 @@
  * the fix, keeping the raw output. The knowledge here is what operators keep
  * rediscovering in istio-init logs.
  */
-import { ExitCode } from '../cli/exit-codes.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import { PACKAGE_OF } from './binaries.js';
 import type { RunResult } from './system.js';
 
@@ -47,64 +46,70 @@ export function toolFailure(result: RunResult, context: FailureContext): Meshcap
 
   if (result.notFound) {
     const pkg = PACKAGE_OF[base] ?? base;
-    return new MeshcapError(
-      ExitCode.Unsupported,
-      `${context.action}: ${tool} was not found on PATH`,
-      `the image or host has no ${tool} binary`,
-      `install it (Debian/Ubuntu: apt-get install ${pkg}; Alpine: apk add ${pkg}), or use an image that ships it`,
-      detail,
-    );
+    return new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: `${context.action}: ${tool} was not found on PATH`,
+      why: `the image or host has no ${tool} binary`,
+      fix: `install it (Debian/Ubuntu: apt-get install ${pkg}; Alpine: apk add ${pkg}), or use an image that ships it`,
+      output: detail,
+      run: result,
+    });
   }
   const err = result.stderr;
   if (/Permission denied \(you must be root\)|Operation not permitted|you must be root/i.test(err)) {
-    return new MeshcapError(
-      ExitCode.Permission,
-      `${context.action}: permission denied`,
-      'the process is not root or lacks CAP_NET_ADMIN / CAP_NET_RAW in this network namespace',
-      'run as uid 0 with securityContext.capabilities.add [NET_ADMIN, NET_RAW] (what istio-init uses)',
-      detail,
-    );
+    return new MeshcapError({
+      exitCode: ExitCode.Permission,
+      what: `${context.action}: permission denied`,
+      why: 'the process is not root or lacks CAP_NET_ADMIN / CAP_NET_RAW in this network namespace',
+      fix: 'run as uid 0 with securityContext.capabilities.add [NET_ADMIN, NET_RAW] (what istio-init uses)',
+      output: detail,
+      run: result,
+    });
   }
   if (/holding the xtables lock|Can't lock .*xtables|Resource temporarily unavailable.*lock/i.test(err)) {
-    return new MeshcapError(
-      ExitCode.LockTimeout,
-      `${context.action}: the xtables lock was not obtained within ${context.lockTimeoutSeconds ?? '?'}s`,
-      'another process (kube-proxy, a CNI plugin, another init) held /run/xtables.lock the whole time',
-      'retry, raise --lock-timeout, or find the holder (fuser -v /run/xtables.lock); the nft backend needs no lock',
-      detail,
-    );
+    return new MeshcapError({
+      exitCode: ExitCode.LockTimeout,
+      what: `${context.action}: the xtables lock was not obtained within ${context.lockTimeoutSeconds ?? '?'}s`,
+      why: 'another process (kube-proxy, a CNI plugin, another init) held /run/xtables.lock the whole time',
+      fix: 'retry, raise --lock-timeout, or find the holder (fuser -v /run/xtables.lock); the nft backend needs no lock',
+      output: detail,
+      run: result,
+    });
   }
   const table = /can't initialize iptables table `(\w+)'|unable to initialize table '(\w+)'|Table does not exist.*?(\w+)/i.exec(err);
   if (table) {
     const name = table[1] ?? table[2] ?? table[3] ?? 'nat';
     const v6 = tool.startsWith('ip6');
-    return new MeshcapError(
-      ExitCode.Unsupported,
-      `${context.action}: the kernel has no '${name}' table for this backend`,
-      `the ${v6 ? 'ip6table' : 'iptable'}_${name} module is not loaded (and cannot be loaded from a container), or this backend does not match the node's`,
-      `on the node: modprobe ${v6 ? 'ip6table' : 'iptable'}_${name} (or run meshcap's node-prep DaemonSet); or pin the other backend with --backend=${/legacy/.test(tool) ? 'nft' : 'legacy'}`,
-      detail,
-      true,
-    );
+    return new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: `${context.action}: the kernel has no '${name}' table for this backend`,
+      why: `the ${v6 ? 'ip6table' : 'iptable'}_${name} module is not loaded (and cannot be loaded from a container), or this backend does not match the node's`,
+      fix: `on the node: modprobe ${v6 ? 'ip6table' : 'iptable'}_${name} (or run meshcap's node-prep DaemonSet); or pin the other backend with --backend=${/legacy/.test(tool) ? 'nft' : 'legacy'}`,
+      output: detail,
+      run: result,
+      otherBackendMayWork: true,
+    });
   }
   const extension = /Couldn't load (match|target) `([^']+)'|Extension (\S+) revision \d+ not supported|unknown option "--(\S+)"/.exec(err);
   if (extension && !/`ISTIO_/.test(err)) {
     const name = extension[2] ?? extension[3] ?? extension[4] ?? 'unknown';
     const kind = extension[1] ?? 'extension';
-    return new MeshcapError(
-      ExitCode.Unsupported,
-      `${context.action}: the kernel cannot load the '${name}' ${kind}`,
-      `the xt_${name} module (or the nft_compat bridge for it) is missing on the node`,
-      `on the node: modprobe xt_${name}; or pin the other backend with --backend=${/legacy/.test(tool) ? 'nft' : 'legacy'}`,
-      detail,
-      true,
-    );
+    return new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: `${context.action}: the kernel cannot load the '${name}' ${kind}`,
+      why: `the xt_${name} module (or the nft_compat bridge for it) is missing on the node`,
+      fix: `on the node: modprobe xt_${name}; or pin the other backend with --backend=${/legacy/.test(tool) ? 'nft' : 'legacy'}`,
+      output: detail,
+      run: result,
+      otherBackendMayWork: true,
+    });
   }
-  return new MeshcapError(
-    ExitCode.Unexpected,
-    `${context.action} failed (exit ${result.code})`,
-    'the tool rejected the input; its message is below',
-    'check the message; run with --log_output_level=default:debug to see the full input',
-    detail,
-  );
+  return new MeshcapError({
+    exitCode: ExitCode.Unexpected,
+    what: `${context.action} failed (exit ${result.code})`,
+    why: 'the tool rejected the input; its message is below',
+    fix: 'check the message; run with --log_output_level=default:debug to see the full input',
+    output: detail,
+    run: result,
+  });
 }

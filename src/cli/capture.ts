@@ -3,31 +3,24 @@ import { writeFileSync } from 'node:fs';
 import { readHostFacts } from '../backend/host.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import { realSystem, recordingSystem } from '../backend/system.js';
 import { runCapture } from '../reconcile/engine.js';
 import { renderIptablesTrace, renderNftTrace } from '../render/trace.js';
+import { defineCommand } from './command.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
 import { captureHelp } from './help.js';
-import { createLogger, type Logger } from './log.js';
-import { reportError } from './report.js';
-
-export function wantsHelp(argv: readonly string[]): boolean {
-  const end = argv.indexOf('--');
-  const flags = end === -1 ? argv : argv.slice(0, end);
-  return flags.includes('--help') || flags.includes('-h');
-}
+import type { Logger } from './log.js';
+import { familyLabel } from '../rules/model.js';
 
 export function captureCommand(name: string): Command {
-  return async (argv, ctx) => {
-    if (wantsHelp(argv)) {
-      ctx.stdout(captureHelp(name));
-      return ExitCode.Ok;
-    }
-    try {
+  return defineCommand({
+    name,
+    help: captureHelp(name),
+    captureFlags: true,
+    async run({ argv, ctx, logger }) {
       const config = parseCaptureConfig(argv, ctx.env, readHostFacts());
-      const log = createLogger(ctx, { json: config.logJson, debug: config.debug });
+      const log = logger({ json: config.logJson, debug: config.debug });
       logDecisions(config, log);
       if (config.dryRun) return await dryRun(config, ctx, log);
       if (config.skipRuleApply) {
@@ -37,7 +30,7 @@ export function captureCommand(name: string): Command {
       const report = await runCapture(config, ctx.env, { sys: realSystem(ctx.env, { blocking: true }), log });
       for (const family of report.families) {
         if (family.family === 'ipv6' && !config.ipv6.enabled && !family.changed) continue;
-        log.info(`${family.family === 'ipv4' ? 'IPv4' : 'IPv6'}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
+        log.info(`${familyLabel(family.family)}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
       }
       for (const note of report.notes) log.info(note);
       if (config.cleanupOnly) log.info(report.changed ? `capture removed (${report.backend})` : 'no capture found: nothing to do');
@@ -48,10 +41,8 @@ export function captureCommand(name: string): Command {
         return await (await import('./verify.js')).runVerify(config, ctx, log, { rulesJustVerified: true });
       }
       return ExitCode.Ok;
-    } catch (error) {
-      return reportError(error, ctx, name);
-    }
-  };
+    },
+  });
 }
 
 function logDecisions(config: CaptureConfig, log: Logger): void {
@@ -74,12 +65,13 @@ async function dryRun(config: CaptureConfig, ctx: CommandContext, log: Logger): 
     try {
       writeFileSync(config.dryRunFilePath, text);
     } catch (error) {
-      throw new MeshcapError(
-        ExitCode.InvalidConfig,
-        `writing the dry-run trace to ${config.dryRunFilePath} (DRY_RUN_FILE_PATH)`,
-        (error as Error).message,
-        'point DRY_RUN_FILE_PATH at a writable file, or unset it',
-      );
+      throw new MeshcapError({
+        exitCode: ExitCode.InvalidConfig,
+        what: `writing the dry-run trace to ${config.dryRunFilePath} (DRY_RUN_FILE_PATH)`,
+        why: (error as Error).message,
+        fix: 'point DRY_RUN_FILE_PATH at a writable file, or unset it',
+        cause: error,
+      });
     }
   }
   return ExitCode.Ok;

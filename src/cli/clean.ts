@@ -3,12 +3,10 @@ import { readHostFacts } from '../backend/host.js';
 import { realSystem } from '../backend/system.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import { cleanEverything } from '../reconcile/engine.js';
-import { wantsHelp } from './capture.js';
+import { defineCommand } from './command.js';
 import type { Command } from './context.js';
 import { EXIT_CODES_HELP } from './help.js';
-import { ExitCode } from './exit-codes.js';
-import { createLogger } from './log.js';
-import { reportError } from './report.js';
+import { ExitCode } from '../errors.js';
 
 const HELP = `Usage: meshcap clean [--lock-timeout SECONDS] [--log_as_json]
 
@@ -21,19 +19,16 @@ Accepts the istio-iptables flags too, so an istio-init command line works.
 ${EXIT_CODES_HELP}
 `;
 
-export const cleanCommand: Command = async (argv, ctx) => {
-  if (wantsHelp(argv)) {
-    ctx.stdout(HELP);
-    return ExitCode.Ok;
-  }
-  try {
+export const cleanCommand: Command = defineCommand({
+  name: 'clean',
+  help: HELP,
+  captureFlags: true,
+  async run({ argv, ctx, logger }) {
     const config = parseCaptureConfig(argv, ctx.env, readHostFacts());
-    const log = createLogger(ctx, { json: config.logJson, debug: config.debug });
+    const log = logger({ json: config.logJson, debug: config.debug });
     const removed = await cleanEverything({ sys: realSystem(ctx.env), log, lockTimeoutSeconds: config.lockTimeoutSeconds });
     if (removed.length === 0) log.info('no mesh capture found: nothing to do');
     for (const item of removed) log.info(`removed ${item}`);
     return ExitCode.Ok;
-  } catch (error) {
-    return reportError(error, ctx, 'clean');
-  }
-};
+  },
+});

@@ -6,7 +6,7 @@
  */
 import { realSystem, startService, type Service, type System } from '../backend/system.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { selfArgv } from './self.js';
 
 /** What Istio's injection template passes to istio-init by default. */

@@ -12,7 +12,7 @@ import { gatherPod } from '../doctor/gather.js';
 import { decodeInput } from '../doctor/input.js';
 import { execRunner, type Runner } from '../doctor/runner.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 
 export const DOCTOR_HELP = `Usage: meshcap doctor [FILE|-] [--json] [--pod NAME [-n NS]]
 

@@ -3,12 +3,11 @@ import { readHostFacts } from '../backend/host.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import { explainConfig, renderExplainText, renderMermaid } from '../explain/explain.js';
 import { buildRuleset } from '../rules/build.js';
-import { wantsHelp } from './capture.js';
+import { defineCommand } from './command.js';
 import type { Command } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { EXIT_CODES_HELP } from './help.js';
 import { badFlag, takeOwnFlags } from './own-flags.js';
-import { reportError } from './report.js';
 
 const HELP = `Usage: meshcap explain [--format text|mermaid|json] [--family ipv4|ipv6] [istio-iptables flags]
 
@@ -23,12 +22,11 @@ the reason it exists. Takes the same flags and environment as 'meshcap apply'.
 ${EXIT_CODES_HELP}
 `;
 
-export const explainCommand: Command = async (argv, ctx) => {
-  if (wantsHelp(argv)) {
-    ctx.stdout(HELP);
-    return ExitCode.Ok;
-  }
-  try {
+export const explainCommand: Command = defineCommand({
+  name: 'explain',
+  help: HELP,
+  captureFlags: true,
+  async run({ argv, ctx }) {
     const { values, rest } = takeOwnFlags(argv, { format: 'string', family: 'string' });
     const format = String(values.get('format') ?? 'text');
     if (!['text', 'mermaid', 'json'].includes(format)) throw badFlag('--format', format, 'is not a known format', 'use text, mermaid or json');
@@ -47,7 +45,5 @@ export const explainCommand: Command = async (argv, ctx) => {
     if (format === 'json') ctx.stdout(`${JSON.stringify(explanation, null, 2)}\n`);
     else ctx.stdout(renderExplainText(explanation, rest.map((a) => (a === '' || /[\s*'"]/.test(a) ? `'${a}'` : a)).join(' ')));
     return ExitCode.Ok;
-  } catch (error) {
-    return reportError(error, ctx, 'explain');
-  }
-};
+  },
+});

@@ -7,16 +7,18 @@ import { DEFAULT_SETTINGS, type InjectSettings } from '../inject/settings.js';
 import { defaultTemplate, parseTemplate, renderTemplate } from '../inject/template.js';
 import { parseCommandArgs } from './args.js';
 import type { Command } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { reportError } from './report.js';
 
 export const INJECT_HELP = `Usage: meshcap inject -f FILE|- [options]
 
 Add the mesh sidecar to Kubernetes manifests (like istioctl kube-inject, offline)
 and write them to stdout. Handles multi-document YAML and v1 List; injects Pod,
-Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job and
-CronJob; every other document, and every skipped one, is copied byte for byte.
+Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job,
+CronJob and OpenShift DeploymentConfig; every other document, and every skipped
+one, is copied byte for byte (other kinds with a pod template with a warning).
 Skipped with a warning: hostNetwork: true, sidecar.istio.io/inject: "false".
+Templates (inject.istio.io/templates): sidecar (default) and gateway.
 Re-running on injected output changes nothing.
 
 Options:
@@ -35,6 +37,10 @@ Options:
       --print-template            print the built-in template (a starting point for --template)
       --revision REV              istio.io/rev written to pods [default default]
       --native-nftables           istio-init uses native nftables
+      --cni                       Istio's CNI layout: the node's CNI plugin captures; pods get an
+                                  unprivileged istio-validation init container and their capture
+                                  settings as annotations (traffic.sidecar.istio.io/*)
+      --network NAME              mesh network: label topology.istio.io/network, ISTIO_META_NETWORK
 
 Invalid annotation values (e.g. traffic.sidecar.istio.io/includeOutboundIPRanges: "bad")
 are rejected with exit code 2, naming the annotation and the value.
@@ -51,6 +57,8 @@ export interface InjectOptionValues {
   readonly template?: string;
   readonly revision?: string;
   readonly 'native-nftables'?: boolean;
+  readonly cni?: boolean;
+  readonly network?: string;
 }
 
 export const SETTINGS_OPTIONS = {
@@ -64,6 +72,8 @@ export const SETTINGS_OPTIONS = {
   template: { type: 'string' },
   revision: { type: 'string' },
   'native-nftables': { type: 'boolean' },
+  cni: { type: 'boolean' },
+  network: { type: 'string' },
 } as const;
 
 /** Settings from the options shared by `inject` and `webhook`; reads the template file. */
@@ -94,6 +104,8 @@ export function settingsFromOptions(values: InjectOptionValues): InjectSettings 
     rewriteAppProbes: bool('rewrite-app-probes', values['rewrite-app-probes'], DEFAULT_SETTINGS.rewriteAppProbes),
     revision: text('revision', values.revision, DEFAULT_SETTINGS.revision),
     nativeNftables: values['native-nftables'] ?? false,
+    cni: values.cni ?? false,
+    mesh: { ...DEFAULT_SETTINGS.mesh, network: values.network === undefined ? '' : text('network', values.network, '') },
   };
   if (values.template !== undefined) {
     let body: string;

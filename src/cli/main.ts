@@ -1,7 +1,7 @@
 /** Entry point: dispatch to a command. bin/meshcap calls `main` with the real process. */
 import { captureCommand } from './capture.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { MAIN_HELP } from './help.js';
 import { meshcapVersion } from '../version.js';
 

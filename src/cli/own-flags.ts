@@ -113,3 +113,22 @@ export async function runInNamespace(
   }
   return { code: result.code, stdout: result.stdout, stderr: result.stderr };
 }
+
+/**
+ * With `--netns NAME` or `--pid PID`, re-runs the command there, passes its
+ * output through and returns its exit code; without them, undefined.
+ */
+export async function reRunInRequestedNamespace(
+  values: OwnFlags['values'],
+  sys: System,
+  command: string,
+  argv: readonly string[],
+  out: { stdout(text: string): void; stderr(text: string): void },
+): Promise<number | undefined> {
+  if (!values.has('netns') && !values.has('pid')) return undefined;
+  const target = values.has('netns') ? { netns: String(values.get('netns')) } : { pid: String(values.get('pid')) };
+  const result = await runInNamespace(sys, target, command, argv);
+  out.stdout(result.stdout);
+  out.stderr(result.stderr);
+  return result.code;
+}

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { INLINE_CONNECT, probeConnect } from '../probe/client.js';
 import { startProbeServer } from '../probe/server.js';
 import type { Command } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 
 export const probeServerCommand: Command = async (argv, ctx) => {
   const { values } = parseArgs({ args: [...argv], options: { ports: { type: 'string' }, tag: { type: 'string' }, host: { type: 'string' } } });

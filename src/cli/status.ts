@@ -2,17 +2,15 @@
 import { readHostFacts } from '../backend/host.js';
 import { realSystem } from '../backend/system.js';
 import { parseCaptureConfig } from '../config/parse.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import { buildRuleset } from '../rules/build.js';
 import { analyzeStatus } from '../status/analyze.js';
 import { readNamespace } from '../status/gather.js';
 import { renderStatusText } from '../status/render.js';
 import { roundTrip } from '../status/roundtrip.js';
-import { wantsHelp } from './capture.js';
+import { defineCommand } from './command.js';
 import type { Command } from './context.js';
-import { ExitCode } from './exit-codes.js';
-import { runInNamespace, takeOwnFlags } from './own-flags.js';
-import { reportError } from './report.js';
+import { reRunInRequestedNamespace, takeOwnFlags } from './own-flags.js';
 
 const HELP = `Usage: meshcap status [--json] [--netns NAME | --pid PID] [istio-iptables flags to compare against]
 
@@ -32,28 +30,21 @@ Exit codes:
   4  permission denied (reading the rules needs root / CAP_NET_ADMIN)
 `;
 
-export const statusCommand: Command = async (argv, ctx) => {
-  if (wantsHelp(argv)) {
-    ctx.stdout(HELP);
-    return ExitCode.Ok;
-  }
-  try {
+export const statusCommand: Command = defineCommand({
+  name: 'status',
+  help: HELP,
+  async run({ argv, ctx }) {
     const { values, rest } = takeOwnFlags(argv, { json: 'bool', netns: 'string', pid: 'string' });
     const sys = realSystem(ctx.env);
-    if (values.has('netns') || values.has('pid')) {
-      const target = values.has('netns') ? { netns: String(values.get('netns')) } : { pid: String(values.get('pid')) };
-      const result = await runInNamespace(sys, target, 'status', argv);
-      ctx.stdout(result.stdout);
-      ctx.stderr(result.stderr);
-      return result.code;
-    }
+    const elsewhere = await reRunInRequestedNamespace(values, sys, 'status', argv, ctx);
+    if (elsewhere !== undefined) return elsewhere;
     // Compare only when a configuration is described, on the command line or in the environment.
     const describesConfig = rest.length > 0;
     const config = describesConfig ? parseCaptureConfig(rest, ctx.env, readHostFacts()) : undefined;
     const read = await readNamespace(sys);
     const unreadable = [read.legacy, read.nft].filter((b) => b.problem && /denied|not permitted|must be root/i.test(b.problem));
     if (unreadable.length > 0) {
-      throw new MeshcapError(ExitCode.Permission, 'reading the netfilter rules', unreadable[0]!.problem!, 'run meshcap status as root (or with CAP_NET_ADMIN)');
+      throw new MeshcapError({ exitCode: ExitCode.Permission, what: 'reading the netfilter rules', why: unreadable[0]!.problem!, fix: 'run meshcap status as root (or with CAP_NET_ADMIN)' });
     }
     const report = analyzeStatus({
       read,
@@ -62,8 +53,6 @@ export const statusCommand: Command = async (argv, ctx) => {
     });
     const namespace = ctx.env.MESHCAP_NETNS_LABEL ?? 'this network namespace';
     ctx.stdout(values.has('json') ? `${JSON.stringify(report, null, 2)}\n` : renderStatusText(report, namespace));
-    return report.health === 'healthy' ? ExitCode.Ok : 1;
-  } catch (error) {
-    return reportError(error, ctx, 'status');
-  }
-};
+    return report.health === 'healthy' ? ExitCode.Ok : ExitCode.NotHealthy;
+  },
+});

@@ -8,19 +8,18 @@ import { parseCaptureConfig } from '../config/parse.js';
 import { type IpAddress, isLinkLocalUnicast, isLoopback, parseIp } from '../net/ip.js';
 import { buildRuleset } from '../rules/build.js';
 import { DNS_AGENT_PORT } from '../rules/constants.js';
-import type { Family } from '../rules/model.js';
+import { type Family, familyLabel } from '../rules/model.js';
 import { readIptablesOnly } from '../status/gather.js';
 import { type SourceName, liveRuleset } from '../status/sources.js';
 import { simRulesetFromConfig } from '../trace/from-config.js';
 import type { Packet } from '../trace/model.js';
 import { renderTraceText, traceJson } from '../trace/render.js';
 import { DEFAULT_PORT_LABELS, simulate } from '../trace/simulate.js';
-import { wantsHelp } from './capture.js';
+import { defineCommand } from './command.js';
 import type { Command } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { EXIT_CODES_HELP } from './help.js';
-import { badFlag, runInNamespace, takeOwnFlags } from './own-flags.js';
-import { reportError } from './report.js';
+import { badFlag, reRunInRequestedNamespace, takeOwnFlags } from './own-flags.js';
 
 export const TRACE_HELP = `Usage: meshcap trace --dst ADDR --dport PORT [connection] [--live[=legacy|nft|nftables]] [istio-iptables flags]
 
@@ -147,7 +146,7 @@ export function buildPacket(values: ReadonlyMap<string, string | true>): Packet 
     else if (loopbackDst) src = parseIp(family === 'ipv4' ? '127.0.0.1' : '::1')!;
     else {
       src = podAddress(family);
-      if (!src) throw badFlag('--src', '', `is required: this namespace has no ${family === 'ipv4' ? 'IPv4' : 'IPv6'} address to default to`, "give the pod's address");
+      if (!src) throw badFlag('--src', '', `is required: this namespace has no ${familyLabel(family)} address to default to`, "give the pod's address");
     }
   }
   const base = { direction, family, proto, src, dst, sport, dport, state, mark: number('--mark', str('mark') ?? '0', 0xffffffff, 'a mark'), ctmark: 0 } as const;
@@ -173,21 +172,14 @@ function liveChoice(value: string | true | undefined): SourceName | undefined {
   throw badFlag('--live', value, 'is not a rule source', 'use --live, --live=legacy, --live=nft or --live=nftables');
 }
 
-export const traceCommand: Command = async (argv, ctx) => {
-  if (wantsHelp(argv)) {
-    ctx.stdout(TRACE_HELP);
-    return ExitCode.Ok;
-  }
-  try {
+export const traceCommand: Command = defineCommand({
+  name: 'trace',
+  help: TRACE_HELP,
+  async run({ argv, ctx }) {
     const { values, rest } = takeOwnFlags(argv, OWN);
     const sys = realSystem(ctx.env);
-    if (values.has('netns') || values.has('pid')) {
-      const target = values.has('netns') ? { netns: String(values.get('netns')) } : { pid: String(values.get('pid')) };
-      const result = await runInNamespace(sys, target, 'trace', argv);
-      ctx.stdout(result.stdout);
-      ctx.stderr(result.stderr);
-      return result.code;
-    }
+    const elsewhere = await reRunInRequestedNamespace(values, sys, 'trace', argv, ctx);
+    if (elsewhere !== undefined) return elsewhere;
     const packet = buildPacket(values);
     const notes: string[] = [];
     let ruleset;
@@ -215,8 +207,6 @@ export const traceCommand: Command = async (argv, ctx) => {
     const withNotes = { ...result, warnings: [...notes, ...result.warnings] };
     ctx.stdout(values.has('json') ? `${JSON.stringify(traceJson(packet, withNotes), null, 2)}\n` : renderTraceText(packet, withNotes));
     return ExitCode.Ok;
-  } catch (error) {
-    return reportError(error, ctx, 'trace');
-  }
-};
+  },
+});
 

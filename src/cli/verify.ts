@@ -4,12 +4,11 @@ import { realSystem } from '../backend/system.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
 import { type VerifyOptions, verifyCapture } from '../verify/run.js';
-import { wantsHelp } from './capture.js';
+import { defineCommand } from './command.js';
 import type { Command, CommandContext } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { EXIT_CODES_HELP } from './help.js';
-import { createLogger, type Logger } from './log.js';
-import { reportError } from './report.js';
+import type { Logger } from './log.js';
 
 const HELP = `Usage: meshcap verify [istio-iptables flags]
 
@@ -31,15 +30,12 @@ export async function runVerify(config: CaptureConfig, ctx: CommandContext, log:
   return ExitCode.Ok;
 }
 
-export const verifyCommand: Command = async (argv, ctx) => {
-  if (wantsHelp(argv)) {
-    ctx.stdout(HELP);
-    return ExitCode.Ok;
-  }
-  try {
+export const verifyCommand: Command = defineCommand({
+  name: 'verify',
+  help: HELP,
+  captureFlags: true,
+  async run({ argv, ctx, logger }) {
     const config = parseCaptureConfig(argv, ctx.env, readHostFacts());
-    return await runVerify(config, ctx, createLogger(ctx, { json: config.logJson, debug: config.debug }));
-  } catch (error) {
-    return reportError(error, ctx, 'verify');
-  }
-};
+    return runVerify(config, ctx, logger({ json: config.logJson, debug: config.debug }));
+  },
+});

@@ -4,7 +4,7 @@ import { parsePort } from '../config/values.js';
 import { startWebhook } from '../webhook/server.js';
 import { parseCommandArgs } from './args.js';
 import type { Command } from './context.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode } from '../errors.js';
 import { SETTINGS_OPTIONS, settingsFromOptions } from './inject.js';
 import { reportError } from './report.js';
 
@@ -33,7 +33,7 @@ Options:
       --quiet                    no per-request log lines (errors are still logged)
   and the injection options of 'meshcap inject' (--init-image, --image, --hub, --tag,
   --native-sidecars, --hold-application, --rewrite-app-probes, --template, --revision,
-  --native-nftables).
+  --native-nftables, --cni, --network).
 `;
 
 function seconds(name: string, text: string | undefined, fallback: number, max: number, min = 0): number {

@@ -22,28 +22,30 @@ import {
   quote,
   splitList,
 } from './values.js';
+import { InvalidInputError, UsageError } from '../errors.js';
 import { cidrIsLoopback, isLinkLocalUnicast, isLoopback, parseIp, unmap, formatIp } from '../net/ip.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
 /** A user mistake in the configuration: exit code 2, one line, no stack trace. */
-export class ConfigError extends Error {
+export class ConfigError extends InvalidInputError {
   constructor(
+    /** The flag or variable, e.g. `--envoy-port (-p)` or `env ISTIO_OUTBOUND_OWNER_GROUPS`. */
     readonly subject: string,
     readonly value: string,
     readonly problem: string,
     readonly allowed: string,
+    /** "", "from the command line", "from env X". */
     readonly source: string,
   ) {
-    super(`invalid ${subject}${source ? ` ${source}` : ''}: ${quote(value)}: ${problem}; ${allowed}`);
+    const what = `invalid ${subject}${source ? ` ${source}` : ''}: ${quote(value)}`;
+    super({ what, why: problem, fix: allowed }, `${what}: ${problem}; ${allowed}`);
     this.name = 'ConfigError';
   }
 }
 
-/** Unknown flag, missing argument and the like. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+// UsageError lives with the other errors; re-exported for the config's callers.
+export { UsageError } from '../errors.js';
 
 export interface RawValue {
   readonly value: string | boolean;

@@ -19,7 +19,7 @@ import {
 import { isObject, type JsonObject } from './json.js';
 import type { InjectSettings } from './settings.js';
 
-export const A = {
+export const Annotation = {
   inject: 'sidecar.istio.io/inject',
   status: 'sidecar.istio.io/status',
   overrides: 'proxy.istio.io/overrides',
@@ -57,12 +57,18 @@ export const A = {
   promPort: 'prometheus.io/port',
   promPath: 'prometheus.io/path',
   mergeMetrics: 'prometheus.istio.io/merge-metrics',
+  templates: 'inject.istio.io/templates',
 } as const;
+
+/** The Istio injection templates meshcap implements (Istio's chart has more: grpc-agent, grpc-simple, waypoint, ...). */
+export type TemplateName = 'sidecar' | 'gateway';
 
 export type Mode = 'REDIRECT' | 'TPROXY' | 'NONE';
 
 /** Everything the annotations decide, already validated. Raw strings are kept where they go into args verbatim. */
 export interface PodOptions {
+  /** inject.istio.io/templates; any name meshcap does not implement is refused. */
+  readonly template: TemplateName;
   readonly mode: Mode;
   readonly includeOutboundIPRanges: string;
   readonly excludeOutboundIPRanges: string;
@@ -111,30 +117,31 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
   /** The annotation if present (even empty: Istio honours "" literally), else the install default. */
   const pick = (name: string, fallback: string): string => get(name) ?? fallback;
 
-  const proxyConfig = parseProxyConfig(get(A.proxyConfig), subject);
+  const proxyConfig = parseProxyConfig(get(Annotation.proxyConfig), subject);
+  const template = readTemplateName(get(Annotation.templates), subject);
 
-  const modeText = get(A.interceptionMode) ?? stringField(proxyConfig, 'interceptionMode') ?? settings.interceptionMode;
+  const modeText = get(Annotation.interceptionMode) ?? stringField(proxyConfig, 'interceptionMode') ?? settings.interceptionMode;
   if (modeText !== 'REDIRECT' && modeText !== 'TPROXY' && modeText !== 'NONE') {
-    const source = get(A.interceptionMode) !== undefined ? A.interceptionMode : `${A.proxyConfig} interceptionMode`;
+    const source = get(Annotation.interceptionMode) !== undefined ? Annotation.interceptionMode : `${Annotation.proxyConfig} interceptionMode`;
     throw invalid(source, modeText, 'is not an interception mode', 'use REDIRECT, TPROXY or NONE (case-sensitive)', subject);
   }
 
-  const includeOutboundIPRanges = pick(A.includeOutboundIPRanges, settings.includeIPRanges);
-  check(A.includeOutboundIPRanges, includeOutboundIPRanges, parseCidrList(includeOutboundIPRanges, true));
-  const excludeOutboundIPRanges = pick(A.excludeOutboundIPRanges, settings.excludeIPRanges);
-  check(A.excludeOutboundIPRanges, excludeOutboundIPRanges, parseCidrList(excludeOutboundIPRanges, false));
-  const includeInboundPorts = pick(A.includeInboundPorts, settings.includeInboundPorts);
-  check(A.includeInboundPorts, includeInboundPorts, parsePortListOrAll(includeInboundPorts));
-  const excludeInboundPorts = pick(A.excludeInboundPorts, settings.excludeInboundPorts);
-  check(A.excludeInboundPorts, excludeInboundPorts, parsePortList(excludeInboundPorts));
+  const includeOutboundIPRanges = pick(Annotation.includeOutboundIPRanges, settings.includeIPRanges);
+  check(Annotation.includeOutboundIPRanges, includeOutboundIPRanges, parseCidrList(includeOutboundIPRanges, true));
+  const excludeOutboundIPRanges = pick(Annotation.excludeOutboundIPRanges, settings.excludeIPRanges);
+  check(Annotation.excludeOutboundIPRanges, excludeOutboundIPRanges, parseCidrList(excludeOutboundIPRanges, false));
+  const includeInboundPorts = pick(Annotation.includeInboundPorts, settings.includeInboundPorts);
+  check(Annotation.includeInboundPorts, includeInboundPorts, parsePortListOrAll(includeInboundPorts));
+  const excludeInboundPorts = pick(Annotation.excludeInboundPorts, settings.excludeInboundPorts);
+  check(Annotation.excludeInboundPorts, excludeInboundPorts, parsePortList(excludeInboundPorts));
 
   const optionalPorts = (name: string, fallback: string): string | undefined => {
     const value = get(name) ?? (fallback !== '' ? fallback : undefined);
     if (value !== undefined) check(name, value, parsePortList(value));
     return value;
   };
-  const includeOutboundPorts = optionalPorts(A.includeOutboundPorts, settings.includeOutboundPorts);
-  const excludeOutboundPorts = optionalPorts(A.excludeOutboundPorts, settings.excludeOutboundPorts);
+  const includeOutboundPorts = optionalPorts(Annotation.includeOutboundPorts, settings.includeOutboundPorts);
+  const excludeOutboundPorts = optionalPorts(Annotation.excludeOutboundPorts, settings.excludeOutboundPorts);
 
   const interfaces = (name: string): string | undefined => {
     const value = get(name);
@@ -142,14 +149,14 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
     return value;
   };
   // Both are validated even though the first one wins: a typo in either is a mistake worth reporting.
-  const reroute = interfaces(A.rerouteVirtualInterfaces);
-  const kubevirt = interfaces(A.kubevirtInterfaces);
-  const excludeInterfaces = interfaces(A.excludeInterfaces);
+  const reroute = interfaces(Annotation.rerouteVirtualInterfaces);
+  const kubevirt = interfaces(Annotation.kubevirtInterfaces);
+  const excludeInterfaces = interfaces(Annotation.excludeInterfaces);
 
-  const statusText = get(A.statusPort);
+  const statusText = get(Annotation.statusPort);
   // "0" is Istio's way to run the agent without a status server: no proxy probes, no metrics merge, no probe rewriting.
   const statusPort =
-    statusText === undefined ? settings.statusPort : statusText === '0' ? 0 : check(A.statusPort, statusText, parsePort(statusText));
+    statusText === undefined ? settings.statusPort : statusText === '0' ? 0 : check(Annotation.statusPort, statusText, parsePort(statusText));
 
   const uint = (name: string, fallback: number): number => {
     const text = get(name);
@@ -160,17 +167,17 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
     return Number(text);
   };
   const readiness = {
-    initialDelaySeconds: uint(A.readinessInitialDelay, settings.readiness.initialDelaySeconds),
-    periodSeconds: uint(A.readinessPeriod, settings.readiness.periodSeconds),
-    failureThreshold: uint(A.readinessFailureThreshold, settings.readiness.failureThreshold),
+    initialDelaySeconds: uint(Annotation.readinessInitialDelay, settings.readiness.initialDelaySeconds),
+    periodSeconds: uint(Annotation.readinessPeriod, settings.readiness.periodSeconds),
+    failureThreshold: uint(Annotation.readinessFailureThreshold, settings.readiness.failureThreshold),
   };
 
-  const native = boolAnnotation(A.nativeSidecar, get(A.nativeSidecar), settings.nativeSidecars, subject);
+  const native = boolAnnotation(Annotation.nativeSidecar, get(Annotation.nativeSidecar), settings.nativeSidecars, subject);
   // Istio ignores a value it cannot parse; here it is a mistake worth rejecting, like the other switches.
-  const rewriteAppProbes = boolAnnotation(A.rewriteAppHTTPProbers, get(A.rewriteAppHTTPProbers), settings.rewriteAppProbes, subject);
+  const rewriteAppProbes = boolAnnotation(Annotation.rewriteAppHTTPProbers, get(Annotation.rewriteAppHTTPProbers), settings.rewriteAppProbes, subject);
   const holdConfig = proxyConfig.holdApplicationUntilProxyStarts;
   if (holdConfig !== undefined && typeof holdConfig !== 'boolean') {
-    throw invalid(`${A.proxyConfig} holdApplicationUntilProxyStarts`, String(holdConfig), 'is not a boolean', 'use true or false', subject);
+    throw invalid(`${Annotation.proxyConfig} holdApplicationUntilProxyStarts`, String(holdConfig), 'is not a boolean', 'use true or false', subject);
   }
   const hold = typeof holdConfig === 'boolean' ? holdConfig : settings.holdApplicationUntilProxyStarts;
 
@@ -183,12 +190,13 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
     return value;
   };
 
-  const proxyImage = get(A.proxyImage);
+  const proxyImage = get(Annotation.proxyImage);
   if (proxyImage !== undefined && (proxyImage === '' || /[\s\u0000-\u001f]/.test(proxyImage))) {
-    throw invalid(A.proxyImage, proxyImage, 'is not an image reference', 'use registry/repository:tag', subject);
+    throw invalid(Annotation.proxyImage, proxyImage, 'is not an image reference', 'use registry/repository:tag', subject);
   }
 
   return {
+    template,
     mode: modeText,
     includeOutboundIPRanges,
     excludeOutboundIPRanges,
@@ -203,17 +211,35 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
     native,
     hold,
     rewriteAppProbes,
-    agentLogLevel: level(A.agentLogLevel, settings.logLevel),
-    proxyLogLevel: level(A.proxyLogLevel, 'warning'),
-    componentLogLevel: level(A.componentLogLevel, 'misc:error'),
+    agentLogLevel: level(Annotation.agentLogLevel, settings.logLevel),
+    proxyLogLevel: level(Annotation.proxyLogLevel, 'warning'),
+    componentLogLevel: level(Annotation.componentLogLevel, 'misc:error'),
     proxyMetadata: readProxyMetadata(proxyConfig, subject),
     proxyConfig,
     resources,
     // Istio only honours an image annotation that names a repository (contains '/').
     proxyImage: proxyImage !== undefined && proxyImage.includes('/') ? proxyImage : undefined,
-    userVolumes: readNamedMap(A.userVolume, get(A.userVolume), subject, volumeSourceProblem, 'a JSON object of volume name to volume source, e.g. {"certs":{"secret":{"secretName":"my-certs"}}}'),
-    userVolumeMounts: readNamedMap(A.userVolumeMount, get(A.userVolumeMount), subject, mountProblem, 'a JSON object of volume name to mount, e.g. {"certs":{"mountPath":"/etc/certs","readOnly":true}}'),
+    userVolumes: readNamedMap(Annotation.userVolume, get(Annotation.userVolume), subject, volumeSourceProblem, 'a JSON object of volume name to volume source, e.g. {"certs":{"secret":{"secretName":"my-certs"}}}'),
+    userVolumeMounts: readNamedMap(Annotation.userVolumeMount, get(Annotation.userVolumeMount), subject, mountProblem, 'a JSON object of volume name to mount, e.g. {"certs":{"mountPath":"/etc/certs","readOnly":true}}'),
   };
+}
+
+/**
+ * Istio renders each listed template in turn; meshcap implements `sidecar` and
+ * `gateway` as Istio's chart defines them. Anything else (grpc-agent, a
+ * custom template, a list) would come out as a pod that is not what was asked
+ * for, or broken: it is refused, naming the template.
+ */
+function readTemplateName(text: string | undefined, subject: Subject): TemplateName {
+  if (text === undefined) return 'sidecar';
+  const names = text.split(',').map((name) => name.trim());
+  if (names.length === 1 && (names[0] === 'sidecar' || names[0] === 'gateway')) return names[0];
+  const unknown = names.filter((name) => name !== 'sidecar' && name !== 'gateway');
+  const problem =
+    unknown.length > 0
+      ? `names the template ${unknown.map((name) => JSON.stringify(name)).join(', ')}, which meshcap does not implement`
+      : 'combines templates, which meshcap does not do';
+  throw invalid(Annotation.templates, text, problem, "use sidecar or gateway (or inject this pod with Istio's injector)", subject);
 }
 
 /** A Kubernetes volume name: a DNS-1123 label. */
@@ -281,7 +307,7 @@ function parseProxyConfig(text: string | undefined, subject: Subject): JsonObjec
   const doc = YAML.parseDocument(text, { uniqueKeys: false });
   const error = doc.errors[0];
   if (error) {
-    throw invalid(A.proxyConfig, text, `does not parse: ${error.message.split('\n')[0]}`, 'give a ProxyConfig as YAML or JSON', subject);
+    throw invalid(Annotation.proxyConfig, text, `does not parse: ${error.message.split('\n')[0]}`, 'give a ProxyConfig as YAML or JSON', subject);
   }
   let aliased = false;
   let duplicate: string | undefined;
@@ -304,17 +330,17 @@ function parseProxyConfig(text: string | undefined, subject: Subject): JsonObjec
     },
   });
   // Aliases can build cyclic or exponentially large values from a short annotation; a ProxyConfig never needs them.
-  if (aliased) throw invalid(A.proxyConfig, text, 'uses YAML aliases (*name)', 'write the ProxyConfig out without anchors and aliases', subject);
+  if (aliased) throw invalid(Annotation.proxyConfig, text, 'uses YAML aliases (*name)', 'write the ProxyConfig out without anchors and aliases', subject);
   if (duplicate !== undefined) {
-    throw invalid(A.proxyConfig, text, `has the key ${JSON.stringify(duplicate)} twice`, 'give each ProxyConfig field once', subject);
+    throw invalid(Annotation.proxyConfig, text, `has the key ${JSON.stringify(duplicate)} twice`, 'give each ProxyConfig field once', subject);
   }
   try {
     value = doc.toJS();
   } catch (caught) {
-    throw invalid(A.proxyConfig, text, `does not parse: ${(caught as Error).message.split('\n')[0]}`, 'give a ProxyConfig as YAML or JSON', subject);
+    throw invalid(Annotation.proxyConfig, text, `does not parse: ${(caught as Error).message.split('\n')[0]}`, 'give a ProxyConfig as YAML or JSON', subject);
   }
   if (value === null || value === undefined) return {};
-  if (!isObject(value)) throw invalid(A.proxyConfig, text, 'is not a mapping', 'give a ProxyConfig as YAML or JSON', subject);
+  if (!isObject(value)) throw invalid(Annotation.proxyConfig, text, 'is not a mapping', 'give a ProxyConfig as YAML or JSON', subject);
   return value;
 }
 
@@ -322,11 +348,11 @@ function readProxyMetadata(config: JsonObject, subject: Subject): [string, strin
   const metadata = config.proxyMetadata;
   if (metadata === undefined || metadata === null) return [];
   if (!isObject(metadata)) {
-    throw invalid(`${A.proxyConfig} proxyMetadata`, JSON.stringify(metadata), 'is not a mapping', 'give NAME: value pairs', subject);
+    throw invalid(`${Annotation.proxyConfig} proxyMetadata`, JSON.stringify(metadata), 'is not a mapping', 'give NAME: value pairs', subject);
   }
   return Object.entries(metadata).map(([name, value]) => {
     if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) {
-      throw invalid(`${A.proxyConfig} proxyMetadata`, name, 'is not a valid environment variable name', 'use letters, digits and _', subject);
+      throw invalid(`${Annotation.proxyConfig} proxyMetadata`, name, 'is not a valid environment variable name', 'use letters, digits and _', subject);
     }
     return [name, typeof value === 'string' ? value : JSON.stringify(value)];
   });
@@ -336,10 +362,10 @@ const QUANTITY = /^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi
 
 function readResources(get: (name: string) => string | undefined, subject: Subject): JsonObject | undefined {
   const entries: [string, 'requests' | 'limits', 'cpu' | 'memory'][] = [
-    [A.proxyCPU, 'requests', 'cpu'],
-    [A.proxyMemory, 'requests', 'memory'],
-    [A.proxyCPULimit, 'limits', 'cpu'],
-    [A.proxyMemoryLimit, 'limits', 'memory'],
+    [Annotation.proxyCPU, 'requests', 'cpu'],
+    [Annotation.proxyMemory, 'requests', 'memory'],
+    [Annotation.proxyCPULimit, 'limits', 'cpu'],
+    [Annotation.proxyMemoryLimit, 'limits', 'memory'],
   ];
   if (entries.every(([name]) => get(name) === undefined)) return undefined;
   const requests: JsonObject = {};

@@ -25,7 +25,7 @@ import { ConfigError } from '../config/parse.js';
 import { type PatchOp, prefixOps } from './patch.js';
 import { injectPod } from './pod.js';
 import type { InjectSettings } from './settings.js';
-import { isList, locatePod } from './workloads.js';
+import { isList, locatePod, unhandledWorkload } from './workloads.js';
 
 export interface ManifestResult {
   readonly text: string;
@@ -56,6 +56,11 @@ export function injectManifests(text: string, settings: InjectSettings): Manifes
       JSON.stringify(object);
     } catch (caught) {
       throw new ConfigError('manifest', `document ${index + 1}`, `cannot be read: ${(caught as Error).message.split('\n')[0]}`, 'remove cyclic or excessive YAML aliases', '');
+    }
+    const items = isList(object) ? object.items : [object];
+    for (const item of items) {
+      const unhandled = locatePod(item) ? undefined : unhandledWorkload(item);
+      if (unhandled) warnings.push(`document ${index + 1}: ${unhandled}`);
     }
     const targets = isList(object)
       ? object.items.flatMap((item, i) => {

@@ -1,54 +1,33 @@
 /**
  * The injection engine for one pod (a Pod, or the pod template of a workload):
- * decide, strip a previous injection, build istio-init and istio-proxy, lay
- * them out for the chosen startup ordering, and express the result as a JSON
- * Patch against the pod as given. Shared by `meshcap inject` and the webhook.
+ * decide, strip a previous injection (strip.ts), build istio-init
+ * (init-container.ts) and istio-proxy (proxy-container.ts), lay them out for
+ * the chosen startup ordering, and express the result as a JSON Patch against
+ * the pod as given. Shared by `meshcap inject` and the webhook.
  * Pure: JSON in, JSON and patch out; invalid annotations throw ConfigError.
  */
-import { createHash } from 'node:crypto';
 import { parseGoBool } from '../config/argv.js';
-import { ConfigError, type Env, parseCaptureConfig } from '../config/parse.js';
-import type { HostFacts } from '../config/types.js';
-import { A, type PodOptions, readPodOptions } from './annotations.js';
-import { type Json, type JsonObject, asArray, asObject, clone, deepFreeze, isObject, stringMap } from './json.js';
-import { mergeByKey, strategicMerge } from './merge.js';
+import { ConfigError } from '../config/parse.js';
+import { Annotation, type PodOptions, readPodOptions } from './annotations.js';
+import { captureAnnotations } from './capture-args.js';
+import { buildInit } from './init-container.js';
+import { type Json, type JsonObject, asArray, asObject, isObject, stringMap } from './json.js';
 import { type PatchOp, diffList, diffMap } from './patch.js';
-import { PROBERS_ENV, rewriteAppProbes } from './probes.js';
-import { type InjectSettings, type ProxyTemplate, initImage, proxyImage } from './settings.js';
-import { defaultTemplate } from './template.js';
+import { rewriteAppProbes } from './probes.js';
+import { clearScrapeAnnotations, mergesMetrics } from './prometheus.js';
+import { applyOverride, buildProxy, tproxyFixups } from './proxy-container.js';
+import type { InjectSettings, ProxyTemplate } from './settings.js';
+import { statusText } from './status-annotation.js';
+import { stripPrevious } from './strip.js';
+import { INIT_NAME, PROXY_NAME, type PodTarget, VALIDATION_NAME } from './target.js';
+import { defaultTemplate, gatewayTemplate } from './template.js';
 
-export const INIT_NAME = 'istio-init';
-export const PROXY_NAME = 'istio-proxy';
-
-export interface Workload {
-  readonly apiVersion: string;
-  readonly kind: string;
-  readonly name: string;
-  readonly namespace: string;
-}
-
-export interface PodTarget {
-  /** Pod (template) metadata and spec, exactly as received ({} when absent). */
-  readonly metadata: JsonObject;
-  /** False when the object has no metadata key at all (the patch must then create it). */
-  readonly hasMetadata: boolean;
-  readonly spec: JsonObject;
-  /** The object that owns the pod, for ISTIO_META_WORKLOAD_NAME / ISTIO_META_OWNER. */
-  readonly workload: Workload;
-  /** `Deployment "default/hello"`, for messages. */
-  readonly subject: string;
-}
+export { INIT_NAME, PROXY_NAME, type PodTarget, type Workload } from './target.js';
+export { type InjectionStatus, parseStatus, statusText } from './status-annotation.js';
 
 export type InjectOutcome =
   | { readonly kind: 'skipped'; readonly reason: string }
   | { readonly kind: 'injected'; readonly metadata: JsonObject; readonly spec: JsonObject; readonly ops: readonly PatchOp[] };
-
-/** What a previous injection recorded (Istio's sidecar.istio.io/status format). */
-export interface InjectionStatus {
-  readonly initContainers: readonly string[];
-  readonly containers: readonly string[];
-  readonly volumes: readonly string[];
-}
 
 export function injectPod(target: PodTarget, settings: InjectSettings): InjectOutcome {
   const { metadata, spec, subject } = target;
@@ -59,27 +38,33 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     return { kind: 'skipped', reason: `Skipping injection because ${subject} has host networking enabled` };
   }
   // The label wins over the annotation, as in Istio; only an explicit false opts out here.
-  const injectText = labels[A.inject] ?? annotations[A.inject];
+  const injectText = labels[Annotation.inject] ?? annotations[Annotation.inject];
   if (injectText !== undefined && parseGoBool(injectText) === false) {
     return { kind: 'skipped', reason: `Skipping injection because ${subject} has sidecar injection disabled` };
   }
 
   const stripped = stripPrevious(metadata, spec, subject);
-  const options = readPodOptions(stringMap(stripped.annotations), settings, subject);
+  const read = readPodOptions(stringMap(stripped.annotations), settings, subject);
+  // Istio's gateway template: the proxy is the pod's main container, with no capture, no sidecar ordering
+  // and none of the sidecar template's per-pod volumes.
+  const gateway = read.template === 'gateway';
+  const options: PodOptions = gateway ? { ...read, native: false, hold: false, userVolumes: [], userVolumeMounts: [] } : read;
   const overrides = stripped.overrides;
   const userProxy = overrides.find((c) => c.name === PROXY_NAME);
-  const userInit = overrides.find((c) => c.name === INIT_NAME);
+  const userInit = overrides.find((c) => c.name === (settings.cni ? VALIDATION_NAME : INIT_NAME));
 
   // Kubelet's probes would be captured by the sidecar: they go through the agent instead (probes.ts).
   const probes = rewriteAppProbes(stripped, stripped.probers, options, subject);
   const appContainers = probes.containers;
-  const template = settings.template ?? defaultTemplate(settings);
+  const template = gateway ? gatewayTemplate(settings) : (settings.template ?? defaultTemplate(settings));
 
-  let proxy = buildProxy(options, settings, template, target, appContainers, stripped.prometheus, probes.probers);
-  if (userProxy) proxy = applyOverride(proxy, userProxy);
+  // The app's scrape settings go to the agent only when it takes over scraping (Istio: applyPrometheusMerge).
+  const merged = mergesMetrics(stringMap(stripped.annotations), options, subject);
+  let proxy = buildProxy(options, settings, template, target, appContainers, userProxy, merged ? stripped.prometheus : {}, probes.probers);
+  if (userProxy) proxy = tproxyFixups(applyOverride(proxy, userProxy), options);
 
   let init: JsonObject | undefined;
-  if (options.mode !== 'NONE') {
+  if (options.mode !== 'NONE' && !gateway) {
     init = buildInit(options, settings, userProxy, subject);
     if (userInit) init = applyOverride(init, userInit);
   }
@@ -88,15 +73,24 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   let containers: Json[];
   const injectedInit: string[] = [];
   const injectedContainers: string[] = [];
-  if (options.native) {
-    if (init) injectedInit.push(INIT_NAME);
+  if (gateway) {
+    // The user's istio-proxy (image: auto) is completed where it stands; without one, the proxy comes last.
+    initContainers.push(...probes.initContainers);
+    injectedContainers.push(PROXY_NAME);
+    const at = (asArray(spec.containers) ?? []).findIndex((c) => isObject(c) && c.name === PROXY_NAME);
+    containers = [...appContainers];
+    containers.splice(at === -1 ? containers.length : Math.min(at, containers.length), 0, proxy);
+  } else if (options.native) {
+    if (init) injectedInit.push(String(init.name));
     injectedInit.push(PROXY_NAME);
     initContainers.push(...(init ? [init] : []), proxy, ...probes.initContainers);
     containers = [...appContainers];
   } else {
     // Legacy: user init containers run before any rule exists (they keep plain networking), then capture.
-    initContainers.push(...probes.initContainers, ...(init ? [init] : []));
-    if (init) injectedInit.push(INIT_NAME);
+    // With CNI the rules exist before any init container: istio-validation goes first and proves them.
+    if (settings.cni) initContainers.push(...(init ? [init] : []), ...probes.initContainers);
+    else initContainers.push(...probes.initContainers, ...(init ? [init] : []));
+    if (init) injectedInit.push(String(init.name));
     injectedContainers.push(PROXY_NAME);
     // With hold, kubelet starts the proxy first and blocks on its postStart hook until it is ready.
     containers = options.hold ? [proxy, ...appContainers] : [...appContainers, proxy];
@@ -109,25 +103,32 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
 
   const newLabels: JsonObject = { ...(asObject(stripped.labels) ?? {}) };
   const appLabels = stringMap(newLabels);
-  newLabels['security.istio.io/tlsMode'] ??= 'istio';
+  if (!gateway) newLabels['security.istio.io/tlsMode'] ??= 'istio';
   newLabels['service.istio.io/canonical-name'] ??= canonicalName(appLabels, target.workload.name);
   newLabels['service.istio.io/canonical-revision'] ??=
     appLabels['app.kubernetes.io/version'] ?? appLabels.version ?? 'latest';
+  if (settings.mesh.network !== '') newLabels['topology.istio.io/network'] = settings.mesh.network;
 
   const newAnnotations: JsonObject = { ...(asObject(stripped.annotations) ?? {}) };
-  newAnnotations[A.rev] ??= settings.revision;
+  newAnnotations[Annotation.rev] ??= settings.revision;
   const firstApp = appContainers.find((c) => typeof c.name === 'string');
   if (firstApp) {
-    newAnnotations[A.defaultContainer] ??= firstApp.name!;
-    newAnnotations[A.defaultLogsContainer] ??= firstApp.name!;
+    newAnnotations[Annotation.defaultContainer] ??= firstApp.name!;
+    newAnnotations[Annotation.defaultLogsContainer] ??= firstApp.name!;
   }
-  if (mergesMetrics(stringMap(newAnnotations), options)) {
-    newAnnotations[A.promPath] = '/stats/prometheus';
-    newAnnotations[A.promPort] = String(options.statusPort);
-    newAnnotations[A.promScrape] = 'true';
+  if (merged) {
+    clearScrapeAnnotations(newAnnotations);
+    newAnnotations[Annotation.promPath] = '/stats/prometheus';
+    newAnnotations[Annotation.promPort] = String(options.statusPort);
+    newAnnotations[Annotation.promScrape] = 'true';
   }
-  if (overrides.length > 0) newAnnotations[A.overrides] = stripped.overridesText;
-  newAnnotations[A.status] = statusText({ initContainers: injectedInit, containers: injectedContainers, volumes: volumeNames }, settings);
+  if (overrides.length > 0) newAnnotations[Annotation.overrides] = stripped.overridesText;
+  if (settings.cni && !gateway) {
+    // The plugin cannot see container args: the capture travels in annotations (capture-args.ts).
+    const userUid = asObject(userProxy?.securityContext)?.runAsUser;
+    Object.assign(newAnnotations, captureAnnotations(options, typeof userUid === 'number' ? userUid : undefined));
+  }
+  newAnnotations[Annotation.status] = statusText({ initContainers: injectedInit, containers: injectedContainers, volumes: volumeNames }, settings);
 
   const newMetadata: JsonObject = { ...metadata, labels: newLabels, annotations: newAnnotations };
   // A pod template may have no metadata at all (CronJob templates often don't): add it whole.
@@ -140,12 +141,14 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   const newSpec: JsonObject = { ...spec, containers };
   setList(newSpec, 'initContainers', initContainers);
   setList(newSpec, 'volumes', volumes);
+  if (gateway) newSpec.securityContext = withUnprivilegedPorts(asObject(spec.securityContext));
 
   const ops: PatchOp[] = [
     ...metadataOps,
     ...diffList(['spec', 'initContainers'], asArray(spec.initContainers), asArray(newSpec.initContainers)),
     ...diffList(['spec', 'containers'], asArray(spec.containers), containers),
     ...diffList(['spec', 'volumes'], asArray(spec.volumes), asArray(newSpec.volumes)),
+    ...diffMap(['spec', 'securityContext'], asObject(spec.securityContext), asObject(newSpec.securityContext)),
   ];
   return { kind: 'injected', metadata: newMetadata, spec: newSpec, ops };
 }
@@ -168,13 +171,13 @@ function checkVolumes(options: PodOptions, template: ProxyTemplate, podVolumes: 
   }
   for (const volume of options.userVolumes) {
     if (podNames.has(volume.name) || templateNames.has(volume.name)) {
-      throw new ConfigError(`annotation ${A.userVolume}`, String(volume.name), 'names a volume the pod or the proxy template already has', 'pick another volume name', `on ${subject}`);
+      throw new ConfigError(`annotation ${Annotation.userVolume}`, String(volume.name), 'names a volume the pod or the proxy template already has', 'pick another volume name', `on ${subject}`);
     }
   }
   const known = new Set([...podNames, ...templateNames, ...options.userVolumes.map((v) => v.name)]);
   for (const mount of options.userVolumeMounts) {
     if (!known.has(mount.name)) {
-      throw new ConfigError(`annotation ${A.userVolumeMount}`, String(mount.name), 'mounts a volume the pod does not have', `declare it in ${A.userVolume} or in the pod's volumes`, `on ${subject}`);
+      throw new ConfigError(`annotation ${Annotation.userVolumeMount}`, String(mount.name), 'mounts a volume the pod does not have', `declare it in ${Annotation.userVolume} or in the pod's volumes`, `on ${subject}`);
     }
   }
 }
@@ -184,363 +187,21 @@ function setList(spec: JsonObject, key: string, items: Json[]): void {
   else delete spec[key];
 }
 
-export function statusText(status: InjectionStatus, settings: InjectSettings): string {
-  const orNull = (names: readonly string[]) => (names.length > 0 ? [...names] : null);
-  return JSON.stringify({
-    initContainers: orNull(status.initContainers),
-    containers: orNull(status.containers),
-    volumes: orNull(status.volumes),
-    imagePullSecrets: null,
-    revision: settings.revision,
-  });
-}
-
-export function parseStatus(text: string | undefined, subject: string): InjectionStatus | undefined {
-  if (text === undefined) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ConfigError(`annotation ${A.status}`, text, 'is not JSON', 'remove it, or restore the value the injector wrote', `on ${subject}`);
-  }
-  const names = (key: string): string[] => {
-    const list = isObject(value) ? value[key] : undefined;
-    if (list === null || list === undefined) return [];
-    if (!Array.isArray(list) || !list.every((n) => typeof n === 'string')) {
-      throw new ConfigError(`annotation ${A.status}`, text, `${key} is not a list of names`, 'remove it, or restore the value the injector wrote', `on ${subject}`);
-    }
-    return list as string[];
-  };
-  return { initContainers: names('initContainers'), containers: names('containers'), volumes: names('volumes') };
-}
-
-interface Stripped {
-  readonly labels: Json | undefined;
-  readonly annotations: JsonObject;
-  readonly initContainers: JsonObject[];
-  readonly containers: JsonObject[];
-  readonly volumes: Json[];
-  /** The user's own istio-proxy / istio-init, laid over the generated ones. */
-  readonly overrides: JsonObject[];
-  readonly overridesText: string;
-  /** The app's own Prometheus annotations, moved into the proxy's env. */
-  readonly prometheus: Record<string, string>;
-  /** The previous proxy's record of the app probes it took over, to restore them. */
-  readonly probers: string | undefined;
-}
-
 /**
- * The pod as the user wrote it: what a previous injection (named in the status
- * annotation) added is removed, from both container lists whatever layout it
- * used, so re-injection is idempotent and can switch layouts cleanly.
+ * A gateway listens on 80 and 443 as uid 1337: Istio's gateway template lets
+ * every uid bind low ports in the pod's network namespace. The pod's own
+ * sysctls are kept (Istio's overlay replaces the list); its own value of this
+ * one wins.
  */
-function stripPrevious(metadata: JsonObject, spec: JsonObject, subject: string): Stripped {
-  const annotations: JsonObject = { ...(asObject(metadata.annotations) ?? {}) };
-  const texts = stringMap(annotations);
-  const previous = parseStatus(texts[A.status], subject);
-  const injected = new Set([...(previous?.initContainers ?? []), ...(previous?.containers ?? [])]);
-  const injectedVolumes = new Set(previous?.volumes ?? []);
-  const nameOf = (item: Json): string | undefined => (isObject(item) && typeof item.name === 'string' ? item.name : undefined);
-  const objects = (list: Json | undefined): JsonObject[] => (asArray(list) ?? []).filter(isObject);
+const UNPRIVILEGED_PORTS = 'net.ipv4.ip_unprivileged_port_start';
 
-  const allInit = objects(spec.initContainers);
-  const allContainers = objects(spec.containers);
-  const oldProxy = [...allInit, ...allContainers].find((c) => injected.has(PROXY_NAME) && c.name === PROXY_NAME);
-
-  let overrides: JsonObject[] = [];
-  let overridesText = '';
-  if (previous && texts[A.overrides] !== undefined) {
-    overridesText = texts[A.overrides]!;
-    overrides = parseOverrides(overridesText, subject);
-  }
-  const isOverride = (c: JsonObject) => !injected.has(nameOf(c) ?? '') && (c.name === PROXY_NAME || c.name === INIT_NAME);
-  if (!previous || texts[A.overrides] === undefined) {
-    const fromInit = allInit.filter(isOverride);
-    const fromContainers = allContainers.filter(isOverride);
-    overrides = [...fromInit, ...fromContainers];
-    if (overrides.length > 0) {
-      const record: JsonObject = {};
-      if (fromInit.length > 0) record.initContainers = fromInit;
-      if (fromContainers.length > 0) record.containers = fromContainers;
-      overridesText = JSON.stringify(record);
-    }
-  }
-  const keep = (c: JsonObject) => !injected.has(nameOf(c) ?? '') && c.name !== PROXY_NAME && c.name !== INIT_NAME;
-
-  let prometheus: Record<string, string> = {};
-  if (previous) {
-    delete annotations[A.status];
-    // Restore the app's own scrape settings that the previous injection moved into the proxy.
-    const saved = envValue(oldProxy, 'ISTIO_PROMETHEUS_ANNOTATIONS');
-    if (texts[A.promPath] === '/stats/prometheus') {
-      for (const key of [A.promScrape, A.promPort, A.promPath]) delete annotations[key];
-      if (saved) {
-        try {
-          const parsed = JSON.parse(saved) as unknown;
-          if (isObject(parsed)) {
-            // meshcap saves only the annotations the app had, an empty value included; Istio saves its
-            // struct {scrape, path, port} whole (in that order), "" standing for an absent annotation.
-            const istioForm = Object.keys(parsed).join(',') === 'scrape,path,port';
-            for (const [key, value] of Object.entries({ scrape: A.promScrape, port: A.promPort, path: A.promPath })) {
-              if (typeof parsed[key] === 'string' && !(istioForm && parsed[key] === '')) annotations[value] = parsed[key];
-            }
-          }
-        } catch {
-          // An unreadable saved value is dropped: the scrape settings are re-derived below.
-        }
-      }
-    }
-  }
-  const textsAfter = stringMap(annotations);
-  prometheus = {};
-  for (const [key, name] of [['scrape', A.promScrape], ['port', A.promPort], ['path', A.promPath]] as const) {
-    if (textsAfter[name] !== undefined) prometheus[key] = textsAfter[name]!;
-  }
-  return {
-    labels: metadata.labels,
-    annotations,
-    initContainers: allInit.filter(keep),
-    containers: allContainers.filter(keep),
-    volumes: (asArray(spec.volumes) ?? []).filter((v) => !injectedVolumes.has(nameOf(v) ?? '')),
-    overrides,
-    overridesText,
-    prometheus,
-    probers: envValue(oldProxy, PROBERS_ENV),
-  };
-}
-
-function parseOverrides(text: string, subject: string): JsonObject[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ConfigError(`annotation ${A.overrides}`, text, 'is not JSON', 'remove it, or restore the value the injector wrote', `on ${subject}`);
-  }
-  if (!isObject(value)) return [];
-  return [...(asArray(value.initContainers) ?? []), ...(asArray(value.containers) ?? [])].filter(isObject);
-}
-
-function envValue(container: JsonObject | undefined, name: string): string | undefined {
-  for (const item of asArray(container?.env) ?? []) {
-    if (isObject(item) && item.name === name && typeof item.value === 'string') return item.value;
-  }
-  return undefined;
-}
-
-function mergesMetrics(annotations: Record<string, string>, options: PodOptions): boolean {
-  return options.statusPort !== 0 && annotations[A.promScrape] !== 'false' && annotations[A.mergeMetrics] !== 'false';
+function withUnprivilegedPorts(securityContext: JsonObject | undefined): JsonObject {
+  const sysctls = (asArray(securityContext?.sysctls) ?? []).filter(isObject);
+  if (sysctls.some((s) => s.name === UNPRIVILEGED_PORTS)) return securityContext!;
+  return { ...(securityContext ?? {}), sysctls: [...sysctls, { name: UNPRIVILEGED_PORTS, value: '0' }] };
 }
 
 function canonicalName(labels: Record<string, string>, workloadName: string): string {
   const name = labels['app.kubernetes.io/name'] ?? labels.app ?? workloadName;
   return name.slice(0, 63).replace(/^[-_.]+|[-_.]+$/g, '');
-}
-
-/** Istio's excludeInboundPort helper: the status port is excluded from capture unless it is 0 or already listed. */
-function excludedInbound(statusPort: number, excluded: string): string {
-  const port = String(statusPort);
-  if (statusPort === 0) return excluded;
-  const items = excluded.split(',').map((item) => item.trim());
-  if (items.includes(port)) return excluded;
-  return excluded === '' ? port : `${excluded},${port}`;
-}
-
-/** Host facts for validating derived istio-init args: none are needed because IPv6 and DNS are not decided here. */
-const NO_FACTS: HostFacts = { interfaceAddresses: () => [], resolvConf: () => '', lookupUid: () => undefined };
-
-/**
- * Verdicts of the capture parser on derived args and env; most pods share a
- * handful. Keyed by a SHA-256 digest: an args list can be megabytes (a long
- * excludeOutboundIPRanges annotation), and 1024 such keys must not be retained.
- */
-const verdicts = new Map<string, InitProblem | undefined>();
-
-/**
- * Why istio-init would refuse to start; `fromEnv` when only the proxyMetadata
- * env is at fault. The error's texts, not the error: its `value` can be the
- * whole (megabytes long) argument, and verdicts are kept.
- */
-interface InitProblem {
-  readonly message: string;
-  readonly subject: string;
-  readonly problem: string;
-  readonly allowed: string;
-  readonly source: string;
-  readonly fromEnv: boolean;
-}
-
-/** The very parser istio-init will run, on its args and env: what it would refuse at pod start is refused now. */
-function initProblem(args: readonly string[], env: readonly (readonly [string, string])[]): InitProblem | undefined {
-  const key = createHash('sha256').update(JSON.stringify([args, env])).digest('base64');
-  if (verdicts.has(key)) return verdicts.get(key);
-  let problem = parseProblem(args, {}, false);
-  if (problem === undefined && env.length > 0) problem = parseProblem(args, Object.fromEntries(env), true);
-  if (verdicts.size >= 1024) verdicts.clear();
-  verdicts.set(key, problem);
-  return problem;
-}
-
-function parseProblem(args: readonly string[], env: Env, fromEnv: boolean): InitProblem | undefined {
-  try {
-    parseCaptureConfig(args, env, NO_FACTS);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    const { message, subject, problem, allowed, source } = error;
-    return { message, subject, problem, allowed, source, fromEnv };
-  }
-  return undefined;
-}
-
-export function initArgs(options: PodOptions, settings: InjectSettings, uid: string): string[] {
-  const tail = excludedInbound(options.statusPort, options.excludeInboundPorts);
-  const args = [
-    'istio-iptables',
-    '-p', String(settings.proxyPort),
-    '-z', String(settings.inboundCapturePort),
-    '-u', uid,
-    '-m', options.mode,
-    '-i', options.includeOutboundIPRanges,
-    '-x', options.excludeOutboundIPRanges,
-    '-b', options.includeInboundPorts,
-    '-d', tail === '' ? '15090,15021' : `15090,15021,${tail}`,
-  ];
-  if (options.includeOutboundPorts !== undefined) args.push('-q', options.includeOutboundPorts);
-  if (options.excludeOutboundPorts !== undefined) args.push('-o', options.excludeOutboundPorts);
-  if (options.rerouteInterfaces !== undefined) args.push('-k', options.rerouteInterfaces);
-  if (options.excludeInterfaces !== undefined) args.push('-c', options.excludeInterfaces);
-  args.push(`--log_output_level=${options.agentLogLevel}`);
-  if (settings.nativeNftables) args.push('--native-nftables');
-  return args;
-}
-
-/** What capture needs and nothing more: NET_ADMIN and NET_RAW as root, every other capability dropped. */
-const INIT_SECURITY_CONTEXT: JsonObject = deepFreeze({
-  allowPrivilegeEscalation: false,
-  capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] },
-  privileged: false,
-  readOnlyRootFilesystem: false,
-  runAsGroup: 0,
-  runAsNonRoot: false,
-  runAsUser: 0,
-});
-
-function buildInit(options: PodOptions, settings: InjectSettings, userProxy: JsonObject | undefined, subject: string): JsonObject {
-  let uid = String(settings.proxyUid);
-  const userUid = asObject(userProxy?.securityContext)?.runAsUser;
-  // TPROXY needs the proxy as root, so the exempt uid stays Istio's 1337 there.
-  if (options.mode === 'TPROXY') uid = '1337';
-  else if (typeof userUid === 'number' && userUid > 0) uid = String(userUid);
-  const args = initArgs(options, settings, uid);
-  const problem = initProblem(args.slice(1), options.proxyMetadata);
-  if (problem?.fromEnv) {
-    // The parser names the env variable it refused (`from env X` or `env X`): that is the proxyMetadata key.
-    const name = /\benv ([A-Za-z_][A-Za-z0-9_.-]*)/.exec(`${problem.source} ${problem.subject}`)?.[1];
-    const entry = options.proxyMetadata.find(([key]) => key === name);
-    throw new ConfigError(
-      `annotation ${A.proxyConfig} proxyMetadata`,
-      entry ? `${entry[0]}: ${entry[1]}` : options.proxyMetadata.map(([key, value]) => `${key}: ${value}`).join(', '),
-      `${problem.problem} (istio-init reads it for ${problem.subject})`,
-      problem.allowed,
-      `on ${subject}`,
-    );
-  }
-  if (problem !== undefined) {
-    throw new ConfigError('istio-init arguments derived from the annotations', args.slice(1).join(' '), problem.message, 'fix the traffic annotations', `on ${subject}`);
-  }
-  const init: JsonObject = { name: INIT_NAME, image: initImage(settings) };
-  if (settings.initStyle === 'meshcap') init.command = ['meshcap'];
-  init.args = args;
-  if (options.proxyMetadata.length > 0) init.env = options.proxyMetadata.map(([name, value]) => ({ name, value }));
-  init.resources = clone(options.resources ?? settings.resources);
-  init.securityContext = INIT_SECURITY_CONTEXT;
-  return init;
-}
-
-function buildProxy(
-  options: PodOptions,
-  settings: InjectSettings,
-  template: ProxyTemplate,
-  target: PodTarget,
-  apps: readonly JsonObject[],
-  prometheus: Record<string, string>,
-  probers: string | undefined,
-): JsonObject {
-  const isDefault = settings.template === undefined;
-  // A shallow copy is enough: the template is frozen, and every field changed below is replaced, not edited.
-  const proxy: JsonObject = { ...template.container };
-  proxy.name = PROXY_NAME;
-  if (options.proxyImage) proxy.image = options.proxyImage;
-  else if (proxy.image === undefined || proxy.image === 'auto') proxy.image = proxyImage(settings);
-  if (isDefault) {
-    proxy.args = [
-      ...(asArray(proxy.args) ?? []),
-      `--proxyLogLevel=${options.proxyLogLevel}`,
-      `--proxyComponentLogLevel=${options.componentLogLevel}`,
-      `--log_output_level=${options.agentLogLevel}`,
-    ];
-  }
-
-  const { workload } = target;
-  const ports = apps.flatMap((c) => (asArray(c.ports) ?? []).filter(isObject));
-  const proxyConfig: JsonObject = { ...options.proxyConfig };
-  delete proxyConfig.proxyMetadata;
-  const env: Json[] = [
-    { name: 'PROXY_CONFIG', value: `${JSON.stringify(proxyConfig)}\n` },
-    { name: 'ISTIO_META_POD_PORTS', value: JSON.stringify(ports) },
-    { name: 'ISTIO_META_APP_CONTAINERS', value: apps.map((c) => String(c.name)).join(',') },
-    { name: 'ISTIO_META_INTERCEPTION_MODE', value: options.mode },
-    { name: 'ISTIO_META_WORKLOAD_NAME', value: workload.name },
-    {
-      name: 'ISTIO_META_OWNER',
-      value: `kubernetes://apis/${workload.apiVersion}/namespaces/${workload.namespace}/${workload.kind.toLowerCase()}s/${workload.name}`,
-    },
-    ...options.proxyMetadata.map(([name, value]) => ({ name, value })),
-  ];
-  if (Object.keys(prometheus).length > 0 && options.statusPort !== 0) {
-    env.push({ name: 'ISTIO_PROMETHEUS_ANNOTATIONS', value: JSON.stringify(prometheus) });
-  }
-  if (probers !== undefined) env.push({ name: PROBERS_ENV, value: probers });
-  proxy.env = mergeByKey(asArray(proxy.env) ?? [], env, 'name');
-
-  if (options.statusPort !== 0) {
-    const ready = { path: '/healthz/ready', port: 15021 };
-    proxy.startupProbe ??= { failureThreshold: settings.startupFailureThreshold, httpGet: ready, periodSeconds: 1, timeoutSeconds: 3 };
-    const readiness: JsonObject = { failureThreshold: options.readiness.failureThreshold, httpGet: ready };
-    if (options.readiness.initialDelaySeconds > 0) readiness.initialDelaySeconds = options.readiness.initialDelaySeconds;
-    readiness.periodSeconds = options.readiness.periodSeconds;
-    readiness.timeoutSeconds = 3;
-    proxy.readinessProbe ??= readiness;
-  } else {
-    delete proxy.startupProbe;
-    delete proxy.readinessProbe;
-  }
-  if (options.resources || proxy.resources === undefined) proxy.resources = clone(options.resources ?? settings.resources);
-  if (options.userVolumeMounts.length > 0) proxy.volumeMounts = [...(asArray(proxy.volumeMounts) ?? []), ...options.userVolumeMounts];
-
-  if (options.mode === 'TPROXY') {
-    proxy.securityContext = strategicMerge(asObject(proxy.securityContext) ?? {}, {
-      capabilities: { add: ['NET_ADMIN'], drop: ['ALL'] },
-      runAsGroup: settings.proxyGid,
-      runAsNonRoot: false,
-      runAsUser: 0,
-    });
-  }
-
-  if (options.native) {
-    proxy.restartPolicy = 'Always';
-    proxy.lifecycle ??= {
-      preStop: { exec: { command: ['pilot-agent', 'request', `--debug-port=${options.statusPort}`, 'POST', 'drain'] } },
-    };
-  } else {
-    delete proxy.restartPolicy;
-    if (options.hold) proxy.lifecycle ??= { postStart: { exec: { command: ['pilot-agent', 'wait'] } } };
-  }
-  return proxy;
-}
-
-/** The user's own container laid over the generated one; `image: auto` keeps the generated image. */
-function applyOverride(generated: JsonObject, user: JsonObject): JsonObject {
-  const over: JsonObject = { ...user };
-  if (over.image === 'auto') delete over.image;
-  return strategicMerge(generated, over);
 }

@@ -16,6 +16,8 @@ export interface MeshSettings {
   readonly trustDomain: string;
   readonly meshId: string;
   readonly clusterId: string;
+  /** Istio's values.global.network: the topology.istio.io/network label and ISTIO_META_NETWORK; '' for none. */
+  readonly network: string;
 }
 
 export interface ProxyTemplate {
@@ -49,6 +51,12 @@ export interface InjectSettings {
   readonly includeOutboundPorts: string;
   readonly excludeOutboundPorts: string;
   readonly logLevel: string;
+  /**
+   * Istio's CNI layout (pilot.cni.enabled): the node's CNI plugin captures, the
+   * pod gets an unprivileged istio-validation instead of istio-init and carries
+   * its capture settings in annotations the plugin reads.
+   */
+  readonly cni: boolean;
   /** Adds --native-nftables to istio-init (Istio's global.nativeNftables). */
   readonly nativeNftables: boolean;
   readonly readiness: { readonly initialDelaySeconds: number; readonly periodSeconds: number; readonly failureThreshold: number };
@@ -82,6 +90,7 @@ export const DEFAULT_SETTINGS: InjectSettings = {
   includeOutboundPorts: '',
   excludeOutboundPorts: '',
   logLevel: 'default:info',
+  cni: false,
   nativeNftables: false,
   readiness: { initialDelaySeconds: 0, periodSeconds: 15, failureThreshold: 4 },
   startupFailureThreshold: 600,
@@ -93,6 +102,7 @@ export const DEFAULT_SETTINGS: InjectSettings = {
     trustDomain: 'cluster.local',
     meshId: 'cluster.local',
     clusterId: 'Kubernetes',
+    network: '',
   },
   template: undefined,
 };

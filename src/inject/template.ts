@@ -23,6 +23,35 @@ export function defaultTemplate(settings: InjectSettings): ProxyTemplate {
   return template;
 }
 
+const builtGateways = new WeakMap<InjectSettings, ProxyTemplate>();
+
+/**
+ * Istio's `gateway` template (inject.istio.io/templates: gateway): the proxy
+ * runs as a router, is the pod's main container rather than a sidecar, has no
+ * startup probe, no privileges to drop beyond its uid and gid, and no CRL
+ * volume. Built from the sidecar template's env and volumes, so the two agree.
+ */
+export function gatewayTemplate(settings: InjectSettings): ProxyTemplate {
+  let template = builtGateways.get(settings);
+  if (!template) {
+    const sidecar = buildDefaultTemplate(settings);
+    const mounts = new Map((sidecar.container.volumeMounts as JsonObject[]).map((m) => [m.name, m]));
+    const container: JsonObject = {
+      name: 'istio-proxy',
+      image: proxyImage(settings),
+      args: ['proxy', 'router', '--domain', `$(POD_NAMESPACE).svc.${settings.mesh.clusterDomain}`],
+      env: sidecar.container.env!,
+      ports: sidecar.container.ports!,
+      securityContext: { runAsGroup: settings.proxyGid, runAsUser: settings.proxyUid },
+      volumeMounts: ['workload-socket', 'credential-socket', 'workload-certs', 'istiod-ca-cert', 'istio-data', 'istio-envoy', 'istio-token', 'istio-podinfo']
+        .map((name) => mounts.get(name)!),
+    };
+    template = { container: deepFreeze(container), volumes: deepFreeze(sidecar.volumes.filter((v) => v.name !== 'istio-ca-crl')) };
+    builtGateways.set(settings, template);
+  }
+  return template;
+}
+
 function buildDefaultTemplate(settings: InjectSettings): ProxyTemplate {
   const { mesh } = settings;
   const container: JsonObject = {
@@ -48,6 +77,7 @@ function buildDefaultTemplate(settings: InjectSettings): ProxyTemplate {
       { name: 'ISTIO_META_NODE_NAME', ...fieldRef('spec.nodeName') },
       { name: 'ISTIO_META_MESH_ID', value: mesh.meshId },
       { name: 'TRUST_DOMAIN', value: mesh.trustDomain },
+      ...(mesh.network !== '' ? [{ name: 'ISTIO_META_NETWORK', value: mesh.network }] : []),
     ],
     ports: [{ containerPort: 15090, name: 'http-envoy-prom', protocol: 'TCP' }],
     securityContext: {

@@ -4,10 +4,9 @@
  */
 import { createRequire } from 'node:module';
 import type { System } from '../backend/system.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import type { Logger } from '../cli/log.js';
+import { ExitCode, MeshcapError } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { CaptureConfig } from '../config/types.js';
-import { MeshcapError } from '../errors.js';
 import { CAP_NET_ADMIN, CAP_NET_RAW, type KernelFacts, checkKernel, effectiveCapabilities, hasCapability, ipv6Disabled } from './checks.js';
 
 export interface PreflightResult {
@@ -25,12 +24,12 @@ export function checkCapabilities(sys: System): void {
   ].filter((c): c is string => c !== undefined);
   if (missing.length === 0) return;
   const uid = /^Uid:\s*(\d+)/m.exec(status ?? '')?.[1];
-  throw new MeshcapError(
-    ExitCode.Permission,
-    `missing ${missing.join(' and ')}: netfilter rules cannot be changed`,
-    uid !== undefined && uid !== '0' ? `the process runs as uid ${uid}, not root` : 'the container does not grant these capabilities',
-    'run the init container as uid 0 with securityContext.capabilities.add: [NET_ADMIN, NET_RAW] (what istio-init uses); nothing was changed',
-  );
+  throw new MeshcapError({
+    exitCode: ExitCode.Permission,
+    what: `missing ${missing.join(' and ')}: netfilter rules cannot be changed`,
+    why: uid !== undefined && uid !== '0' ? `the process runs as uid ${uid}, not root` : 'the container does not grant these capabilities',
+    fix: 'run the init container as uid 0 with securityContext.capabilities.add: [NET_ADMIN, NET_RAW] (what istio-init uses); nothing was changed',
+  });
 }
 
 export function readKernelFacts(sys: System): KernelFacts {
@@ -71,12 +70,12 @@ export function preflight(config: CaptureConfig, sys: System, log: Logger): Pref
   const kernel = checkKernel(config, readKernelFacts(sys));
   if (kernel.missing.length > 0) {
     const modules = [...new Set(kernel.missing.map((need) => need.module))];
-    throw new MeshcapError(
-      ExitCode.Unsupported,
-      `the kernel lacks what this configuration needs: ${kernel.missing.map((need) => need.extension ?? `${need.table} table`).join(', ')}`,
-      kernel.missing.map((need) => need.why).join('; '),
-      `use a kernel built with ${modules.join(', ')} (modprobe ${modules.join(' ')} on the node, or meshcap's node-prep DaemonSet), or drop the option that needs it; nothing was changed`,
-    );
+    throw new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: `the kernel lacks what this configuration needs: ${kernel.missing.map((need) => need.extension ?? `${need.table} table`).join(', ')}`,
+      why: kernel.missing.map((need) => need.why).join('; '),
+      fix: `use a kernel built with ${modules.join(', ')} (modprobe ${modules.join(' ')} on the node, or meshcap's node-prep DaemonSet), or drop the option that needs it; nothing was changed`,
+    });
   }
   if (kernel.unknown.length > 0) {
     log.debug(`kernel support not provable from files for: ${kernel.unknown.map((need) => need.extension ?? need.table).join(', ')} (no kernel config or module list visible); relying on the tools' own errors`);
@@ -85,12 +84,12 @@ export function preflight(config: CaptureConfig, sys: System, log: Logger): Pref
   const disabled = ipv6Disabled(sys.readFile('/proc/sys/net/ipv6/conf/all/disable_ipv6'), sys.readFile('/proc/net/if_inet6'));
   if (disabled && config.ipv6.enabled) {
     if (config.ipv6.reason.startsWith('--ipv6=')) {
-      throw new MeshcapError(
-        ExitCode.Unsupported,
-        'IPv6 rules were requested (--ipv6=true) but IPv6 is disabled in this network namespace',
-        'net.ipv6.conf.all.disable_ipv6 is 1, or the kernel has no IPv6',
-        'use --ipv6=auto (IPv6 rules are then skipped) or --ipv6=false, or enable IPv6 for the pod; nothing was changed',
-      );
+      throw new MeshcapError({
+        exitCode: ExitCode.Unsupported,
+        what: 'IPv6 rules were requested (--ipv6=true) but IPv6 is disabled in this network namespace',
+        why: 'net.ipv6.conf.all.disable_ipv6 is 1, or the kernel has no IPv6',
+        fix: 'use --ipv6=auto (IPv6 rules are then skipped) or --ipv6=false, or enable IPv6 for the pod; nothing was changed',
+      });
     }
     log.warn(`IPv6 is disabled in this namespace: IPv6 rules skipped (${config.ipv6.reason})`);
   } else if (disabled) {

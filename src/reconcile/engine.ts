@@ -6,15 +6,15 @@
 import { type IptablesBinaries, PACKAGE_OF, plainBinaries } from '../backend/binaries.js';
 import { type BackendSnapshot, detectBackend, snapshotBackend } from '../backend/detect.js';
 import type { System } from '../backend/system.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import type { Logger } from '../cli/log.js';
+import { ExitCode, MeshcapError } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { CaptureConfig } from '../config/types.js';
-import { MeshcapError } from '../errors.js';
 import type { IdResolver } from '../render/iptables-save-form.js';
 import { buildRuleset } from '../rules/build.js';
-import type { Family, Ruleset } from '../rules/model.js';
+import { type Family, type Ruleset, familyLabel } from '../rules/model.js';
 import { cleanIptables, type FamilyOutcome, reconcileIptables } from './iptables.js';
-import { cleanNftables, hasMeshTables, listNftables, reconcileNftables } from './nftables.js';
+import { cleanNftables, listNftables, reconcileNftables } from './nftables.js';
+import { hasMeshTables } from '../state/nft-view.js';
 import { cleanTproxyRouting, ensureIpv6Passthrough, ensureTproxyRouting } from './routes.js';
 import { preflight } from '../preflight/run.js';
 
@@ -35,12 +35,12 @@ export interface CaptureReport {
 function nftBinary(sys: System): string {
   const nft = sys.which('nft');
   if (!nft) {
-    throw new MeshcapError(
-      ExitCode.Unsupported,
-      'native nftables is enabled, but the nft binary was not found on PATH',
-      'the image has no nftables tools',
-      `install it (Debian/Ubuntu: apt-get install ${PACKAGE_OF.nft}; Alpine: apk add nftables), or drop --native-nftables`,
-    );
+    throw new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: 'native nftables is enabled, but the nft binary was not found on PATH',
+      why: 'the image has no nftables tools',
+      fix: `install it (Debian/Ubuntu: apt-get install ${PACKAGE_OF.nft}; Alpine: apk add nftables), or drop --native-nftables`,
+    });
   }
   return nft;
 }
@@ -51,30 +51,30 @@ function pinnedBy(config: CaptureConfig, env: Readonly<Record<string, string | u
 
 function requireUsable(snapshot: BackendSnapshot, reason: string, config: CaptureConfig): void {
   if (!snapshot.binaries.ipv4) {
-    throw new MeshcapError(
-      ExitCode.Unsupported,
-      `no iptables-${snapshot.variant} binaries (iptables-${snapshot.variant}-save / -restore) on PATH`,
-      `the ${snapshot.variant} backend was chosen (${reason}) but its binaries are missing`,
-      `install iptables (apt-get install ${PACKAGE_OF.iptables}), or choose the other backend with --backend`,
-    );
+    throw new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: `no iptables-${snapshot.variant} binaries (iptables-${snapshot.variant}-save / -restore) on PATH`,
+      why: `the ${snapshot.variant} backend was chosen (${reason}) but its binaries are missing`,
+      fix: `install iptables (apt-get install ${PACKAGE_OF.iptables}), or choose the other backend with --backend`,
+    });
   }
   if (!snapshot.usable) {
-    throw new MeshcapError(
-      ExitCode.Unsupported,
-      `the iptables-${snapshot.variant} backend cannot read this namespace's rules`,
-      snapshot.problem ?? 'its save command failed',
-      snapshot.variant === 'nft'
+    throw new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: `the iptables-${snapshot.variant} backend cannot read this namespace's rules`,
+      why: snapshot.problem ?? 'its save command failed',
+      fix: snapshot.variant === 'nft'
         ? 'the kernel may lack nf_tables; try --backend=legacy'
         : 'the kernel may lack ip_tables; try --backend=nft',
-    );
+    });
   }
   if (config.ipv6.enabled && !snapshot.binaries.ipv6) {
-    throw new MeshcapError(
-      ExitCode.Unsupported,
-      `IPv6 rules are needed (${config.ipv6.reason}) but ip6tables-${snapshot.variant} binaries are missing`,
-      'the image ships only the IPv4 tools',
-      'install the full iptables package, or run with --ipv6=false if the pod has no IPv6',
-    );
+    throw new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: `IPv6 rules are needed (${config.ipv6.reason}) but ip6tables-${snapshot.variant} binaries are missing`,
+      why: 'the image ships only the IPv4 tools',
+      fix: 'install the full iptables package, or run with --ipv6=false if the pod has no IPv6',
+    });
   }
 }
 
@@ -127,12 +127,12 @@ async function selectBackend(config: CaptureConfig, env: Readonly<Record<string,
   if (opts.sys.recording) return { backend: 'iptables', reason: 'dry run', binaries: { ipv4: plainBinaries('ipv4'), ipv6: plainBinaries('ipv6') } };
   const detection = await detectBackend(opts.sys, config.backend, pinnedBy(config, env));
   if (detection.noBinaries) {
-    throw new MeshcapError(
-      ExitCode.Unsupported,
-      'iptables was not found on PATH (looked for iptables-nft-save, iptables-legacy-save and iptables-save with their -restore)',
-      'the image or host has no iptables binaries',
-      `install the iptables package (Debian/Ubuntu: apt-get install ${PACKAGE_OF.iptables}; Alpine: apk add iptables), or use --native-nftables with nft; nothing was changed`,
-    );
+    throw new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: 'iptables was not found on PATH (looked for iptables-nft-save, iptables-legacy-save and iptables-save with their -restore)',
+      why: 'the image or host has no iptables binaries',
+      fix: `install the iptables package (Debian/Ubuntu: apt-get install ${PACKAGE_OF.iptables}; Alpine: apk add iptables), or use --native-nftables with nft; nothing was changed`,
+    });
   }
   requireUsable(detection.chosen, detection.reason, config);
   const backend = `iptables-${detection.chosen.variant}`;
@@ -182,7 +182,7 @@ async function captureIptables(
     families = await reconcileWith(selection.binaries, selection.prefetched);
   } catch (error) {
     // The chosen backend cannot do it (table or extension missing); the other one may.
-    if (!(error instanceof MeshcapError && error.backendSpecific && config.backend === 'auto' && other?.usable)) throw error;
+    if (!(error instanceof MeshcapError && error.otherBackendMayWork && config.backend === 'auto' && other?.usable)) throw error;
     const fallback = other;
     other = undefined;
     log.warn(`${backend} cannot apply the rules (${error.what}); falling back to iptables-${fallback.variant}. Node-level fix: ${error.fix}`);
@@ -230,7 +230,7 @@ export async function cleanEverything(opts: EngineOptions & { lockTimeoutSeconds
     // cleanIptables finds nothing to do in a state without mesh chains or rules.
     if (!snapshot.usable) continue;
     const families = await cleanIptables({ sys, log, binaries: snapshot.binaries, prefetched: snapshot.saves, lockTimeoutSeconds: opts.lockTimeoutSeconds });
-    removed.push(...families.map((family) => `iptables-${variant} ${family === 'ipv4' ? 'IPv4' : 'IPv6'} mesh chains and rules`));
+    removed.push(...families.map((family) => `iptables-${variant} ${familyLabel(family)} mesh chains and rules`));
   }
   const nft = sys.which('nft');
   if (nft) removed.push(...(await cleanNftables({ sys, log, nft })).map((table) => `nftables table inet ${table}`));

@@ -7,15 +7,16 @@
  * has one.
  */
 import type { IptablesBinaries } from '../backend/binaries.js';
-import { type SaveState, parseSave } from '../backend/save.js';
 import type { System } from '../backend/system.js';
 import { isConcurrencyConflict, toolFailure } from '../backend/tool-errors.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
 import type { IdResolver } from '../render/iptables-save-form.js';
-import type { Family, Ruleset } from '../rules/model.js';
-import { type FamilyPlan, cleanupInput, currentView, diffViews, planFamily } from './plan.js';
-import type { Logger } from '../cli/log.js';
+import { type Family, type Ruleset, familyLabel } from '../rules/model.js';
+import { liveDifferences } from '../state/compare.js';
+import { type SaveState, parseSave } from '../state/iptables-save.js';
+import { currentView } from '../state/iptables-view.js';
+import { type FamilyPlan, cleanupInput, planFamily } from './plan.js';
+import type { Logger } from '../log.js';
 
 export interface IptablesRunOptions {
   readonly sys: System;
@@ -37,7 +38,7 @@ export interface FamilyOutcome {
   readonly changes: readonly string[];
 }
 
-const describeFamily = (family: Family) => (family === 'ipv4' ? 'IPv4' : 'IPv6');
+const describeFamily = familyLabel;
 
 async function readStateText(opts: Pick<IptablesRunOptions, 'sys'>, bins: IptablesBinaries, prefetched: string | undefined): Promise<string> {
   if (prefetched !== undefined) return prefetched;
@@ -126,7 +127,7 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
 
     // Read back what was applied and compare it with what was asked for.
     const applied = toApply.filter((plan) => !retry.includes(plan.family));
-    const verified = await verifyPlans(opts, applied);
+    const verified = await verifyPlans(ruleset, opts, applied);
     for (const { plan, differences } of verified) {
       if (differences.length === 0) {
         outcomes.set(plan.family, { family: plan.family, changed: true, attempts: attempt, changes: plan.changes });
@@ -137,13 +138,13 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
         retry.push(plan.family);
         continue;
       }
-      throw new MeshcapError(
-        ExitCode.VerifyFailed,
-        `verifying the ${describeFamily(plan.family)} rules after applying them`,
-        'the rules read back from the kernel are not the ones applied; something else rewrites them, or the backend transforms them',
-        "compare with 'iptables-save' / 'iptables-legacy-save'; find the other writer; re-run meshcap to reconcile",
-        differences.join('\n'),
-      );
+      throw new MeshcapError({
+        exitCode: ExitCode.VerifyFailed,
+        what: `verifying the ${describeFamily(plan.family)} rules after applying them`,
+        why: 'the rules read back from the kernel are not the ones applied; something else rewrites them, or the backend transforms them',
+        fix: "compare with 'iptables-save' / 'iptables-legacy-save'; find the other writer; re-run meshcap to reconcile",
+        output: differences.join('\n'),
+      });
     }
     pending = retry;
     if (pending.length > 0) await jitter();
@@ -151,7 +152,7 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
   return families.map((family) => outcomes.get(family)!).filter(Boolean);
 }
 
-async function verifyPlans(opts: IptablesRunOptions, plans: readonly FamilyPlan[]) {
+async function verifyPlans(ruleset: Ruleset, opts: IptablesRunOptions, plans: readonly FamilyPlan[]) {
   const saves = await Promise.all(plans.map((plan) => opts.sys.run(opts.binaries[plan.family]!.save, [])));
   return plans.map((plan, i) => {
     const result = saves[i]!;
@@ -159,17 +160,10 @@ async function verifyPlans(opts: IptablesRunOptions, plans: readonly FamilyPlan[
     if (result.code !== 0) {
       throw toolFailure(result, { action: `reading back the ${describeFamily(plan.family)} rules with ${opts.binaries[plan.family]!.save}` });
     }
-    let live = currentView(parseSave(result.stdout));
-    if (plan.keptStaleChains.length > 0) {
-      // Chains a foreign rule still jumps to were flushed but had to stay.
-      live = new Map(
-        [...live].map(([table, view]) => [
-          table,
-          { ...view, meshChains: new Map([...view.meshChains].filter(([chain]) => !plan.keptStaleChains.includes(`${table}/${chain}`))) },
-        ]),
-      );
-    }
-    return { plan, differences: diffViews(plan.desired, live) };
+    const live = { kind: 'iptables', variant: opts.binaries[plan.family]!.variant, saves: { [plan.family]: result.stdout } } as const;
+    // Chains a foreign rule still jumps to were flushed but had to stay.
+    const differences = liveDifferences(ruleset, live, { families: [plan.family], resolveId: opts.resolveId, keptChains: plan.keptStaleChains });
+    return { plan, differences };
   });
 }
 

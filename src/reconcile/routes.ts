@@ -7,9 +7,9 @@
 import { PACKAGE_OF } from '../backend/binaries.js';
 import type { System } from '../backend/system.js';
 import { toolFailure } from '../backend/tool-errors.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import type { Logger } from '../cli/log.js';
-import { MeshcapError } from '../errors.js';
+import { ExitCode, MeshcapError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { hasPassthroughV6, isLocalDefaultRoute, parseFwmarkRules } from '../state/ip-rules.js';
 
 export interface RouteOptions {
   readonly sys: System;
@@ -19,12 +19,12 @@ export interface RouteOptions {
 function ipBinary(sys: System, why: string): string {
   const ip = sys.which('ip');
   if (!ip) {
-    throw new MeshcapError(
-      ExitCode.Unsupported,
-      `${why}: the 'ip' binary was not found on PATH`,
-      'the image has no iproute2',
-      `install it (Debian/Ubuntu: apt-get install ${PACKAGE_OF.ip}; Alpine: apk add iproute2)`,
-    );
+    throw new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: `${why}: the 'ip' binary was not found on PATH`,
+      why: 'the image has no iproute2',
+      fix: `install it (Debian/Ubuntu: apt-get install ${PACKAGE_OF.ip}; Alpine: apk add iproute2)`,
+    });
   }
   return ip;
 }
@@ -38,7 +38,7 @@ async function ip(opts: RouteOptions, binary: string, args: string[], action: st
 export async function ensureIpv6Passthrough(opts: RouteOptions): Promise<boolean> {
   const binary = ipBinary(opts.sys, 'adding ::6 to lo for IPv6');
   const addresses = await ip(opts, binary, ['-6', '-o', 'addr', 'show', 'dev', 'lo'], 'listing the addresses of lo');
-  if (/\sinet6 ::6\/128\s/.test(addresses)) return false;
+  if (hasPassthroughV6(addresses)) return false;
   await ip(opts, binary, ['-6', 'addr', 'add', '::6/128', 'dev', 'lo'], 'adding ::6/128 to lo');
   return true;
 }
@@ -47,22 +47,6 @@ export interface TproxyRouting {
   readonly mark: number;
   readonly table: number;
   readonly ipv6: boolean;
-}
-
-/** `ip rule show` lines that send a fwmark to a table: { mark, table, line }. */
-export function parseFwmarkRules(text: string): { mark: number; mask?: number; table: string; spec: string }[] {
-  const rules: { mark: number; mask?: number; table: string; spec: string }[] = [];
-  for (const line of text.split('\n')) {
-    const match = /^\d+:\s+from all fwmark (0x[0-9a-f]+|\d+)(?:\/(0x[0-9a-f]+))? lookup (\S+)/.exec(line.trim());
-    if (!match) continue;
-    rules.push({
-      mark: Number(match[1]),
-      ...(match[2] ? { mask: Number(match[2]) } : {}),
-      table: match[3]!,
-      spec: line.trim().replace(/^\d+:\s+/, ''),
-    });
-  }
-  return rules;
 }
 
 export async function ensureTproxyRouting(opts: RouteOptions, routing: TproxyRouting): Promise<string[]> {
@@ -95,7 +79,7 @@ export async function cleanTproxyRouting(opts: RouteOptions): Promise<string[]> 
     if (show.code !== 0) continue;
     for (const rule of parseFwmarkRules(show.stdout)) {
       const routes = await opts.sys.run(binary, [family, 'route', 'show', 'table', rule.table]);
-      if (!/^local (default|0\.0\.0\.0\/0|::\/0) dev lo/m.test(routes.stdout)) continue;
+      if (!isLocalDefaultRoute(routes.stdout)) continue;
       const markText = rule.mask === undefined ? String(rule.mark) : `${rule.mark}/${rule.mask}`;
       await ip(opts, binary, [family, 'rule', 'del', 'fwmark', markText, 'lookup', rule.table], `deleting 'ip rule ${rule.spec}'`);
       await opts.sys.run(binary, [family, 'route', 'flush', 'table', rule.table]);

@@ -36,3 +36,6 @@ export const NftTable = {
   mangle: 'istio-proxy-mangle',
   raw: 'istio-proxy-raw',
 } as const;
+
+/** The mesh's inet tables by name, in Istio's order. */
+export const MESH_NFT_TABLES: readonly string[] = Object.values(NftTable);

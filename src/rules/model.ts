@@ -82,3 +82,8 @@ export function rulesForFamily(ruleset: Ruleset, family: Family): Rule[] {
   if (family === 'ipv6' && !ruleset.ipv6) return [];
   return ruleset.rules.filter((rule) => rule.family === 'both' || rule.family === family);
 }
+
+/** How a family is named in messages. */
+export function familyLabel(family: Family): 'IPv4' | 'IPv6' {
+  return family === 'ipv4' ? 'IPv4' : 'IPv6';
+}

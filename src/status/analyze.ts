@@ -4,20 +4,18 @@
  * match, drift against a given one, foreign rules, TPROXY routing, `::6` on
  * lo, and the warnings operators need ("`iptables` shows nothing"). Pure.
  */
-import { parseNftListing } from '../backend/nft-listing.js';
-import { countRules, parseSave } from '../backend/save.js';
 import type { CaptureConfig } from '../config/types.js';
-import { countMeshRules } from '../reconcile/mesh.js';
-import { desiredListing, diffListings } from '../reconcile/nftables.js';
-import { currentView, desiredView, diffViews } from '../reconcile/plan.js';
-import { parseFwmarkRules } from '../reconcile/routes.js';
-import { nftTableOps } from '../render/nftables.js';
-import { Chain } from '../rules/constants.js';
-import { type Family, type Ruleset, rulesForFamily } from '../rules/model.js';
+import { Chain, MESH_NFT_TABLES } from '../rules/constants.js';
+import { type Family, type Ruleset, familyLabel } from '../rules/model.js';
+import { liveDifferences } from '../state/compare.js';
+import { hasPassthroughV6, isLocalDefaultRoute, parseFwmarkRules } from '../state/ip-rules.js';
+import { countRules, parseSave } from '../state/iptables-save.js';
+import { parseNftListing } from '../state/nft-listing.js';
+import { countMeshRules } from '../state/ownership.js';
 import type { SimRuleset, SimTableName } from '../trace/model.js';
 import { type DerivedConfig, deriveConfig } from './derive.js';
 import type { NamespaceRead } from './gather.js';
-import { type SourceName, SOURCES, liveRuleset, meshRuleCounts } from './sources.js';
+import { type SourceName, SOURCES, liveRuleset, liveRulesOf, meshRuleCounts } from './sources.js';
 
 export type Health = 'healthy' | 'absent' | 'incomplete' | 'drifted' | 'conflict';
 
@@ -57,7 +55,7 @@ export interface StatusInput {
 }
 
 const FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
-const name = (family: Family) => (family === 'ipv4' ? 'IPv4' : 'IPv6');
+const name = familyLabel;
 
 /** Hooks that must lead into the mesh's chains, given what the chains do. */
 export function completenessProblems(rs: SimRuleset): string[] {
@@ -117,7 +115,7 @@ export function analyzeStatus(input: StatusInput): StatusReport {
   for (const family of FAMILIES) {
     for (const rule of parseFwmarkRules(read.ipRules[family] ?? '')) {
       const routes = read.routeTables[rule.table]?.[family] ?? '';
-      routing.push({ family, mark: rule.mark, table: rule.table, localRoute: /^local (default|0\.0\.0\.0\/0|::\/0) dev lo/m.test(routes), spec: rule.spec });
+      routing.push({ family, mark: rule.mark, table: rule.table, localRoute: isLocalDefaultRoute(routes), spec: rule.spec });
     }
   }
   const fwmarkTables = new Map(routing.filter((r) => r.family === 'ipv4').map((r) => [r.mark, r.table]));
@@ -133,7 +131,7 @@ export function analyzeStatus(input: StatusInput): StatusReport {
       meshRules.ipv4 = counts.nftables;
       let foreign = 0;
       for (const [table, chains] of parseNftListing(read.nftables ?? '')) {
-        if (!table.startsWith('istio-proxy-')) for (const c of chains.values()) foreign += c.rules.length;
+        if (!MESH_NFT_TABLES.includes(table)) for (const c of chains.values()) foreign += c.rules.length;
       }
       foreignRules.ipv4 = foreign;
     } else {
@@ -168,7 +166,7 @@ export function analyzeStatus(input: StatusInput): StatusReport {
           else if (!route.localRoute) problems.push(`'ip rule ${route.spec}' exists, but table ${route.table} has no 'local default dev lo' route`);
         }
       }
-      if (v6 && source !== 'nftables' && read.loAddresses !== undefined && !/\sinet6 ::6\/128\s/.test(read.loAddresses)) {
+      if (v6 && source !== 'nftables' && read.loAddresses !== undefined && !hasPassthroughV6(read.loAddresses)) {
         problems.push("IPv6 capture without ::6/128 on lo: the proxy's IPv6 passthrough connections to the app fail");
       }
     }
@@ -204,22 +202,15 @@ export function analyzeStatus(input: StatusInput): StatusReport {
   if (!usesTproxy) {
     for (const r of routing.filter((x) => x.localRoute)) warnings.push(`'ip rule ${r.spec}' (TPROXY routing) exists but no TPROXY capture does: a leftover; 'meshcap clean' removes it`);
   }
-  const passthroughV6OnLo = read.loAddresses === undefined ? undefined : /\sinet6 ::6\/128\s/.test(read.loAddresses);
+  const passthroughV6OnLo = read.loAddresses === undefined ? undefined : hasPassthroughV6(read.loAddresses);
 
   let drift: string[] | undefined;
   if (config && ruleset) {
     drift = [];
     const target = active!;
     for (const other of holding.filter((b) => b.name !== target)) drift.push(`${other.name} holds mesh rules, but the configuration uses ${target}`);
-    if (target === 'nftables') {
-      drift.push(...diffListings(desiredListing(nftTableOps(ruleset)), parseNftListing(read.nftables ?? '')));
-    } else if (target !== undefined) {
-      const ipt = target === 'iptables-legacy' ? read.legacy : read.nft;
-      for (const family of FAMILIES) {
-        const live = parseSave(ipt.saves[family] ?? '');
-        const differences = diffViews(desiredView(rulesForFamily(ruleset, family), family), currentView(live));
-        drift.push(...differences.map((d) => `${name(family)} ${d}`));
-      }
+    if (target !== undefined) {
+      drift.push(...liveDifferences(ruleset, liveRulesOf(read, target), { unreadable: 'empty' }));
     } else {
       drift.push('no mesh rules in any backend');
     }

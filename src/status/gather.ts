@@ -3,11 +3,12 @@
  * namespace, through System only, without changing anything (legacy tables
  * that do not exist are not created: see snapshotBackend).
  */
-import type { Variant } from '../backend/binaries.js';
 import { snapshotBackend } from '../backend/detect.js';
+import { listNftRuleset } from '../backend/nft-read.js';
 import type { System } from '../backend/system.js';
 import type { Family } from '../rules/model.js';
-import { parseFwmarkRules } from '../reconcile/routes.js';
+import { parseFwmarkRules } from '../state/ip-rules.js';
+import { type Variant, variantOfVersion } from '../state/iptables-variant.js';
 
 export interface IptablesRead {
   readonly variant: Variant;
@@ -45,7 +46,7 @@ export async function readIptablesOnly(sys: System): Promise<Pick<NamespaceRead,
 async function readNftables(sys: System): Promise<{ nftables?: string; nftablesProblem?: string }> {
   const nft = sys.which('nft');
   if (!nft) return { nftablesProblem: 'nft is not on PATH' };
-  const result = await sys.run(nft, ['list', 'ruleset', 'inet']);
+  const result = await listNftRuleset(sys, nft);
   if (result.code !== 0) return { nftablesProblem: `nft list ruleset failed: ${result.stderr.trim() || `exit ${result.code}`}` };
   return { nftables: result.stdout };
 }
@@ -74,7 +75,7 @@ export async function readNamespace(sys: System): Promise<NamespaceRead> {
   const plain = sys.which('iptables');
   if (plain) {
     const version = await sys.run(plain, ['--version']);
-    if (version.code === 0) plainIptables = /nf_tables/.test(version.stdout) ? 'nft' : 'legacy';
+    if (version.code === 0) plainIptables = variantOfVersion(version);
   }
   return {
     ...tables,

@@ -1,6 +1,7 @@
 /** Status report -> text. Pure. */
 import type { StatusReport } from './analyze.js';
 import { derivedArgs, shellQuote } from './derive.js';
+import { familyLabel } from '../rules/model.js';
 
 export function renderStatusText(report: StatusReport, namespace: string): string {
   const lines = [`meshcap status (${namespace}): ${report.health.toUpperCase()}: ${report.summary}`, ''];
@@ -22,7 +23,7 @@ export function renderStatusText(report: StatusReport, namespace: string): strin
   lines.push('');
   if (report.tproxyRouting.length === 0) lines.push('TPROXY routing: none (ip rule has no fwmark rule)');
   for (const r of report.tproxyRouting) {
-    lines.push(`TPROXY routing (${r.family === 'ipv4' ? 'IPv4' : 'IPv6'}): ip rule ${r.spec}; table ${r.table} ${r.localRoute ? "has 'local default dev lo'" : "LACKS 'local default dev lo'"}`);
+    lines.push(`TPROXY routing (${familyLabel(r.family)}): ip rule ${r.spec}; table ${r.table} ${r.localRoute ? "has 'local default dev lo'" : "LACKS 'local default dev lo'"}`);
   }
   if (report.passthroughV6OnLo !== undefined) lines.push(`::6/128 on lo: ${report.passthroughV6OnLo ? 'present' : 'absent'}`);
   if (report.drift) {

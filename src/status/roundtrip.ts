@@ -3,18 +3,13 @@
  * live ones: equal means the derivation is exact. Pure (fixed host facts:
  * derived flags name everything host facts would otherwise supply).
  */
-import { parseNftListing } from '../backend/nft-listing.js';
-import { parseSave } from '../backend/save.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import type { HostFacts } from '../config/types.js';
-import { desiredListing, diffListings } from '../reconcile/nftables.js';
-import { currentView, desiredView, diffViews } from '../reconcile/plan.js';
-import { nftTableOps } from '../render/nftables.js';
 import { buildRuleset } from '../rules/build.js';
-import { rulesForFamily } from '../rules/model.js';
+import { liveDifferences } from '../state/compare.js';
 import { type DerivedConfig, derivedArgs } from './derive.js';
 import type { NamespaceRead } from './gather.js';
-import type { SourceName } from './sources.js';
+import { type SourceName, liveRulesOf } from './sources.js';
 
 const NO_FACTS: HostFacts = { interfaceAddresses: () => [], resolvConf: () => '', lookupUid: () => undefined };
 
@@ -26,9 +21,5 @@ export function roundTrip(read: NamespaceRead, derived: DerivedConfig, source: S
   } catch {
     return undefined;
   }
-  if (source === 'nftables') return diffListings(desiredListing(nftTableOps(ruleset)), parseNftListing(read.nftables ?? ''));
-  const saves = (source === 'iptables-legacy' ? read.legacy : read.nft).saves;
-  return (['ipv4', 'ipv6'] as const).flatMap((family) =>
-    diffViews(desiredView(rulesForFamily(ruleset, family), family), currentView(parseSave(saves[family] ?? ''))),
-  );
+  return liveDifferences(ruleset, liveRulesOf(read, source), { unreadable: 'empty' });
 }

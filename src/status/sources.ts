@@ -1,9 +1,10 @@
 /** Which of a namespace's rule sources holds the mesh's rules, and the simulator's view of one. Pure. */
-import { parseNftListing } from '../backend/nft-listing.js';
-import { parseSave } from '../backend/save.js';
-import { countMeshRules } from '../reconcile/mesh.js';
-import { NftTable } from '../rules/constants.js';
+import { MESH_NFT_TABLES } from '../rules/constants.js';
 import type { Family } from '../rules/model.js';
+import type { LiveRules } from '../state/compare.js';
+import { parseSave } from '../state/iptables-save.js';
+import { parseNftListing } from '../state/nft-listing.js';
+import { countMeshRules } from '../state/ownership.js';
 import { simRulesetFromNft } from '../trace/from-nft.js';
 import { simRulesetFromSave } from '../trace/from-save.js';
 import type { SimRuleset } from '../trace/model.js';
@@ -12,17 +13,22 @@ import type { NamespaceRead } from './gather.js';
 export type SourceName = 'iptables-legacy' | 'iptables-nft' | 'nftables';
 export const SOURCES: readonly SourceName[] = ['iptables-legacy', 'iptables-nft', 'nftables'];
 
-const OUR_NFT_TABLES: readonly string[] = Object.values(NftTable);
-
 /** Mesh rules per source (both families for iptables; rules in our inet tables for nftables). */
 export function meshRuleCounts(read: Pick<NamespaceRead, 'legacy' | 'nft' | 'nftables'>): Record<SourceName, number> {
   const iptables = (saves: Partial<Record<Family, string>>) =>
     Object.values(saves).reduce((sum, text) => sum + countMeshRules(parseSave(text ?? '')), 0);
   let nft = 0;
   for (const [name, chains] of parseNftListing(read.nftables ?? '')) {
-    if (OUR_NFT_TABLES.includes(name)) for (const chain of chains.values()) nft += chain.rules.length;
+    if (MESH_NFT_TABLES.includes(name)) for (const chain of chains.values()) nft += chain.rules.length;
   }
   return { 'iptables-legacy': iptables(read.legacy.saves), 'iptables-nft': iptables(read.nft.saves), nftables: nft };
+}
+
+/** One source's rules, in the form the comparison reads. */
+export function liveRulesOf(read: Pick<NamespaceRead, 'legacy' | 'nft' | 'nftables'>, source: SourceName): LiveRules {
+  if (source === 'nftables') return { kind: 'nftables', listing: parseNftListing(read.nftables ?? '') };
+  const ipt = source === 'iptables-legacy' ? read.legacy : read.nft;
+  return { kind: 'iptables', variant: ipt.variant, saves: ipt.saves };
 }
 
 export function liveRuleset(

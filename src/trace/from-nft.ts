@@ -5,7 +5,7 @@
  * packets and one with `ip6` only to IPv6, so each family gets its own view.
  * Pure.
  */
-import type { NftListing } from '../backend/nft-listing.js';
+import type { NftListing } from '../state/nft-listing.js';
 import { formatCidr, parseCidr } from '../net/ip.js';
 import { NftTable } from '../rules/constants.js';
 import type { Family, Net, Protocol } from '../rules/model.js';

@@ -2,6 +2,7 @@
 import { formatIp } from '../net/ip.js';
 import type { Packet } from './model.js';
 import type { TraceResult } from './simulate.js';
+import { familyLabel } from '../rules/model.js';
 
 export function describePacket(packet: Packet): string {
   const host = (address: string, port: number) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
@@ -11,7 +12,7 @@ export function describePacket(packet: Packet): string {
   if (packet.uid !== undefined) parts.push(`uid ${packet.uid} gid ${packet.gid ?? packet.uid}`);
   if (packet.inIface) parts.push(`in ${packet.inIface}`);
   if (packet.outIface) parts.push(`out ${packet.outIface}`);
-  parts.push(`${packet.family === 'ipv4' ? 'IPv4' : 'IPv6'}, ${packet.state === 'new' ? 'new connection' : 'established connection'}`);
+  parts.push(`${familyLabel(packet.family)}, ${packet.state === 'new' ? 'new connection' : 'established connection'}`);
   if (packet.mark) parts.push(`mark 0x${packet.mark.toString(16)}`);
   return parts.join(', ');
 }

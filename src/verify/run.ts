@@ -4,19 +4,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { detectBackend } from '../backend/detect.js';
-import { parseSave } from '../backend/save.js';
+import { readNftListing } from '../backend/nft-read.js';
 import type { System } from '../backend/system.js';
-import { ExitCode } from '../cli/exit-codes.js';
-import type { Logger } from '../cli/log.js';
+import { ExitCode, MeshcapError } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { CaptureConfig } from '../config/types.js';
-import { MeshcapError } from '../errors.js';
 import { inlineConnectArgs } from '../probe/client.js';
 import { startProbeServer, type ProbeServer } from '../probe/server.js';
-import { desiredListing, diffListings, listNftables } from '../reconcile/nftables.js';
-import { currentView, desiredView, diffViews } from '../reconcile/plan.js';
 import { buildRuleset } from '../rules/build.js';
-import { rulesForFamily } from '../rules/model.js';
-import { nftTableOps } from '../render/nftables.js';
+import { liveDifferences } from '../state/compare.js';
 import { planProbes, type Probe } from './probes.js';
 
 /** A list whose additions are logged at once, so a later failure still shows what held. */
@@ -40,23 +36,13 @@ export async function ruleDifferences(config: CaptureConfig, sys: System): Promi
   const ruleset = buildRuleset(config);
   if (config.nativeNftables) {
     const nft = sys.which('nft');
-    if (!nft) throw new MeshcapError(ExitCode.Unsupported, 'verifying native nftables: nft not found on PATH', 'the image has no nftables tools', 'install nftables');
-    const live = await listNftables(sys, nft);
-    return { backend: 'nftables', differences: diffListings(desiredListing(nftTableOps(ruleset)), live) };
+    if (!nft) throw new MeshcapError({ exitCode: ExitCode.Unsupported, what: 'verifying native nftables: nft not found on PATH', why: 'the image has no nftables tools', fix: 'install nftables' });
+    return { backend: 'nftables', differences: liveDifferences(ruleset, { kind: 'nftables', listing: await readNftListing(sys, nft) }) };
   }
   const detection = await detectBackend(sys, config.backend, `--backend=${config.backend}`);
-  const differences: string[] = [];
-  for (const family of ['ipv4', 'ipv6'] as const) {
-    if (family === 'ipv6' && !config.ipv6.enabled) continue;
-    const text = detection.chosen.saves[family];
-    if (text === undefined) {
-      differences.push(`${family}: the rules could not be read with iptables-${detection.chosen.variant}-save`);
-      continue;
-    }
-    const diff = diffViews(desiredView(rulesForFamily(ruleset, family), family), currentView(parseSave(text)));
-    differences.push(...diff.map((line) => `${family === 'ipv4' ? 'IPv4' : 'IPv6'} ${line}`));
-  }
-  return { backend: `iptables-${detection.chosen.variant}`, differences };
+  const { variant, saves } = detection.chosen;
+  const families = config.ipv6.enabled ? (['ipv4', 'ipv6'] as const) : (['ipv4'] as const);
+  return { backend: `iptables-${variant}`, differences: liveDifferences(ruleset, { kind: 'iptables', variant, saves }, { families }) };
 }
 
 async function connectAs(sys: System, probe: Probe, timeoutMs: number, switchUser: boolean): Promise<{ ok: boolean; reply?: string; error?: string }> {
@@ -109,13 +95,13 @@ export async function verifyCapture(config: CaptureConfig, sys: System, log: Log
 async function checkRules(config: CaptureConfig, sys: System, passed: string[]): Promise<void> {
   const { backend, differences } = await ruleDifferences(config, sys);
   if (differences.length > 0) {
-    throw new MeshcapError(
-      ExitCode.VerifyFailed,
-      `verify: the live ${backend} rules are not the ones this configuration asks for`,
-      `${differences.length} difference${differences.length === 1 ? '' : 's'} (listed below)`,
-      "run 'meshcap apply' with the same flags to reconcile, or find what rewrote them",
-      differences.join('\n'),
-    );
+    throw new MeshcapError({
+      exitCode: ExitCode.VerifyFailed,
+      what: `verify: the live ${backend} rules are not the ones this configuration asks for`,
+      why: `${differences.length} difference${differences.length === 1 ? '' : 's'} (listed below)`,
+      fix: "run 'meshcap apply' with the same flags to reconcile, or find what rewrote them",
+      output: differences.join('\n'),
+    });
   }
   passed.push(`the live ${backend} rules equal the desired ones`);
 }
@@ -139,8 +125,12 @@ async function runProbes(config: CaptureConfig, sys: System, log: Logger, probes
       const landed = answer.ok ? new RegExp(`^meshcap-verify-${nonce}-(outbound|inbound) \\S+ (\\d+)$`).exec(answer.reply ?? '') : null;
       const got = answer.ok ? `answer ${JSON.stringify(answer.reply)}` : answer.error;
       const fail = (why: string) => {
-        throw new MeshcapError(ExitCode.VerifyFailed, `verify: ${probe.name}: FAILED`, why,
-          "check the rules with 'meshcap status' / 'iptables-save'; re-run 'meshcap apply' with the same flags");
+        throw new MeshcapError({
+          exitCode: ExitCode.VerifyFailed,
+          what: `verify: ${probe.name}: FAILED`,
+          why: why,
+          fix: "check the rules with 'meshcap status' / 'iptables-save'; re-run 'meshcap apply' with the same flags",
+        });
       };
       if (probe.expect === 'outbound-capture') {
         if (landed?.[1] !== 'outbound') fail(`the connection did not reach the proxy's outbound port ${config.proxyPort} (got: ${got})`);

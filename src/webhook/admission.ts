@@ -8,6 +8,7 @@ import { ConfigError } from '../config/parse.js';
 import { type JsonObject, asArray, asObject, isObject } from '../inject/json.js';
 import { type PodTarget, injectPod } from '../inject/pod.js';
 import type { InjectSettings } from '../inject/settings.js';
+import { podWorkload } from '../inject/workloads.js';
 import type { Outcome } from './metrics.js';
 import { type UidLiteral, locateRequestUid } from './review-uid.js';
 
@@ -158,32 +159,14 @@ function answerPod(pod: JsonObject, namespace: string | undefined, settings: Inj
 }
 
 /**
- * The pod as the engine sees it. The workload is guessed from the owner the way
- * Istio does (a ReplicaSet named <deployment>-<pod-template-hash> stands for
- * its Deployment), so env and names match what `meshcap inject` gives the
- * workload.
+ * The pod as the engine sees it. The workload comes from its controller
+ * (workloads.ts podWorkload, shared with `meshcap inject` on a Pod), so env and
+ * names match what `meshcap inject` gives the workload itself.
  */
 export function podTarget(pod: JsonObject, requestNamespace: string | undefined): PodTarget {
   const metadata = asObject(pod.metadata) ?? {};
   const namespace = typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : requestNamespace || 'default';
-  const labels = asObject(metadata.labels) ?? {};
-  const owner = (asArray(metadata.ownerReferences) ?? []).filter(isObject).find((ref) => ref.controller === true);
-  let workload = {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    name: typeof metadata.name === 'string' && metadata.name !== '' ? metadata.name : String(metadata.generateName ?? '').replace(/-$/, ''),
-    namespace,
-  };
-  if (owner && typeof owner.kind === 'string' && typeof owner.name === 'string' && typeof owner.apiVersion === 'string') {
-    workload = { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.name, namespace };
-    const hash = labels['pod-template-hash'];
-    if (owner.kind === 'ReplicaSet' && typeof hash === 'string' && owner.name.endsWith(`-${hash}`)) {
-      workload = { apiVersion: 'apps/v1', kind: 'Deployment', name: owner.name.slice(0, -hash.length - 1), namespace };
-    }
-    // The CronJob controller names its Jobs <cronjob>-<scheduled minute>.
-    const cron = owner.kind === 'Job' ? /^(.+)-[0-9]{8,10}$/.exec(owner.name) : null;
-    if (cron) workload = { apiVersion: 'batch/v1', kind: 'CronJob', name: cron[1]!, namespace };
-  }
+  const workload = podWorkload(metadata, namespace);
   // managedFields can be large and never matter here; the engine never sees them.
   const { managedFields: _ignored, ...cleanMetadata } = metadata;
   return {

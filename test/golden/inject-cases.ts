@@ -8,6 +8,8 @@ import { DEFAULT_SETTINGS, type InjectSettings } from '../../src/inject/settings
 
 export interface InjectCase {
   readonly n: number;
+  /** Where input and golden are: the shared anchors (default) or Istio goldens kept in test/fixtures/istio-inject. */
+  readonly dir?: 'anchors' | 'fixtures';
   readonly input: string;
   /** undefined: the case must fail. */
   readonly golden?: string;
@@ -35,7 +37,7 @@ const legacy = { nativeSidecars: false };
 export const INJECT_CASES: readonly InjectCase[] = [
   { n: 1, input: 'hello.yaml', golden: 'hello.yaml.injected' },
   { n: 2, input: 'hello.yaml', golden: 'hello-old-version.yaml.injected', settings: legacy },
-  { n: 3, input: 'hello.yaml', golden: 'hello.yaml.cni.injected', notReproducible: 'istio-cni mode (istio-validation container) is not a meshcap mode' },
+  { n: 3, input: 'hello.yaml', golden: 'hello.yaml.cni.injected', settings: { cni: true, mesh: { ...DEFAULT_SETTINGS.mesh, network: 'network1' } } },
   { n: 4, input: 'hello.yaml', golden: 'hello-tproxy.yaml.injected', settings: { interceptionMode: 'TPROXY' } },
   { n: 5, input: 'multi-container.yaml', golden: 'multi-container.yaml.injected' },
   { n: 6, input: 'traffic-annotations.yaml', golden: 'traffic-annotations.yaml.injected',
@@ -69,4 +71,18 @@ export const INJECT_CASES: readonly InjectCase[] = [
   { n: 25, input: 'list.yaml', golden: 'list.yaml.injected' },
   { n: 26, input: 'hello-multi.yaml', golden: 'hello-multi.yaml.injected' },
   { n: 27, input: 'frontend.yaml', golden: 'frontend.yaml.injected' },
+];
+
+const fixture = { dir: 'fixtures' } as const;
+
+/** Istio's own goldens for the behaviours of issue 15 (test/fixtures/istio-inject/PROVENANCE.md), run with the settings of Istio's test rows. */
+export const FIXTURE_CASES: readonly InjectCase[] = [
+  { n: 101, ...fixture, input: 'proxy-override-runas.yaml', golden: 'proxy-override-runas.yaml.injected' },
+  { n: 102, ...fixture, input: 'proxy-override-runas.yaml', golden: 'proxy-override-runas.yaml.tproxy.injected', settings: { interceptionMode: 'TPROXY' } },
+  { n: 103, ...fixture, input: 'proxy-override-runas.yaml', golden: 'proxy-override-runas.yaml.cni.injected', settings: { cni: true } },
+  { n: 104, ...fixture, input: 'gateway.yaml', golden: 'gateway.yaml.injected' },
+  { n: 105, ...fixture, input: 'deploymentconfig.yaml', golden: 'deploymentconfig.yaml.injected' },
+  { n: 106, ...fixture, input: 'prometheus-scrape.yaml', golden: 'prometheus-scrape.yaml.injected' },
+  { n: 107, ...fixture, input: 'prometheus-scrape2.yaml', golden: 'prometheus-scrape2.yaml.injected' },
+  { n: 108, ...fixture, input: 'grpc-agent.yaml', error: ['inject.istio.io/templates', '"grpc-agent"'] },
 ];

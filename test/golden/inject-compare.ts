@@ -10,10 +10,12 @@ import YAML from 'yaml';
 import { injectManifests } from '../../src/inject/manifest.js';
 import { type Json, type JsonObject, asArray, asObject, deepEqual, isObject } from '../../src/inject/json.js';
 import { isList, locatePod } from '../../src/inject/workloads.js';
-import { ANCHORS_DIR } from '../helpers/paths.js';
-import { INJECT_CASES, ISTIO_LIKE, type InjectCase } from './inject-cases.js';
+import { ANCHORS_DIR, REPO_ROOT } from '../helpers/paths.js';
+import { FIXTURE_CASES, INJECT_CASES, ISTIO_LIKE, type InjectCase } from './inject-cases.js';
 
 export const INJECT_DIR = join(ANCHORS_DIR, 'istio-inject');
+export const FIXTURES_DIR = join(REPO_ROOT, 'test', 'fixtures', 'istio-inject');
+export const dirOf = (c: InjectCase) => (c.dir === 'fixtures' ? FIXTURES_DIR : INJECT_DIR);
 
 interface Pod {
   readonly metadata: JsonObject;
@@ -44,18 +46,23 @@ const byName = (list: Json | undefined, name: string): JsonObject | undefined =>
   (asArray(list) ?? []).find((c): c is JsonObject => isObject(c) && c.name === name);
 const names = (list: Json | undefined): string[] => (asArray(list) ?? []).filter(isObject).map((c) => String(c.name));
 const proxyOf = (pod: Pod) => byName(pod.spec.initContainers, 'istio-proxy') ?? byName(pod.spec.containers, 'istio-proxy');
-const initOf = (pod: Pod) => byName(pod.spec.initContainers, 'istio-init');
+/** istio-init, or in the CNI layout istio-validation (placement tells which). */
+const initOf = (pod: Pod) => byName(pod.spec.initContainers, 'istio-init') ?? byName(pod.spec.initContainers, 'istio-validation');
 const envOf = (container: JsonObject | undefined, name: string) =>
   (asArray(container?.env) ?? []).find((e): e is JsonObject => isObject(e) && e.name === name)?.value ?? null;
 const ISTIO_ANNOTATIONS = [
   'istio.io/rev', 'kubectl.kubernetes.io/default-container', 'kubectl.kubernetes.io/default-logs-container',
   'prometheus.io/path', 'prometheus.io/port', 'prometheus.io/scrape', 'sidecar.istio.io/status',
+  // What the CNI layout writes for the plugin (elsewhere: the user's own, kept as they are).
+  'sidecar.istio.io/interceptionMode', 'traffic.sidecar.istio.io/includeOutboundIPRanges', 'traffic.sidecar.istio.io/excludeOutboundIPRanges',
+  'traffic.sidecar.istio.io/includeInboundPorts', 'traffic.sidecar.istio.io/excludeInboundPorts',
+  'traffic.sidecar.istio.io/includeOutboundPorts', 'traffic.sidecar.istio.io/excludeOutboundPorts',
 ];
 const pick = (object: Json | undefined, keys: readonly string[]) => Object.fromEntries(keys.map((k) => [k, asObject(object)?.[k]]));
 /** App containers; Istio's re-serialization adds an empty `resources: {}`, which means nothing. */
 const userContainers = (list: Json | undefined) =>
   (asArray(list) ?? [])
-    .filter((c): c is JsonObject => isObject(c) && c.name !== 'istio-proxy' && c.name !== 'istio-init')
+    .filter((c): c is JsonObject => isObject(c) && c.name !== 'istio-proxy' && c.name !== 'istio-init' && c.name !== 'istio-validation')
     .map(({ resources, ...rest }) => (deepEqual(resources, {}) || resources === undefined ? rest : { ...rest, resources }));
 
 /** Field name -> extractor. The first two are the contract the tests assert. */
@@ -75,7 +82,8 @@ export const FIELDS: Readonly<Record<string, (pod: Pod) => unknown>> = {
   proxySecurityContext: (pod) => proxyOf(pod)?.securityContext ?? null,
   proxyPorts: (pod) => proxyOf(pod)?.ports ?? null,
   volumeMounts: (pod) => proxyOf(pod)?.volumeMounts ?? null,
-  resources: (pod) => [initOf(pod)?.resources ?? null, proxyOf(pod)?.resources ?? null],
+  // Istio's serialization writes an absent resources block as {}.
+  resources: (pod) => [initOf(pod)?.resources ?? null, proxyOf(pod)?.resources ?? null].map((r) => (deepEqual(r, {}) ? null : r)),
   volumes: (pod) => names(pod.spec.volumes),
   labels: (pod) => pod.metadata.labels ?? null,
   annotations: (pod) => pick(pod.metadata.annotations, ISTIO_ANNOTATIONS),
@@ -94,7 +102,7 @@ export interface CaseResult {
 export function runCase(c: InjectCase): { result: CaseResult; ours?: string; mismatches: Record<string, { ours: unknown; istio: unknown }[]> } {
   const mismatches: Record<string, { ours: unknown; istio: unknown }[]> = {};
   if (c.notReproducible) return { result: { c, status: 'not-reproducible', fields: {}, detail: c.notReproducible }, mismatches };
-  const input = readFileSync(join(INJECT_DIR, c.input), 'utf8');
+  const input = readFileSync(join(dirOf(c), c.input), 'utf8');
   const settings = { ...ISTIO_LIKE, ...c.settings };
   let out;
   try {
@@ -109,9 +117,11 @@ export function runCase(c: InjectCase): { result: CaseResult; ours?: string; mis
     const ok = out.text === input && out.injected === 0 && out.skipped > 0;
     return { result: { c, status: ok ? 'skipped-ok' : 'failed', fields: {} }, ours: out.text, mismatches };
   }
-  const golden = readFileSync(join(INJECT_DIR, c.golden!), 'utf8');
+  const golden = readFileSync(join(dirOf(c), c.golden!), 'utf8');
   const ours = podsOf(out.text);
   const theirs = podsOf(golden);
+  // A golden whose kind podsOf does not know would otherwise compare nothing and pass.
+  if (theirs.length === 0) return { result: { c, status: 'failed', fields: {}, detail: 'no pod found in the golden' }, ours: out.text, mismatches };
   const fields: Record<string, { matched: number; total: number }> = {};
   for (const [field, extract] of Object.entries(FIELDS)) {
     const entry = (fields[field] = { matched: 0, total: theirs.length });
@@ -130,7 +140,7 @@ export function matchReport(): string {
   const lines: string[] = ['meshcap inject vs Istio injection anchors (pods matching / pods compared, per field)'];
   const totals: Record<string, { matched: number; total: number }> = {};
   const counts = { compared: 0, 'skipped-ok': 0, 'error-ok': 0, 'not-reproducible': 0, failed: 0 };
-  for (const c of INJECT_CASES) {
+  for (const c of [...INJECT_CASES, ...FIXTURE_CASES]) {
     const { result } = runCase(c);
     counts[result.status]++;
     const label = `#${String(c.n).padStart(2)} ${c.golden ?? c.input}${c.settings ? ` (${Object.keys(c.settings).join(', ')})` : ''}`;
@@ -148,7 +158,7 @@ export function matchReport(): string {
   }
   lines.push('', 'per field over all compared pods:');
   for (const [name, t] of Object.entries(totals)) lines.push(`  ${name.padEnd(22)} ${t.matched}/${t.total}`);
-  lines.push('', `cases: ${INJECT_CASES.length} rows; ${counts.compared} compared, ${counts['skipped-ok']} skipped unchanged, ${counts['error-ok']} rejected as expected, ${counts['not-reproducible']} not reproducible, ${counts.failed} failed`);
+  lines.push('', `cases: ${INJECT_CASES.length + FIXTURE_CASES.length} rows; ${counts.compared} compared, ${counts['skipped-ok']} skipped unchanged, ${counts['error-ok']} rejected as expected, ${counts['not-reproducible']} not reproducible, ${counts.failed} failed`);
   return lines.join('\n');
 }
 

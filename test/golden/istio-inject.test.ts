@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import { injectManifests } from '../../src/inject/manifest.js';
 import { runCli } from '../helpers/cli.js';
 import { anchorsOrSkip } from '../helpers/paths.js';
-import { INJECT_CASES, ISTIO_LIKE } from './inject-cases.js';
+import { FIXTURE_CASES, INJECT_CASES, ISTIO_LIKE } from './inject-cases.js';
 import { FIELDS, INJECT_DIR, matchReport, podsOf, runCase } from './inject-compare.js';
 
 const anchors = anchorsOrSkip();
@@ -26,7 +26,7 @@ describe('istio injection anchors', { skip }, () => {
   });
 
   // Cases meshcap cannot reproduce (CNI mode) are listed in the report, not run as skipped tests.
-  for (const c of INJECT_CASES.filter((x) => !x.notReproducible)) {
+  for (const c of [...INJECT_CASES, ...FIXTURE_CASES].filter((x) => !x.notReproducible)) {
     const name = `#${c.n} ${c.golden ?? c.input}${c.settings ? ` with ${JSON.stringify(c.settings)}` : ''}`;
     test(name, () => {
       const { result, ours, mismatches } = runCase(c);

@@ -9,7 +9,7 @@ import { parseCaptureConfig } from '../../src/config/parse.js';
 import type { HostFacts } from '../../src/config/types.js';
 import { parseIp } from '../../src/net/ip.js';
 import { nftTableOps } from '../../src/render/nftables.js';
-import { desiredListing } from '../../src/reconcile/nftables.js';
+import { desiredListing } from '../../src/state/nft-view.js';
 import { buildRuleset } from '../../src/rules/build.js';
 import type { Family } from '../../src/rules/model.js';
 import { simRulesetFromConfig } from '../../src/trace/from-config.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CommandContext } from '../../../src/cli/context.js';
 import { doctorCommand, runDoctor, type DoctorDeps } from '../../../src/cli/doctor.js';
-import { ExitCode } from '../../../src/cli/exit-codes.js';
+import { ExitCode } from '../../../src/errors.js';
 import type { Runner } from '../../../src/doctor/runner.js';
 import { fakeKubectl, POD_JSON } from './fake-kubectl.js';
 

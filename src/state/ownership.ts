@@ -3,13 +3,14 @@
  * version wrote them: every rule in an ISTIO_* chain, every jump into one, and
  * the few non-jump rules Istio puts straight into built-in chains. Pure.
  */
-import type { SavedRule, SaveState } from '../backend/save.js';
+import type { SavedRule, SaveState } from './iptables-save.js';
 import { BUILTIN_CHAINS } from '../rules/model.js';
 import { MESH_CHAIN_PREFIX } from '../rules/constants.js';
 
 export const isMeshChain = (chain: string) => chain.startsWith(MESH_CHAIN_PREFIX);
 
-function jumpTarget(spec: string): string | undefined {
+/** The chain a rule spec jumps or goes to (`-j X` / `-g X`), if any. */
+export function jumpTarget(spec: string): string | undefined {
   const match = / -[jg] (\S+)/.exec(` ${spec}`);
   return match?.[1];
 }
