@@ -53,6 +53,9 @@ function logDecisions(config: CaptureConfig, log: Logger): void {
   if (!config.ipv6.enabled && (config.outboundCidrs.v6.length > 0 || config.outboundCidrsExclude.v6.length > 0)) {
     log.warn('IPv6 CIDRs were given but IPv6 rules are off: they have no effect (use --ipv6=true or --dual-stack)');
   }
+  if (config.cidrSets && !config.nativeNftables) {
+    log.warn('--cidr-sets applies to native nftables (--native-nftables) only: the iptables rules keep one rule per excluded CIDR and port');
+  }
 }
 
 /** The engine against a recording stub, as Istio's --dry-run: the state reads as clean, nothing changes. */

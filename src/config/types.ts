@@ -80,6 +80,8 @@ export interface CaptureConfig {
   readonly cleanupOnly: boolean;
   readonly forceApply: boolean;
   readonly nativeNftables: boolean;
+  /** Native nftables writes the exclude lists as sets (--cidr-sets); iptables ignores it. */
+  readonly cidrSets: boolean;
   readonly cniMode: boolean;
   readonly networkNamespace: string;
   readonly backend: BackendChoice;

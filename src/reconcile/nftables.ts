@@ -14,7 +14,7 @@ import { liveDifferences } from '../state/compare.js';
 import { desiredListing, diffListings } from '../state/nft-view.js';
 
 import type { Ruleset } from '../rules/model.js';
-import { type NftTableOps, nftTableOps, renderChainDecl, renderNftCleanup, renderRuleOp } from '../render/nftables.js';
+import { type NftTableOps, nftTableOps, renderChainDecl, renderNftCleanup, renderRuleOp, renderSetDecl } from '../render/nftables.js';
 
 export interface NftRunOptions {
   readonly sys: System;
@@ -36,10 +36,16 @@ export function nftTransaction(ops: readonly NftTableOps[], live: NftListing): s
       if (existing) lines.push(`add table inet ${name}`, `delete table inet ${name}`);
       continue;
     }
-    const staleChains = existing ? [...existing.keys()].some((chain) => !table.chains.some((decl) => decl.name === chain)) : false;
+    // Chains and sets (listed as `set NAME`) the config no longer has: only a delete removes them.
+    const wanted = new Set([...table.chains.map((decl) => decl.name), ...table.sets.map((set) => `set ${set.name}`)]);
+    const staleChains = existing ? [...existing.keys()].some((chain) => !wanted.has(chain)) : false;
     lines.push(`add table inet ${name}`, staleChains ? `delete table inet ${name}` : `flush table inet ${name}`);
     if (staleChains) lines.push(`add table inet ${name}`);
-    lines.push(...table.chains.map((decl) => renderChainDecl(name, decl)), ...table.rules.map((op) => renderRuleOp(name, op)));
+    lines.push(
+      ...table.chains.map((decl) => renderChainDecl(name, decl)),
+      ...table.sets.flatMap((set) => renderSetDecl(name, set)),
+      ...table.rules.map((op) => renderRuleOp(name, op)),
+    );
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
 }

@@ -274,7 +274,7 @@ export function buildRuleset(config: CaptureConfig): Ruleset {
       `local traffic not marked ${OUTBOUND_MARK} is not captured inbound`, 3);
   }
 
-  return { ipv6, rules: list.rules };
+  return config.cidrSets ? { ipv6, nftSets: true, rules: list.rules } : { ipv6, rules: list.rules };
 }
 
 function addDnsRules(list: RuleList, config: CaptureConfig): void {

@@ -15,13 +15,44 @@ export type NftListing = Map<string, Map<string, NftChainListing>>;
 
 const PRIORITY_NAMES: Readonly<Record<string, number>> = { raw: -300, mangle: -150, dstnat: -100, filter: 0, security: 50, srcnat: 100 };
 
-/** Tables of family inet, by name. */
+/**
+ * A set as a listing entry keyed `set NAME` (--cidr-sets): its type line, then its
+ * elements normalised and sorted, since nft lists them in its own order.
+ */
+export function setListing(type: string, interval: boolean, elements: readonly string[]): string[] {
+  return [`type ${type}${interval ? ' flags interval' : ''}`, ...elements.map(normaliseNftRule).sort()];
+}
+
+/** Tables of family inet, by name; chains by name, sets as `set NAME`. */
 export function parseNftListing(text: string): NftListing {
   const tables: NftListing = new Map();
   let table: Map<string, NftChainListing> | undefined;
   let chain: { base?: string; rules: string[] } | undefined;
+  let set: { name: string; type: string; interval: boolean; elements: string[]; inElements: boolean } | undefined;
   for (const raw of text.split('\n')) {
     const line = raw.trim();
+    if (set) {
+      let rest = line;
+      if (rest.startsWith('elements = {')) {
+        set.inElements = true;
+        rest = rest.slice('elements = {'.length);
+      }
+      if (set.inElements) {
+        const closes = rest.endsWith('}');
+        set.elements.push(...(closes ? rest.slice(0, -1) : rest).split(',').map((e) => e.trim()).filter(Boolean));
+        if (closes) set.inElements = false;
+      } else if (line === '}') {
+        table?.set(`set ${set.name}`, { rules: setListing(set.type, set.interval, set.elements) });
+        set = undefined;
+      } else if (line.startsWith('type ')) set.type = line.slice(5).trim();
+      else if (line.startsWith('flags ')) set.interval = line.slice(6).split(',').map((f) => f.trim()).includes('interval');
+      continue;
+    }
+    const setMatch = /^set (\S+) \{$/.exec(line);
+    if (setMatch && table && !chain) {
+      set = { name: setMatch[1]!, type: '', interval: false, elements: [], inElements: false };
+      continue;
+    }
     const tableMatch = /^table inet (\S+) \{$/.exec(line);
     if (tableMatch) {
       table = new Map();

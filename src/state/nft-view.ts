@@ -4,7 +4,7 @@
  */
 import type { NftTableOps } from '../render/nftables.js';
 import { MESH_NFT_TABLES } from '../rules/constants.js';
-import { type NftListing, normaliseBase, normaliseNftRule } from './nft-listing.js';
+import { type NftListing, normaliseBase, normaliseNftRule, setListing } from './nft-listing.js';
 
 /** What the live tables should list after the transaction: inserts resolved, rules normalised. */
 export function desiredListing(ops: readonly NftTableOps[]): NftListing {
@@ -15,6 +15,7 @@ export function desiredListing(ops: readonly NftTableOps[]): NftListing {
       const base = decl.base ? /^type (\S+) hook (\S+) priority (\S+)$/.exec(decl.base) : null;
       chains.set(decl.name, base ? { base: normaliseBase(base[1]!, base[2]!, base[3]!), rules: [] } : { rules: [] });
     }
+    for (const set of table.sets) chains.set(`set ${set.name}`, { rules: setListing(set.type, set.interval, set.elements) });
     for (const op of table.rules) {
       const rules = chains.get(op.chain)!.rules;
       const body = normaliseNftRule(op.body);
