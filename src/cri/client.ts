@@ -29,7 +29,13 @@ export class CriError extends MeshcapError {
     readonly details: string,
   ) {
     const [why, fix] = explain(code, socket, details);
-    super({ exitCode: code === grpc.status.UNAVAILABLE ? ExitCode.Unsupported : ExitCode.Unexpected, what: `CRI ${call} on ${socket} failed`, why, fix, output: details });
+    super({
+      exitCode: code === grpc.status.UNAVAILABLE ? ExitCode.Unsupported : ExitCode.Unexpected,
+      what: `CRI ${call} on ${socket} failed`,
+      why,
+      fix,
+      output: details,
+    });
     this.name = 'CriError';
   }
 }

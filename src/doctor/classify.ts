@@ -1,3 +1,4 @@
+import { ConfigBlockAnalyzer } from './config-block.js';
 import { IpRuleAnalyzer } from './ip-rules.js';
 import { KNOWLEDGE, knowledgeFor } from './knowledge.js';
 import { cleanLine, forEachLine, matchWindows, quote } from './lines.js';
@@ -15,6 +16,7 @@ import type {
   Finding,
   KnowledgeEntry,
   MarkerId,
+  Reading,
   Signature,
 } from './types.js';
 
@@ -27,6 +29,15 @@ const MAX_HINTS = 3;
 const HITS_PER_SIGNATURE = 3;
 const DEFAULT_MAX_EVIDENCE = 8;
 const DEFAULT_MAX_QUOTE = 200;
+/** Configuration readings kept: a few blocks' worth. */
+const MAX_READINGS = 12;
+
+/** A line at least this long may have been wrapped; the next line is then also read as its continuation. */
+const WRAP_MIN_LENGTH = 60;
+/** How much of each side of a cut is joined: enough for any signature, bounded per line. */
+const WRAP_SPAN = 200;
+/** Lines that start a new record (timestamps, log prefixes, shell prompts, rule lines, describe fields), never a continuation. */
+const NEW_RECORD = /^\s{0,8}(?:\d{4}[-/]\d\d[-/]\d\d|\[\s{0,8}\d|time=|level=|\{"|[IWEF]\d{4} |\+ |\$ |# |-[ANIPFXD] |:[A-Z]|\*[a-z]|[A-Z][A-Za-z ]{0,30}:(?:\s|$)|[a-z0-9-]{1,60}@[^\s]{1,60}[$#] )/;
 
 /** `=== kubectl logs ... ===` style separators, as written by `--pod` gathering or by hand. */
 export const SECTION_HEADER = /^={3,8} .{1,300} ={3,8}$/;
@@ -65,39 +76,62 @@ export function diagnose(input: string, options: DiagnoseOptions = {}): Diagnosi
 
   const hits: Evidence[][] = SIGNATURES.map(() => []);
   const markers = new Map<MarkerId, Evidence>();
-  const analyzers: Analyzer[] = [new SaveSectionAnalyzer(), new PodStateAnalyzer(), new IpRuleAnalyzer()];
+  const analyzers: Analyzer[] = [new SaveSectionAnalyzer(), new PodStateAnalyzer(), new IpRuleAnalyzer(), new ConfigBlockAnalyzer()];
   const candidatesOf = NEEDLES.scanner();
 
+  /** Runs the candidate patterns on `windows`; records hits with `quoted` as their evidence. Returns the signatures hit. */
+  const matchText = (scanned: string, windows: readonly string[], quoted: readonly Evidence[], skip?: ReadonlySet<number>): Set<number> => {
+    const hit = new Set<number>();
+    for (const index of candidatesOf(scanned)) {
+      const pattern = LINE_PATTERNS[index];
+      if (pattern === undefined) continue;
+      if (pattern.marker !== undefined) {
+        if (!markers.has(pattern.marker) && anyWindow(windows, pattern.re)) markers.set(pattern.marker, quoted[quoted.length - 1] ?? { line: 0, text: '' });
+        continue;
+      }
+      if (pattern.signature === undefined || skip?.has(pattern.signature) === true) continue;
+      const list = hits[pattern.signature];
+      const sig = SIGNATURES[pattern.signature]?.sig;
+      if (list === undefined || sig === undefined || list.length >= HITS_PER_SIGNATURE) continue;
+      if (!anyWindow(windows, pattern.re)) continue;
+      if (sig.notOnLine !== undefined && anyWindow(windows, sig.notOnLine)) continue;
+      for (const e of quoted) if (list.length < HITS_PER_SIGNATURE && !list.some((x) => x.line === e.line)) list.push(e);
+      hit.add(pattern.signature);
+    }
+    return hit;
+  };
+
+  let previous: Evidence | undefined;
   const lineCount = forEachLine(input, (lineNo, raw) => {
     const line = cleanLine(raw);
-    if (line.length === 0) return;
+    if (line.length === 0) {
+      previous = undefined;
+      return;
+    }
     if (SECTION_HEADER.test(line)) {
       for (const analyzer of analyzers) analyzer.boundary();
     }
     for (const analyzer of analyzers) analyzer.line(lineNo, line);
-    const candidates = candidatesOf(line);
-    if (candidates.length === 0) return;
-    const windows = matchWindows(line);
-    for (const index of candidates) {
-      const pattern = LINE_PATTERNS[index];
-      if (pattern === undefined) continue;
-      if (pattern.marker !== undefined) {
-        if (!markers.has(pattern.marker) && anyWindow(windows, pattern.re)) markers.set(pattern.marker, { line: lineNo, text: line });
-        continue;
-      }
-      const list = pattern.signature === undefined ? undefined : hits[pattern.signature];
-      const sig = pattern.signature === undefined ? undefined : SIGNATURES[pattern.signature]?.sig;
-      if (list === undefined || sig === undefined || list.length >= HITS_PER_SIGNATURE) continue;
-      if (!anyWindow(windows, pattern.re)) continue;
-      if (sig.notOnLine !== undefined && anyWindow(windows, sig.notOnLine)) continue;
-      list.push({ line: lineNo, text: line });
+    const here: Evidence = { line: lineNo, text: line };
+    const matched = matchText(line, matchWindows(line), [here]);
+    // A long line cut by a terminal or a paste and continued on this one: match across the cut too.
+    if (previous !== undefined && previous.text.length >= WRAP_MIN_LENGTH && !NEW_RECORD.test(line)) {
+      const tail = previous.text.slice(-WRAP_SPAN);
+      const head = line.slice(0, WRAP_SPAN);
+      const joined = [`${tail}${head}`, `${tail} ${head}`];
+      matchText(joined.join('\u0001'), joined, [previous, here], matched);
     }
+    previous = here;
   });
 
   const findings: Finding[] = [];
+  const readings: Reading[] = [];
   for (const analyzer of analyzers) {
     const result = analyzer.finish();
     findings.push(...result.findings);
+    for (const r of result.readings ?? []) {
+      if (readings.length < MAX_READINGS) readings.push({ text: r.text, evidence: { line: r.evidence.line, text: quote(r.evidence.text, maxQuote) } });
+    }
     for (const hit of result.markers) {
       if (!markers.has(hit.marker)) markers.set(hit.marker, hit.evidence);
     }
@@ -105,7 +139,7 @@ export function diagnose(input: string, options: DiagnoseOptions = {}): Diagnosi
 
   const scored = score(hits, findings, markers);
   const causes = rank(scored, maxEvidence, maxQuote);
-  return { causes, lines: lineCount };
+  return { causes, lines: lineCount, readings };
 }
 
 function anyWindow(windows: readonly string[], pattern: RegExp): boolean {

@@ -15,8 +15,15 @@ export interface JsonCause {
   fix: string[];
 }
 
-export function toJson(diagnosis: Diagnosis): { causes: JsonCause[] } {
+export interface JsonReading {
+  text: string;
+  evidence: { line: number; text: string };
+}
+
+export function toJson(diagnosis: Diagnosis): { causes: JsonCause[]; readings?: JsonReading[] } {
+  const readings = diagnosis.readings.map((r) => ({ text: r.text, evidence: { line: r.evidence.line, text: r.evidence.text } }));
   return {
+    ...(readings.length > 0 ? { readings } : {}),
     causes: diagnosis.causes.map((c) => ({
       id: c.id,
       title: c.title,
@@ -45,6 +52,11 @@ export function formatHuman(diagnosis: Diagnosis): string {
     out.push('');
     out.push(...formatCause(cause, index + 1, first?.id === 'unknown' && index > 0));
   });
+  if (diagnosis.readings.length > 0) {
+    out.push('');
+    out.push('The capture configuration in the input, read with meshcap\'s parser:');
+    for (const r of diagnosis.readings) out.push(`  L${r.evidence.line}: ${r.text}`);
+  }
   return `${out.join('\n')}\n`;
 }
 

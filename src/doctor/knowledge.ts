@@ -43,6 +43,8 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
         /Found residues of old iptables rules\/chains, reconciliation is recommended/,
         0.4,
       ),
+      // Deleting a chain that a rule still jumps to: the init is re-running over its own earlier rules.
+      sig('chain-still-referenced', /iptables: Too many links\./, 0.6, { with: ['mesh-init', 'mesh-chain-create'] }),
       sig('linkerd-skipping-existing', /skipping iptables setup: found \d{1,4} existing chains?/, 0.5),
       sig('forced-apply-failed', /force(?:d)?[- ]apply/i, 0.3, { with: ['chain-exists'] }),
       sig('container-gc-mentioned', /docker system prune|maximum-dead-containers|crictl rm/, 0.2, {
@@ -94,6 +96,8 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
         group: 'nat-init',
         notOnLine: /Permission denied|must be root/,
       }),
+      // A restore error cut before the table name; in a capture init's output the first table is nat.
+      sig('restore-unable-init-fragment', /iptables-restore: unable to in(?:i|it|iti|itia|itial)?(?:\.\.\.|…|$)/, 0.5, { group: 'nat-init', with: ['mesh-init'] }),
       sig('iptables-who', /iptables who\? \(do you need to insmod\?\)/, 0.8),
       sig('do-you-need-insmod', /Table does not exist \(do you need to insmod\?\)/, 0.6, {
         notOnLine: /ip6tables|table `(?:raw|mangle|security)'/,
@@ -129,7 +133,12 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
     id: 'backend-mismatch',
     title: 'Mesh rules live in the other iptables backend (legacy vs nft)',
     signatures: [
-      sig('legacy-tables-present', /# Warning: ip6?tables-legacy tables present/, 0.3, { group: 'legacy-warning' }),
+      // The nft tool warning that legacy holds tables: the canonical mismatch when the nft view shows no mesh chains.
+      sig('legacy-tables-present-nft', /# Warning: ip6?tables-legacy tables present/, 0.85, {
+        group: 'legacy-warning',
+        with: ['nf-tables-version'],
+      }),
+      sig('legacy-tables-present', /# Warning: ip6?tables-legacy tables present/, 0.5, { group: 'legacy-warning' }),
       sig('kuma-mixed-types', /executables are of mixed types/, 0.7),
       sig('kuma-conflicting-modes', /conflicting (?:iptables )?modes/i, 0.5),
       sig('force-binary-mentioned', /FORCE_IPTABLES_BINARY=(?:nft|legacy)\b/, 0.15),
@@ -152,6 +161,37 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       'https://github.com/istio/istio/issues/52357',
       'https://github.com/istio/istio/issues/49279',
       'https://github.com/istio/istio/issues/57827',
+    ],
+  },
+  {
+    id: 'iptables-userspace-bug',
+    title: 'The iptables/nft userspace in the image is a known-bad version',
+    signatures: [
+      // iptables-nft-restore 1.8.0-1.8.3 does not load target extensions: "-j REDIRECT" is read as a jump to a chain.
+      sig('target-parsed-as-chain', /\(nf_tables\)[^\n]{0,40}: Chain '(?:REDIRECT|TPROXY|RETURN|ACCEPT|DROP|MARK|CT|CONNMARK|DNAT|SNAT|MASQUERADE|LOG)' does not exist/, 0.9, { group: 'no-extensions' }),
+      sig('target-parsed-as-chain-any', /Chain '(?:REDIRECT|TPROXY|MARK|CT|CONNMARK|DNAT|SNAT|MASQUERADE)' does not exist/, 0.75, { group: 'no-extensions' }),
+      sig('nft-restore-118-couldnt-load-target', /iptables-restore v1\.8\.[0-3] \(nf_tables\): Couldn't load target `(?:REDIRECT|TPROXY|MARK|CT)'/, 0.75, { group: 'no-extensions' }),
+      sig('nft-segfault', /\bnft\b[^\n]{0,80}(?:Segmentation fault|segfault|SIGSEGV)|segfault at [0-9a-f]{1,16} ip [0-9a-f]{1,16} sp [^\n]{0,80}\bnft\b/, 0.7),
+      sig('save-restore-version-skew', /iptables(?:-nft)?-(?:save|restore) v1\.8\.(?:[89]|1[01])[^\n]{0,80}(?:unknown option|Couldn't load|line \d{1,6} failed)/, 0.4),
+      sig('buggy-version-named', /iptables(?:-nft)?(?:-restore)? v1\.8\.[0-3] \(nf_tables\)/, 0.2, { with: ['restore-line-failed'] }),
+    ],
+    explanation:
+      'The capture step ran a userspace iptables or nft with a known bug, so valid rules were rejected or mangled. ' +
+      'iptables 1.8.0 to 1.8.3 in nf_tables mode (Debian buster ships 1.8.2, buster-backports 1.8.3) does not load ' +
+      'target extensions in `iptables-nft-restore`, so `-j REDIRECT` is parsed as a jump to a chain called REDIRECT ' +
+      '("Chain \'REDIRECT\' does not exist"); rules saved by iptables-nft 1.8.8+ use a format older 1.8.7 binaries ' +
+      'cannot read back (kubernetes#112477); nft 1.1.1 and later crash against hosts running nft < 1.1.1 on the same ' +
+      'ruleset (istio#58492). The kernel and the configuration are fine; the binary is not.',
+    fix: [
+      'Use an init image with iptables >= 1.8.4 (Debian bullseye or later, Alpine 3.12+); for Debian buster install 1.8.4+ or use `iptables-legacy` (`update-alternatives --set iptables /usr/sbin/iptables-legacy`).',
+      "Keep one iptables version per node: the init image's iptables-nft should be the node's version or older than 1.8.8 when the node runs 1.8.7 (kube-proxy images pin their iptables for this reason).",
+      'For nft crashes on the host, pin the CNI image\'s nftables to the host\'s series (Istio pinned nftables for #58492 until distributions shipped the fix) or upgrade the host\'s nftables.',
+      'meshcap probes the backend without changing state and renders the same rules for both variants: `meshcap apply --backend=legacy` sidesteps a broken nft-restore.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/23279',
+      'https://github.com/kubernetes/kubernetes/issues/112477',
+      'https://github.com/istio/istio/issues/58492',
     ],
   },
   {
@@ -203,6 +243,10 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('kuma-root-required', /you need to have root privileges/, 0.85),
       sig('lock-file-unwritable', /can't open lock file [^\s]{1,200}: (?:Permission denied|Read-only file system)/, 0.85),
       sig('nft-cache-eperm', /cache initialization failed: Operation not permitted/, 0.7),
+      sig('lock-erofs', /xtables\.lock[^\n]{0,80}(?:Read-only file system|EROFS)|EROFS[^\n]{0,80}xtables\.lock/, 0.85),
+      // A validation probe that switches to the proxy uid needs CAP_SETUID/CAP_SETGID, which istio-init does not have.
+      sig('probe-uid-eperm', /(?:setuid|setgid|setgroups|uv_spawn|spawn)[^\n]{0,80}\bEPERM\b|\bEPERM\b[^\n]{0,120}\b(?:uid|gid|setuid|setgid)\b/, 0.65),
+      sig('needs-cap-setuid', /CAP_SET(?:UID|GID)[^\n]{0,80}(?:missing|required|needed|not permitted|lacks)|(?:needs|requires|without)[^\n]{0,40}CAP_SET(?:UID|GID)/, 0.6),
       sig('rtnetlink-eperm', /RTNETLINK answers: Operation not permitted/, 0.6),
       sig('psa-net-admin', /must not include "?NET_ADMIN|"NET_ADMIN"[^\n]{0,40}capability may not be added|capabilities\.add[^\n]{0,60}NET_ADMIN[^\n]{0,40}(?:forbidden|not allowed|Invalid value)/, 0.85),
       sig('psa-violation', /violates PodSecurity "(?:restricted|baseline)/, 0.55, { with: ['mesh-init', 'sidecar'] }),
@@ -302,7 +346,9 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
     id: 'binary-missing',
     title: 'A binary the capture step runs is not installed where it runs',
     signatures: [
-      sig('exec-not-found', /executable file not found in \$PATH/, 0.8, { notOnLine: /"nft"|nftables|nft binary/ }),
+      sig('exec-not-found', /executable file not found in \$PATH|exec: "[a-z0-9-]{1,40}": executable file not found/, 0.8, { group: 'not-found' }),
+      sig('nft-binary-missing', /could not find nftables binary|nativeNftables is enabled, but the nft binary is missing|nft binary (?:is )?(?:missing|not found)/, 0.9, { group: 'not-found' }),
+      sig('nft-command-not-found', /\bnft: (?:command )?not found/, 0.8, { group: 'not-found' }),
       sig('env-no-such-file', /env: [‘'`"]?(?:ip6?tables[A-Za-z-]{0,20}|xtables[A-Za-z-]{0,20}|ip|nsenter)[’'`"]?: No such file or directory/, 0.85),
       sig('shell-not-found', /\b(?:ip6?tables(?:-nft|-legacy)?(?:-save|-restore)?|xtables-(?:nft|legacy)-multi|ip|nsenter): (?:command )?not found/, 0.85),
       sig('nsenter-failed-exec', /nsenter: failed to execute [^\s:]{1,120}: No such file or directory/, 0.85),
@@ -310,7 +356,7 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('fork-exec-enoent', /fork\/exec [^\s:]{1,160}: no such file or directory/, 0.8),
       sig('kuma-could-not-locate', /could not locate executable/, 0.75),
       sig('kuma-no-valid-executables', /failed to find valid nft or legacy executables/, 0.5),
-      sig('exit-127', /exit (?:status|code):? ?127\b/i, 0.45, { with: ['mesh-init'], unless: ['nft-binary-missing'] }),
+      sig('exit-127', /exit (?:status|code):? ?127\b/i, 0.45, { with: ['mesh-init'] }),
     ],
     explanation:
       'The capture step executed a program that does not exist in the place it runs: the init image lacks ' +
@@ -328,12 +374,15 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
     id: 'nftables-unsupported',
     title: 'nftables is required but the nft binary or kernel support is missing',
     signatures: [
-      sig('istio-nft-binary-missing', /nativeNftables is enabled, but the nft binary is missing/, 0.95, { group: 'nft-binary' }),
-      sig('could-not-find-nft', /could not find nftables binary/, 0.95, { group: 'nft-binary' }),
-      sig('exec-nft-not-found', /exec: "nft": executable file not found/, 0.9, { group: 'nft-binary' }),
-      sig('consul-nft-not-found', /nft binary not found/, 0.9, { group: 'nft-binary' }),
-      sig('nft-command-not-found', /\bnft: (?:command )?not found/, 0.8, { group: 'nft-binary' }),
-      sig('generation-id', /Could not fetch rule set generation id: (?:Invalid argument|Protocol not supported|Operation not supported)/, 0.9),
+      // nf_tables itself unusable: the kernel (or the container's view of it) refuses the netlink family or chain types.
+      sig('nft-init-failed', /Failed to initiali[sz]e nft: (?:Protocol not supported|Operation not supported|Invalid argument|No such file or directory)/, 0.9),
+      sig('table-add-failed', /TABLE_ADD failed \((?:Invalid argument|Operation not supported|Protocol not supported|No such file or directory)\)/, 0.85),
+      sig('chain-add-failed', /CHAIN_ADD failed \((?:No such file or directory|Operation not supported|Invalid argument)\)/, 0.75),
+      // A missing nft binary is binary-missing; only a weak pointer that nft mode was wanted.
+      sig('nft-mode-binary-missing', /nativeNftables is enabled, but the nft binary is missing/, 0.3),
+      sig('generation-id', /Could not fetch rule set generation id: (?:Invalid argument|Protocol not supported|Operation not supported)/, 0.9, { group: 'generation-id' }),
+      // The characteristic fragment, for lines cut before the errno.
+      sig('generation-id-fragment', /Could not fetch rule set generation/, 0.8, { group: 'generation-id' }),
       sig('nft-cache-unsupported', /cache initialization failed: (?:Protocol not supported|Invalid argument|Operation not supported)/, 0.85),
       sig('nft-process-rule-unsupported', /Could not process rule: Operation not supported/, 0.7),
       sig('nft-process-rule', /Could not process rule: (?:No such file or directory|Invalid argument)/, 0.45),
@@ -365,6 +414,9 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('container-scontext', /scontext=[a-z_]{1,30}:[a-z_]{1,30}:(?:container_t|svirt_lxc_net_t|iptables_t|spc_t)/, 0.5),
       sig('rules-file-denied', /\/tmp\/iptables-rules-[^\n]{0,100}(?:Permission denied|EACCES)/, 0.7),
       sig('module-request', /\{ ?module_request ?\}/, 0.6),
+      // libiptc maps EPERM (no capability) to "Permission denied (you must be root)"; a bare "Permission denied"
+      // is EACCES, which a root process with NET_ADMIN gets only from an LSM (SELinux, AppArmor).
+      sig('eacces-not-eperm', /ip6?tables(?:-save|-restore)? v1\.\d{1,2}\.\d{1,2} \(legacy\): [^\n]{0,80}Permission denied(?! \(you must be root\))/, 0.55),
     ],
     explanation:
       'SELinux blocked iptables inside the container. Two known shapes: Istio before 1.18 wrote the rules to a ' +
@@ -386,19 +438,57 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
     ],
   },
   {
+    id: 'cni-not-applied',
+    title: 'The CNI plugin never configured this pod (not invoked, or raced)',
+    signatures: [
+      // The validator listens on 15001/15006 and dials 127.0.0.6:15002: "refused" means nothing redirected it.
+      sig('istio-validator-refused', /Error connecting to (?:127\.0\.0\.6|\[?::6\]?):15002[^\n]{0,120}connection refused/, 0.8, { group: 'probe-unredirected' }),
+      sig('probe-refused', /127\.0\.0\.6:15002[^\n]{0,80}(?:Connection|connection) refused/, 0.75, { group: 'probe-unredirected' }),
+      sig('istio-validator-started', /Starting iptables validation|in new validator: /, 0.3),
+      sig('validation-verdict', /iptables validation failed; workload is not ready for Istio|\bvalidation timeout\b|LinkerdCNINotConfigured/, 0.4, { with: ['probe-unredirected'] }),
+      sig('linkerd-validator-not-redirected', /Failed to validate networking configuration|Unable to connect to validator/, 0.8, { group: 'probe-unredirected' }),
+      sig('plugin-not-found', /failed to find plugin "(?:istio-cni|linkerd-cni|kuma-cni|consul-cni)" in path/, 0.9),
+      sig('multus-conf-dir', /\/etc\/cni\/multus\/net\.d|multus/i, 0.35, { with: ['cni'] }),
+      sig('cni-conf-overwritten', /(?:CNI|cni) config(?:uration)? (?:file )?[^\n]{0,60}(?:was )?(?:overwritten|removed|rewritten|changed)/, 0.5, { with: ['cni'] }),
+      sig('cni-uninitialized-taint', /cni\.istio\.io\/uninitialized|istio-cni-node[^\n]{0,60}not ready/, 0.45),
+      sig('cni-not-ready-node', /(?:linkerd-cni|istio-cni-node|kuma-cni)[^\n]{0,80}(?:ContainerCreating|Pending|CrashLoopBackOff|not running)/, 0.4),
+    ],
+    explanation:
+      'In CNI mode nothing in the pod installs the rules: the runtime calls the mesh CNI plugin when it creates the ' +
+      "pod sandbox, and the pod's init container only checks the result. The check connected to a port the rules " +
+      'should have redirected and was not redirected (refused, or timed out towards 1.1.1.1:20001 for Linkerd), so ' +
+      'the plugin never ran for this pod: it is not in the CNI chain the runtime reads (wrong cniConfDir/cniBinDir, ' +
+      'Multus or a non-chained primary CNI such as Cilium in exclusive mode), the primary CNI restarted and rewrote the ' +
+      'config without the mesh plugin, or the pod was created on a fresh node before the mesh CNI agent installed ' +
+      'itself (the startup race). Rules are absent, not wrong.',
+    fix: [
+      "Check the mesh CNI agent on the pod's node: `kubectl -n istio-system logs ds/istio-cni-node -c install-cni` (or `-n linkerd-cni ds/linkerd-cni`, kuma-cni), then the conf file the runtime reads: `ls /etc/cni/net.d` and that its first file lists the mesh plugin.",
+      'Match the runtime\'s directories: istio-cni `values.cni.cniBinDir`/`cniConfDir` (GKE: /home/kubernetes/bin; OpenShift/Multus: /var/lib/cni/bin and /etc/cni/multus/net.d with `chained: false` and the `k8s.v1.cni.cncf.io/networks: istio-cni` annotation); Linkerd `destCNINetDir`/`destCNIBinDir`.',
+      'With Cilium set `cni.exclusive=false` so it stops deleting other plugins\' configs; with a primary CNI that rewrites its conf on restart, let the mesh agent watch and re-insert (istio-cni does; restart linkerd-cni after the primary).',
+      'For the startup race, delete the affected pod after the agent is ready, and prevent it: istio `cni.repair.enabled=true` (deletePods), Linkerd cni-repair-controller, or a node taint removed when the agent is ready.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/21266',
+      'https://github.com/istio/istio/issues/23457',
+      'https://github.com/istio/istio/issues/48734',
+      'https://github.com/linkerd/linkerd2/issues/11325',
+      'https://github.com/linkerd/linkerd2/issues/11735',
+    ],
+  },
+  {
     id: 'validation-failed',
     title: 'The CNI validation found that traffic is not redirected',
     signatures: [
-      sig('istio-validation-failed', /iptables validation failed; workload is not ready for Istio/, 0.95),
-      sig('error-connecting-15002', /Error connecting to (?:127\.0\.0\.6|\[?::6\]?):15002/, 0.9),
-      sig('validation-timeout', /\bvalidation timeout\b/, 0.7),
-      sig('probe-15002-refused', /127\.0\.0\.6:15002[^\n]{0,80}(?:Connection|connection) refused/, 0.75),
-      sig('linkerd-cni-not-configured', /LinkerdCNINotConfigured/, 0.9),
-      sig('linkerd-validator-failed', /Failed to validate networking configuration/, 0.85),
-      sig('kuma-validation-failed', /most likely the transparent proxy is not established correctly/, 0.9),
-      sig('cni-uninitialized', /cni\.istio\.io\/uninitialized/, 0.5),
-      sig('consul-tproxy-waiting', /transparent-proxy-status"?:? ?"?waiting/, 0.5),
-      sig('validator-exit-code', /Exit Code:\s{1,20}(?:126|95)\b/, 0.45, { with: ['cni'] }),
+      sig('istio-validation-failed', /iptables validation failed; workload is not ready for Istio/, 0.95, { unless: ['probe-unredirected'] }),
+      sig('error-connecting-15002', /Error connecting to (?:127\.0\.0\.6|\[?::6\]?):15002/, 0.9, { unless: ['probe-unredirected'] }),
+      sig('validation-timeout', /\bvalidation timeout\b/, 0.7, { unless: ['probe-unredirected'] }),
+      sig('probe-15002-refused', /127\.0\.0\.6:15002[^\n]{0,80}(?:Connection|connection) refused/, 0.75, { unless: ['probe-unredirected'] }),
+      sig('linkerd-cni-not-configured', /LinkerdCNINotConfigured/, 0.9, { unless: ['probe-unredirected'] }),
+      sig('linkerd-validator-failed', /Failed to validate networking configuration/, 0.85, { unless: ['probe-unredirected'] }),
+      sig('kuma-validation-failed', /most likely the transparent proxy is not established correctly/, 0.9, { unless: ['probe-unredirected'] }),
+      sig('cni-uninitialized', /cni\.istio\.io\/uninitialized/, 0.5, { unless: ['probe-unredirected'] }),
+      sig('consul-tproxy-waiting', /transparent-proxy-status"?:? ?"?waiting/, 0.5, { unless: ['probe-unredirected'] }),
+      sig('validator-exit-code', /Exit Code:\s{1,20}(?:126|95)\b/, 0.45, { with: ['cni'], unless: ['probe-unredirected'] }),
     ],
     explanation:
       "In CNI mode the pod's init container does not install rules; it only checks them (istio-validation, " +
@@ -456,6 +546,9 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('host-network-not-found', /host\/network `[^'`\n]{0,100}' not found/, 0.8),
       sig('ifnamsiz', /must be shorter than IFNAMSIZ/, 0.85),
       sig('outbound-exclude-wildcard', /invalid value for OUTBOUND_IP_RANGES_EXCLUDE/, 0.95),
+      // istio-iptables drops a CIDR it cannot parse and goes on: the capture silently differs from what was asked.
+      sig('bug-compat-ignored-cidr', /Ignoring error for bug compatibility[^\n]{0,120}(?:invalid CIDR|invalid IP|ParseCIDR|mask)/i, 0.75, { group: 'bug-compat' }),
+      sig('bug-compat-ignored', /Ignoring error for bug compatibility/, 0.55, { group: 'bug-compat' }),
       sig('force-binary-invalid', /FORCE_IPTABLES_BINARY[^\n]{0,80}(?:invalid|must be|unsupported)|invalid[^\n]{0,60}FORCE_IPTABLES_BINARY/i, 0.8),
       sig('parse-prefix', /ParsePrefix\("[^"\n]{0,80}"\): /, 0.75),
       sig('loopback-cidr-invalid', /ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR[^\n]{0,80}(?:invalid|must)/i, 0.75),
@@ -531,6 +624,12 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
     signatures: [
       sig('job-pod-notready', /\s1\/2\s{1,30}NotReady\s/, 0.8, { group: 'notready', with: ['job'] }),
       sig('pod-notready', /\s1\/2\s{1,30}NotReady\s/, 0.3, { group: 'notready' }),
+      // Older kubectl shows a Job pod whose app exited and whose sidecar runs as 1/2 Running.
+      sig('job-pod-1of2-running', /\s1\/2\s{1,30}Running\s/, 0.55, { group: 'notready', with: ['job'] }),
+      sig('pods-statuses-running-none-succeeded', /Pods Statuses:\s{1,20}[1-9]\d{0,4} (?:Active|Running) (?:\([^)\n]{0,40}\) )?\/ 0 Succeeded/, 0.55, { group: 'job-status' }),
+      sig('get-jobs-none-successful', /^\S{1,253}\s{1,40}[1-9]\d{0,4}\s{1,40}0\s{1,40}\d{1,5}[smhd]/, 0.45, { group: 'job-status', with: ['job-table'] }),
+      sig('get-jobs-zero-completions', /^\S{1,253}\s{1,40}(?:Running\s{1,40})?0\/[1-9]\d{0,4}\s{1,40}\d{1,5}[smhd]/, 0.45, { group: 'job-status', with: ['job-table'] }),
+      sig('helm-hook-timeout', /failed (?:pre|post)-(?:install|upgrade|rollback|delete): (?:timed out waiting for the condition|job failed: DeadlineExceeded)/, 0.55, { with: ['sidecar', 'mesh-init'] }),
     ],
     explanation:
       'The pod belongs to a Job (or CronJob). Its application container exited successfully, but the sidecar ' +
@@ -547,6 +646,81 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       'https://github.com/istio/istio/issues/19072',
       'https://github.com/istio/istio/issues/23412',
       'https://github.com/istio/istio/issues/19567',
+    ],
+  },
+  {
+    id: 'init-container-blocked',
+    title: "An application init container needs the network while capture is on and no proxy runs",
+    signatures: [
+      sig('vault-env-refused', /app=vault-env[^\n]{0,200}(?:connection refused|i\/o timeout)|failed to request new Vault token[^\n]{0,200}(?:connection refused|i\/o timeout)/, 0.6, { group: 'init-net' }),
+      sig('vault-agent-init-refused', /auth\.handler: error authenticating[^\n]{0,200}(?:connection refused|i\/o timeout)/, 0.45, { group: 'init-net', with: ['app-init-container', 'sidecar', 'mesh-init'] }),
+      sig('init-logs-refused', /(?:connection refused|Connection refused|i\/o timeout|Connection timed out)/, 0.5, {
+        group: 'init-net',
+        with: ['app-init-container'],
+        // The kubelet pulling an image is not the init container talking.
+        notOnLine: /pull|registry|ImagePull|15002|webhook/i,
+      }),
+      sig('waiting-pod-initializing', /is waiting to start: PodInitializing/, 0.25, { with: ['app-init-container'] }),
+      sig('stuck-init-progress', /\sInit:[1-9]\d{0,1}\/\d{1,2}\s/, 0.3, { with: ['app-init-container'] }),
+    ],
+    explanation:
+      'Init containers run one after another before any regular container. With an init-container capture ' +
+      '(istio-init, linkerd-init) followed by the application\'s own init containers, or in any CNI mode, the ' +
+      'redirect rules are already in place while those init containers run, but the proxy is a regular container ' +
+      'and has not started yet: every outbound connection of the init container is redirected to 15001 (4140 for ' +
+      'Linkerd) where nothing listens, and it is refused or times out. holdApplicationUntilProxyStarts does not help: ' +
+      'it orders regular containers only.',
+    fix: [
+      'Run that init container as the proxy uid, which the rules exempt: `securityContext.runAsUser: 1337` (Istio) or `2102` (Linkerd).',
+      'Or exclude what it talks to: `traffic.sidecar.istio.io/excludeOutboundIPRanges` / `excludeOutboundPorts` (e.g. 8200 for Vault, 443 for the API server); Linkerd `config.linkerd.io/skip-outbound-ports`.',
+      'Or use native sidecars (Kubernetes 1.29+): Istio `sidecar.istio.io/nativeSidecar: "true"` / `ENABLE_NATIVE_SIDECARS=true`, Linkerd `config.alpha.linkerd.io/proxy-enable-native-sidecar: "true"`; the proxy then starts before later init containers.',
+      'Vault agent: set `vault.hashicorp.com/agent-init-first: "true"` so it runs before the capture init (init-container mode only).',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/23802',
+      'https://github.com/linkerd/linkerd2/issues/4758',
+      'https://github.com/linkerd/linkerd2/issues/8100',
+      'https://github.com/istio/istio/issues/43324',
+    ],
+  },
+  {
+    id: 'control-plane-unready',
+    title: 'The sidecar is unready for control-plane reasons; the capture is not at fault',
+    signatures: [
+      sig('config-not-received', /config not received from (?:Pilot|XDS server)|Envoy proxy is NOT ready: cds updates: 0 successful/, 0.8, { group: 'xds' }),
+      sig('lds-rejected', /Envoy proxy is NOT ready[^\n]{0,120}lds updates: \d{1,5} successful, [1-9]\d{0,4} rejected/, 0.75, { group: 'xds' }),
+      sig('xds-stream-closed', /(?:StreamAggregatedResources|ADS) gRPC config stream (?:to [^\s]{1,100} )?closed|gRPC config stream closed: \d{1,2}/, 0.6, { group: 'xds-stream' }),
+      sig('xds-dial', /(?:connection error|transport: Error while dialing)[^\n]{0,160}(?:istiod|istio-pilot|:15012|:15010)/, 0.7, { group: 'xds-stream' }),
+      sig('token-file', /failed to read token file|istio-token[^\n]{0,60}(?:permission denied|no such file)/, 0.85, { group: 'auth' }),
+      sig('xds-unauthenticated', /code = Unauthenticated|authentication failure|failed to create upstream grpc client/, 0.6, { group: 'auth' }),
+      sig('istio-csr-failed', /failed to sign CSR|CSR signing failed|failed to generate workload certificate|cannot fetch certificate/i, 0.75, { group: 'cert' }),
+      sig('linkerd-identity', /Failed to (?:certify|obtain) identity|linkerd_proxy_identity_client|identity:controller\{[^\n]{0,200}Failed to connect/, 0.8, { group: 'cert' }),
+      sig('linkerd-control-addr', /connect error to ControlAddr|linkerd-(?:identity|destination)[^\n]{0,120}(?:request timed out|Connection refused|connection refused)/, 0.7, { group: 'linkerd-control' }),
+      sig('unknown-issuer', /UnknownIssuer|certificate signed by unknown authority|x509: certificate has expired/, 0.4, { group: 'cert-detail', with: ['sidecar'], unless: ['webhook-call'] }),
+      sig('fail-fast', /service in fail-fast/, 0.6),
+      sig('consul-acl', /ACL not found|Permission denied: token with AccessorID|Unable to (?:read|login)[^\n]{0,40}ACL|rpc error making call: ACL/, 0.4, { group: 'consul-acl', with: ['mesh-init', 'sidecar'] }),
+      // Consul's HTTP API answer to a token it does not know; consul-k8s init containers retry on it forever.
+      sig('consul-acl-not-found', /Unexpected response code: 403 \(ACL not found\)|Unexpected response code: 403 \(Permission denied/, 0.6, { group: 'consul-acl' }),
+      sig('consul-agent-unreachable', /(?:consul|Consul)[^\n]{0,80}(?::8500|:8502)[^\n]{0,80}(?:connection refused|i\/o timeout)/, 0.55),
+      sig('kuma-cp-unreachable', /(?:kuma-control-plane|:5678)[^\n]{0,120}(?:connection refused|i\/o timeout|no such host)/, 0.5, { with: ['sidecar'] }),
+    ],
+    explanation:
+      'The proxy started and the capture is working; what is missing is the control plane. The sidecar never got ' +
+      'its configuration (xDS from istiod, the Linkerd destination service, the Kuma control plane, the Consul agent) ' +
+      'or never got its workload identity (the projected service-account token was unreadable, istiod rejected it, the ' +
+      "Linkerd identity issuer does not chain to the trust anchor, a Consul ACL token is missing), so it stays unready. " +
+      'Changing the iptables rules will not help.',
+    fix: [
+      'Look at the control plane, not the pod netns: `istioctl proxy-status`, `kubectl -n istio-system logs deploy/istiod` (Linkerd: `linkerd check --proxy`, `kubectl -n linkerd logs deploy/linkerd-identity`; Consul: the consul-dataplane / agent logs and ACL tokens; Kuma: `kumactl inspect dataplanes`).',
+      'If the token file is unreadable, do not override the proxy\'s uid/fsGroup (the projected istio-token must be readable by 1337); on old clusters without third-party JWTs set `global.jwtPolicy=first-party-jwt`.',
+      'If identities are rejected (UnknownIssuer, expired), re-issue the issuer certificate from the current trust anchor (Linkerd) or fix the CA plugin secret (Istio `cacerts`), then restart the proxies.',
+      'If istiod is unreachable, check the Service and NetworkPolicies for 15012/15010 and DNS for istiod.istio-system.svc from the pod.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/32825',
+      'https://github.com/istio/istio/issues/13939',
+      'https://github.com/linkerd/linkerd2/issues/11156',
+      'https://github.com/linkerd/linkerd2/issues/10830',
     ],
   },
   {

@@ -42,6 +42,10 @@ export const MARKERS: Readonly<Record<MarkerId, readonly RegExp[]>> = {
     /"kind": ?"(?:Job|CronJob)"/,
     /\bjob-name=|batch\.kubernetes\.io\/job-name|\bkind: (?:Job|CronJob)\b/,
     /^(?:cronjob|job)\.batch\//,
+    /^NAME\s{1,40}(?:DESIRED\s{1,40}SUCCESSFUL|COMPLETIONS\s{1,40}DURATION)\b/,
+    /^Pods Statuses:\s/,
+    // Helm hook Jobs, known to the user only by their names or Helm's error.
+    /\bfailed (?:pre|post)-(?:install|upgrade|rollback|delete)\b|\bhelm\.sh\/hook\b|-(?:pre|post)-(?:install|upgrade|rollback|delete)(?:-job)?-[a-z0-9]{5}\b/,
     // CronJob pods are named <cronjob>-<8..10 digit schedule>-<5 chars>.
     /^(?:pod\/)?[a-z0-9][-a-z0-9]{0,200}-\d{8,10}-[a-z0-9]{5}\s/,
   ],
@@ -64,6 +68,24 @@ export const MARKERS: Readonly<Record<MarkerId, readonly RegExp[]>> = {
     /(?:nft|nftables) binary (?:is )?(?:missing|not found)|could not find nftables binary/,
     /\bnft: (?:command )?not found/,
   ],
+  // An iptables version line or header from the nf_tables variant.
+  'nf-tables-version': [/\biptables(?:-nft)?(?:-save|-restore)? v1\.\d{1,2}\.\d{1,2} \(nf_tables\)/],
+  // `kubectl get jobs` headers, old and new.
+  'job-table': [/^NAME\s{1,40}(?:DESIRED\s{1,40}SUCCESSFUL|COMPLETIONS\s{1,40}DURATION|STATUS\s{1,40}COMPLETIONS)\b/],
+  // Logs of, or a reference to, one of the application's own init containers.
+  'app-init-container': [
+    /\bvault-agent-init\b|app=vault-env\b/,
+    /\blogs\b[^\n]{0,200}\s(?!istio-|linkerd-|kuma-|consul-)(?:[a-z0-9][a-z0-9-]{0,40})?(?:migrat[a-z]{0,5}|wait-for[a-z0-9-]{0,30}|-init)\b/,
+    /spec\.initContainers\{(?!istio-|linkerd-|kuma-|consul-)[a-z0-9-]{1,60}\}/,
+  ],
+  // A CNI validator's probe that nothing redirected: the rules are absent.
+  'probe-unredirected': [
+    /Error connecting to (?:127\.0\.0\.6|\[?::6\]?):15002[^\n]{0,120}connection refused/,
+    /127\.0\.0\.6:15002[^\n]{0,80}(?:Connection|connection) refused/,
+    /Failed to validate networking configuration|Unable to connect to validator/,
+  ],
+  // The API server calling an admission webhook: certificate errors there are about the webhook, not a proxy.
+  'webhook-call': [/failed calling (?:admission )?webhook|Failed calling webhook/],
 };
 
 /**
@@ -82,5 +104,8 @@ export const QUOTABLE_MARKERS: ReadonlySet<MarkerId> = new Set<MarkerId>([
   'xtables-lock',
   'nft-binary-missing',
   'selinux',
+  'nf-tables-version',
+  'job-table',
+  'app-init-container',
 ]);
 

@@ -17,6 +17,8 @@ const MESH_INIT = new Set([
   'consul-connect-inject-init',
   'consul-connect-init',
 ]);
+/** Installers that leave the capture in place when they complete. */
+const CAPTURE_DONE_BY = new Set([...MESH_INIT]);
 const PROXIES = new Set(['istio-proxy', 'linkerd-proxy', 'kuma-sidecar', 'consul-dataplane', 'envoy-sidecar']);
 /** Validator container -> the exit code it uses for "traffic is not redirected". */
 const VALIDATOR_EXIT = new Map([
@@ -304,6 +306,27 @@ function judgePod(pod: PodObs, findings: Finding[], markers: MarkerHit[]): void 
         weight: 0.75,
         evidence: compact([c.nameLine, c.lastExitCode === validatorExit ? c.lastLine : c.stateLine]),
       });
+    }
+  }
+
+  // The app's own init container runs after the capture is in place and before any proxy.
+  const inits = pod.containers.filter((c) => c.init);
+  const captureIndex = inits.findIndex((c) => CAPTURE_DONE_BY.has(c.name) && c.state === 'terminated' && (c.exitCode ?? 0) === 0);
+  if (captureIndex >= 0) {
+    const capture = inits[captureIndex];
+    for (const c of inits.slice(captureIndex + 1)) {
+      if (MESH_INIT.has(c.name)) continue;
+      const failing = (c.state === 'waiting' && c.reason !== 'PodInitializing') || (c.restarts > 0 && (c.lastExitCode ?? 0) !== 0);
+      const stuck = c.state === 'running';
+      if (!failing && !stuck) continue;
+      findings.push({
+        cause: 'init-container-blocked',
+        name: 'app-init-after-capture',
+        weight: failing ? 0.7 : 0.55,
+        evidence: compact([capture?.nameLine, capture?.stateLine, c.nameLine, c.stateLine, c.lastLine]),
+      });
+      markers.push({ marker: 'app-init-container', evidence: c.nameLine });
+      break;
     }
   }
 

@@ -17,6 +17,10 @@ export const CAUSE_IDS = [
   'invalid-config',
   'proxy-not-ready',
   'sidecar-blocks-job-completion',
+  'iptables-userspace-bug',
+  'cni-not-applied',
+  'init-container-blocked',
+  'control-plane-unready',
   'unknown',
 ] as const;
 
@@ -38,7 +42,12 @@ export type MarkerId =
   | 'nonroot-shell'
   | 'xtables-lock'
   | 'ip6tables'
-  | 'nft-binary-missing';
+  | 'nft-binary-missing'
+  | 'nf-tables-version'
+  | 'job-table'
+  | 'app-init-container'
+  | 'webhook-call'
+  | 'probe-unredirected';
 
 /** One quoted input line. `line` is 1-based. */
 export interface Evidence {
@@ -87,12 +96,24 @@ export interface MarkerHit {
   readonly evidence: Evidence;
 }
 
+/** What a printed configuration means or what meshcap's parser rejects in it, with the line it rests on. */
+export interface Reading {
+  readonly text: string;
+  readonly evidence: Evidence;
+}
+
+export interface AnalyzerResult {
+  findings: Finding[];
+  markers: MarkerHit[];
+  readings?: Reading[];
+}
+
 /** A stateful reader fed every line once, in order. */
 export interface Analyzer {
   line(lineNo: number, text: string): void;
   /** A `=== header ===` line or similar: whatever was open is finished. */
   boundary(): void;
-  finish(): { findings: Finding[]; markers: MarkerHit[] };
+  finish(): AnalyzerResult;
 }
 
 export interface Cause {
@@ -111,6 +132,8 @@ export interface Diagnosis {
   readonly causes: readonly Cause[];
   /** How many input lines were read. */
   readonly lines: number;
+  /** The capture configuration the input printed, read with meshcap's own parser (may be empty). */
+  readonly readings: readonly Reading[];
 }
 
 export interface DiagnoseOptions {

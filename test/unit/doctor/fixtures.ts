@@ -12,10 +12,14 @@ export interface Fixture {
   readonly text: string;
 }
 
-export function loadCorpus(): Fixture[] {
+/** Logs real users posted in public threads, kept apart from the hand-written corpus (see real/SOURCES.md). */
+export const REAL_ROOT = join(FIXTURE_ROOT, 'real');
+
+export function loadCorpus(root: string = FIXTURE_ROOT): Fixture[] {
   const out: Fixture[] = [];
-  for (const cause of readdirSync(FIXTURE_ROOT).sort()) {
-    const dir = join(FIXTURE_ROOT, cause);
+  for (const cause of readdirSync(root).sort()) {
+    if (root === FIXTURE_ROOT && cause === 'real') continue;
+    const dir = join(root, cause);
     if (!statSync(dir).isDirectory()) continue;
     for (const name of readdirSync(dir).sort()) {
       if (!name.endsWith('.txt')) continue;
