@@ -4,7 +4,9 @@
  * --dry-run (where it produces Istio's trace).
  */
 import { type IptablesBinaries, PACKAGE_OF, plainBinaries } from '../backend/binaries.js';
-import { type BackendSnapshot, detectBackend, snapshotBackend } from '../backend/detect.js';
+import { type BackendSnapshot, type SnapshotHints, detectBackend, snapshotBackend } from '../backend/detect.js';
+import { listNftTableNames } from '../backend/nft-read.js';
+import { MESH_NFT_TABLES } from '../rules/constants.js';
 import type { System } from '../backend/system.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -13,8 +15,7 @@ import type { IdResolver } from '../render/iptables-save-form.js';
 import { buildRuleset } from '../rules/build.js';
 import { type Family, type Ruleset, familyLabel } from '../rules/model.js';
 import { cleanIptables, type FamilyOutcome, reconcileIptables } from './iptables.js';
-import { cleanNftables, listNftables, reconcileNftables } from './nftables.js';
-import { hasMeshTables } from '../state/nft-view.js';
+import { cleanNftables, reconcileNftables } from './nftables.js';
 import { cleanTproxyRouting, ensureIpv6Passthrough, ensureTproxyRouting } from './routes.js';
 import { preflight } from '../preflight/run.js';
 
@@ -103,7 +104,7 @@ async function captureNative(config: CaptureConfig, ruleset: Ruleset, opts: Engi
   const notes: string[] = [];
   // Mesh rules left in an iptables backend would capture twice, or hide where the capture is.
   for (const variant of ['legacy', 'nft'] as const) {
-    const snapshot = await snapshotBackend(sys, variant);
+    const snapshot = await snapshotBackend(sys, variant, result.tables ? { nftTables: result.tables } : {});
     if (snapshot.meshRules === 0) continue;
     log.warn(`removing ${snapshot.meshRules} mesh rules left in iptables-${variant}: native nftables now holds the capture`);
     await cleanIptables({ sys, log, binaries: snapshot.binaries, prefetched: snapshot.saves, lockTimeoutSeconds: config.lockTimeoutSeconds });
@@ -123,9 +124,15 @@ interface Selection {
 }
 
 /** The backend to write to; a dry run uses Istio's plain binary names and detects nothing. */
-async function selectBackend(config: CaptureConfig, env: Readonly<Record<string, string | undefined>>, ipv6Available: boolean, opts: EngineOptions): Promise<Selection> {
+async function selectBackend(
+  config: CaptureConfig,
+  env: Readonly<Record<string, string | undefined>>,
+  ipv6Available: boolean,
+  opts: EngineOptions,
+  hints: SnapshotHints,
+): Promise<Selection> {
   if (opts.sys.recording) return { backend: 'iptables', reason: 'dry run', binaries: { ipv4: plainBinaries('ipv4'), ipv6: plainBinaries('ipv6') } };
-  const detection = await detectBackend(opts.sys, config.backend, pinnedBy(config, env));
+  const detection = await detectBackend(opts.sys, config.backend, pinnedBy(config, env), hints);
   if (detection.noBinaries) {
     throw new MeshcapError({
       exitCode: ExitCode.Unsupported,
@@ -159,10 +166,12 @@ async function captureIptables(
   opts: EngineOptions,
 ): Promise<CaptureReport> {
   const { sys, log } = opts;
-  // Native nftables mesh tables would capture a second time; look for them alongside detection.
+  // One cheap read decides the others: which nf_tables tables exist at all. Native mesh tables
+  // (inet istio-proxy-*) would capture a second time; iptables-nft's save is skipped for a
+  // family without any table (a fresh namespace; an IPv4-only pod's IPv6 side).
   const nft = sys.recording ? undefined : sys.which('nft');
-  const nftListing = nft ? listNftables(sys, nft).catch(() => new Map() as Awaited<ReturnType<typeof listNftables>>) : undefined;
-  const selection = await selectBackend(config, env, ipv6Available, opts);
+  const nftTables = nft ? await listNftTableNames(sys, nft) : undefined;
+  const selection = await selectBackend(config, env, ipv6Available, opts, nftTables ? { nftTables } : {});
   const common = { sys, log, lockTimeoutSeconds: config.lockTimeoutSeconds };
 
   if (config.cleanupOnly) {
@@ -202,7 +211,7 @@ async function captureIptables(
       await cleanIptables({ ...common, binaries: other.binaries, prefetched: other.saves });
       notes.push(`removed stale mesh rules from iptables-${other.variant}`);
     }
-    if (nft && nftListing && hasMeshTables(await nftListing)) {
+    if (nft && nftTables?.some((table) => table.family === 'inet' && MESH_NFT_TABLES.includes(table.name))) {
       const removed = await cleanNftables({ sys, log, nft });
       log.warn(`removed native nftables mesh tables (${removed.join(', ')}): ${backend} now holds the capture`);
       notes.push(`removed nftables tables ${removed.join(', ')}`);

@@ -3,13 +3,13 @@
  * three inet tables, skipped when the live tables already equal the desired
  * ones, then read back and compared.
  */
-import { readNftListing } from '../backend/nft-read.js';
+import { readNftListing, readNftRulesetAndTables } from '../backend/nft-read.js';
 import type { System } from '../backend/system.js';
 import { toolFailure } from '../backend/tool-errors.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MESH_NFT_TABLES } from '../rules/constants.js';
-import type { NftListing } from '../state/nft-listing.js';
+import type { NftListing, NftTableName } from '../state/nft-listing.js';
 import { liveDifferences } from '../state/compare.js';
 import { desiredListing, diffListings } from '../state/nft-view.js';
 
@@ -55,12 +55,22 @@ export const listNftables = (sys: System, nft: string): Promise<NftListing> => (
 
 const listLive = (opts: NftRunOptions) => listNftables(opts.sys, opts.nft);
 
-export async function reconcileNftables(ruleset: Ruleset, opts: NftRunOptions): Promise<{ changed: boolean; changes: string[] }> {
+export interface NftReconcileResult {
+  readonly changed: boolean;
+  readonly changes: string[];
+  /** Every table of the namespace before the transaction (undefined in a dry run). */
+  readonly tables?: readonly NftTableName[];
+}
+
+export async function reconcileNftables(ruleset: Ruleset, opts: NftRunOptions): Promise<NftReconcileResult> {
   const ops = nftTableOps(ruleset);
   const desired = desiredListing(ops);
-  const live = await listLive(opts);
+  // All families at once: the same read tells whether iptables-nft has any table to look at.
+  const first = opts.sys.recording ? undefined : await readNftRulesetAndTables(opts.sys, opts.nft);
+  const live: NftListing = first?.listing ?? new Map();
+  const tables = first ? { tables: first.tables } : {};
   const changes = diffListings(desired, live);
-  if (changes.length === 0 && !opts.force) return { changed: false, changes };
+  if (changes.length === 0 && !opts.force) return { changed: false, changes, ...tables };
   const input = nftTransaction(ops, live);
   opts.log.debug(`nft transaction:\n${input}`);
   const result = await opts.sys.run(opts.nft, ['-f', '-'], { input });
@@ -78,7 +88,7 @@ export async function reconcileNftables(ruleset: Ruleset, opts: NftRunOptions): 
       });
     }
   }
-  return { changed: true, changes };
+  return { changed: true, changes, ...tables };
 }
 
 /** Deletes Istio's inet tables when present. */

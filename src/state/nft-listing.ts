@@ -23,6 +23,22 @@ export function setListing(type: string, interval: boolean, elements: readonly s
   return [`type ${type}${interval ? ' flags interval' : ''}`, ...elements.map(normaliseNftRule).sort()];
 }
 
+/** A table as `nft list tables` (or a ruleset listing's headers) names it. */
+export interface NftTableName {
+  readonly family: string;
+  readonly name: string;
+}
+
+/** Every table header in nft's output: `table ip nat`, `table inet istio-proxy-nat {`, ... */
+export function parseNftTableNames(text: string): NftTableName[] {
+  const names: NftTableName[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^table (\S+) (\S+)(?: \{)?$/.exec(line.trim());
+    if (match) names.push({ family: match[1]!, name: match[2]! });
+  }
+  return names;
+}
+
 /** Tables of family inet, by name; chains by name, sets as `set NAME`. */
 export function parseNftListing(text: string): NftListing {
   const tables: NftListing = new Map();
