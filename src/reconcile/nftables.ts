@@ -77,7 +77,7 @@ export async function reconcileNftables(ruleset: Ruleset, opts: NftRunOptions): 
   if (result.code !== 0) throw toolFailure(result, { action: `applying the nftables transaction with ${opts.nft}`, input });
   if (!opts.sys.recording) {
     const after = await listLive(opts);
-    const differences = liveDifferences(ruleset, { kind: 'nftables', listing: after });
+    const differences = liveDifferences(ruleset, { kind: 'nftables', listing: after }, { desired: { nft: desired } });
     if (differences.length > 0) {
       throw new MeshcapError({
         exitCode: ExitCode.VerifyFailed,
