@@ -14,6 +14,7 @@ for pair in containerd:containerd ctr:containerd runc:runc mmdebstrap:mmdebstrap
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   missing+=(nodejs npm)
 fi
@@ -38,3 +39,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 npm run --silent build
+# The CNI plugin as one executable (node + the plugin): what `meshcap cni install` copies to a node.
+node scripts/build-cni.mjs >/dev/null 2>&1 || node scripts/build-cni.mjs

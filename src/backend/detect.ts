@@ -90,6 +90,11 @@ export async function snapshotBackend(sys: System, variant: Variant, hints: Snap
 
 export async function detectBackend(sys: System, choice: BackendChoice, pinnedBy: string, hints: SnapshotHints = {}): Promise<Detection> {
   const [legacy, nft] = await Promise.all([snapshotBackend(sys, 'legacy'), snapshotBackend(sys, 'nft', hints)]);
+  return chooseBackend(legacy, nft, choice, pinnedBy);
+}
+
+/** The precedence, given what each backend holds. Pure. */
+export function chooseBackend(legacy: BackendSnapshot, nft: BackendSnapshot, choice: BackendChoice, pinnedBy: string): Detection {
   const of = (variant: Variant) => (variant === 'legacy' ? legacy : nft);
   const pick = (variant: Variant, reason: string): Detection => {
     const other = of(variant === 'legacy' ? 'nft' : 'legacy');
@@ -98,6 +103,12 @@ export async function detectBackend(sys: System, choice: BackendChoice, pinnedBy
   };
 
   if (choice !== 'auto') return pick(choice, `pinned by ${pinnedBy}`);
+  // Legacy tables exist but reading them was refused (no CAP_NET_RAW): they may hold the
+  // capture, and writing to nft blind would capture twice. Choosing legacy lets the
+  // capability check say what is missing.
+  if (!legacy.usable && legacy.binaries.ipv4 && /Permission denied|you must be root/i.test(legacy.problem ?? '')) {
+    return pick('legacy', `iptables-legacy tables exist in this namespace and reading them needs it (${legacy.problem})`);
+  }
   if (legacy.meshRules > 0 && nft.meshRules === 0) return pick('legacy', `iptables-legacy already holds ${legacy.meshRules} mesh rules`);
   if (nft.meshRules > 0 && legacy.meshRules === 0) return pick('nft', `iptables-nft already holds ${nft.meshRules} mesh rules`);
   if (nft.meshRules > 0 && legacy.meshRules > 0) {

@@ -1,36 +1,28 @@
 /**
  * Reads the facts Istio derives configuration from: interface addresses,
- * resolv.conf and the user database. The only place config-related I/O happens.
+ * resolv.conf and the user database, through the system seam.
  */
-import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { HostFacts } from '../config/types.js';
+import { kernelInterfaceAddresses } from '../net/kernel-addresses.js';
+import { type System, realSystem } from './system.js';
 
-export function readHostFacts(paths: { resolvConf?: string; passwd?: string } = {}): HostFacts {
+export function readHostFacts(sys: Pick<System, 'readFile'> = realSystem(), paths: { resolvConf?: string; passwd?: string } = {}): HostFacts {
   return {
     interfaceAddresses() {
-      // Interface by interface, IPv4 before IPv6: the order Go's net.InterfaceAddrs() reports.
-      return Object.values(networkInterfaces()).flatMap((addresses) =>
-        (addresses ?? [])
-          .slice()
-          .sort((a, b) => (a.family === b.family ? 0 : a.family === 'IPv4' ? -1 : 1))
-          .map((a) => a.address),
-      );
+      // From the kernel, interfaces without carrier included, as Go's net.InterfaceAddrs() (Istio) sees them.
+      const fromKernel = kernelInterfaceAddresses(sys.readFile('/proc/net/fib_trie'), sys.readFile('/proc/net/if_inet6'));
+      if (fromKernel) return fromKernel;
+      // No procfs: libuv's view (running interfaces only), IPv4 first as in Go's order.
+      const all = Object.values(networkInterfaces()).flatMap((addresses) => addresses ?? []);
+      return [...all.filter((a) => a.family === 'IPv4'), ...all.filter((a) => a.family !== 'IPv4')].map((a) => a.address);
     },
     resolvConf() {
-      try {
-        return readFileSync(paths.resolvConf ?? '/etc/resolv.conf', 'utf8');
-      } catch {
-        return undefined;
-      }
+      return sys.readFile(paths.resolvConf ?? '/etc/resolv.conf');
     },
     lookupUid(name) {
-      let text: string;
-      try {
-        text = readFileSync(paths.passwd ?? '/etc/passwd', 'utf8');
-      } catch {
-        return undefined;
-      }
+      const text = sys.readFile(paths.passwd ?? '/etc/passwd');
+      if (text === undefined) return undefined;
       for (const line of text.split('\n')) {
         const fields = line.split(':');
         if (fields[0] === name && fields[2] && /^[0-9]+$/.test(fields[2])) return Number(fields[2]);

@@ -1,11 +1,12 @@
 /**
  * The one injectable seam between meshcap and the machine: running binaries,
- * finding them on PATH and reading kernel files. The engine uses it for real
- * runs; a recording stub makes the very same engine produce dry-run traces;
- * tests may wrap it. Nothing else in src/ spawns processes.
+ * finding them on PATH and reading kernel files. realSystem() is the machine;
+ * test/helpers/fake-netfilter.ts is a faithful fake of netfilter and iproute2
+ * behind the same interface. Nothing else in src/ spawns processes (the
+ * demo's probe servers aside, startService below).
  */
 import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
-import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, readlinkSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
@@ -35,6 +36,8 @@ export interface RunResult {
   readonly stderr: string;
   /** The binary does not exist (ENOENT) or is not executable (EACCES). */
   readonly notFound: boolean;
+  /** The child could not be started at all: the errno code (e.g. EPERM when switching uid without CAP_SETUID). */
+  readonly spawnError?: string;
 }
 
 export interface System {
@@ -45,8 +48,8 @@ export interface System {
   readFile(path: string): string | undefined;
   /** A file's bytes (e.g. /proc/config.gz), or undefined when it cannot be read. */
   readBytes(path: string): Buffer | undefined;
-  /** True when this system only records (dry-run): nothing is changed. */
-  readonly recording: boolean;
+  /** A symbolic link's target (e.g. /proc/self/ns/net -> net:[4026531833]), or undefined. */
+  readLink(path: string): string | undefined;
 }
 
 export interface RealSystemOptions {
@@ -61,7 +64,6 @@ export interface RealSystemOptions {
 export function realSystem(env: Readonly<Record<string, string | undefined>> = process.env, systemOptions: RealSystemOptions = {}): System {
   const whichCache = new Map<string, string | undefined>();
   return {
-    recording: false,
     run: (file, args, options = {}) =>
       systemOptions.blocking ? Promise.resolve(runProcessSync(file, args, options, env)) : runProcess(file, args, options, env),
     which(name) {
@@ -78,6 +80,13 @@ export function realSystem(env: Readonly<Record<string, string | undefined>> = p
     readBytes(path) {
       try {
         return readFileSync(path);
+      } catch {
+        return undefined;
+      }
+    },
+    readLink(path) {
+      try {
+        return readlinkSync(path);
       } catch {
         return undefined;
       }
@@ -169,13 +178,15 @@ function runProcessSync(
       maxBuffer: 1 << 30,
     });
   } catch (error) {
+    // As with spawn: some failures (setuid/setgid refused, EPERM) throw instead of being returned.
     if (scratch !== undefined) closeSync(scratch);
-    throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
+    return { file, args, code: 127, signal: null, stdout: '', stderr: `${file}: ${(error as Error).message}`, notFound: false, spawnError: code };
   }
   const stdout = scratch === undefined ? (result.stdout?.toString('utf8') ?? '') : drainScratch(scratch);
-  const spawnError = result.error as NodeJS.ErrnoException | undefined;
-  // A timeout is reported as an error too, but the child did start: it has a signal.
-  const failedToStart = spawnError !== undefined && result.pid === 0;
+  const error = result.error as NodeJS.ErrnoException | undefined;
+  // A timeout is reported as an error too, but that child did start: it has a pid and a signal.
+  const failedToStart = error !== undefined && !result.pid;
   const stderr = result.stderr?.toString('utf8') ?? '';
   return {
     file,
@@ -183,8 +194,9 @@ function runProcessSync(
     code: failedToStart ? 127 : (result.status ?? 128),
     signal: result.signal,
     stdout,
-    stderr: failedToStart && !stderr ? `${file}: ${spawnError.message}` : stderr,
-    notFound: failedToStart && (spawnError.code === 'ENOENT' || spawnError.code === 'EACCES'),
+    stderr: failedToStart && !stderr ? `${file}: ${error.message}` : stderr,
+    notFound: failedToStart && (error.code === 'ENOENT' || error.code === 'EACCES'),
+    ...(failedToStart ? { spawnError: error.code ?? 'unknown' } : {}),
   };
 }
 
@@ -195,8 +207,17 @@ function runProcess(
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<RunResult> {
   return new Promise((resolve) => {
+    let child: ReturnType<typeof spawn>;
     const scratch = options.largeOutput ? openScratch() : undefined;
-    const child = spawn(file, args, spawnOptions(options, env, scratch ?? 'pipe'));
+    try {
+      child = spawn(file, args, spawnOptions(options, env, scratch ?? 'pipe'));
+    } catch (error) {
+      // Node throws, rather than emitting 'error', for some failures: setuid/setgid refused (EPERM) among them.
+      if (scratch !== undefined) closeSync(scratch);
+      const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
+      resolve({ file, args, code: 127, signal: null, stdout: '', stderr: `${file}: ${(error as Error).message}`, notFound: false, spawnError: code });
+      return;
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
@@ -218,34 +239,10 @@ function runProcess(
         stdout: scratch === undefined ? Buffer.concat(out).toString('utf8') : drainScratch(scratch),
         stderr: spawnError && !err.length ? `${file}: ${spawnError.message}` : Buffer.concat(err).toString('utf8'),
         notFound,
+        ...(spawnError ? { spawnError: spawnError.code ?? 'unknown' } : {}),
       });
     });
   });
-}
-
-export interface RecordedCall {
-  readonly file: string;
-  readonly args: readonly string[];
-  readonly input?: string;
-}
-
-/**
- * A stub for dry runs, like Istio's: every command succeeds with empty output
- * (so the state reads as clean), and every call is recorded.
- */
-export function recordingSystem(base: Pick<System, 'which' | 'readFile' | 'readBytes'>): System & { readonly calls: RecordedCall[] } {
-  const calls: RecordedCall[] = [];
-  return {
-    recording: true,
-    calls,
-    which: (name) => base.which(name) ?? name,
-    readFile: (path) => base.readFile(path),
-    readBytes: (path) => base.readBytes(path),
-    async run(file, args, options = {}) {
-      calls.push(options.input === undefined ? { file, args } : { file, args, input: options.input });
-      return { file, args, code: 0, signal: null, stdout: '', stderr: '', notFound: false };
-    },
-  };
 }
 
 export interface Service {

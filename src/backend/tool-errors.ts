@@ -12,6 +12,8 @@ export interface FailureContext {
   readonly action: string;
   readonly input?: string;
   readonly lockTimeoutSeconds?: number;
+  /** Who can hold the lock at this path, in words (from where this process sees it); read only on a lock timeout. */
+  readonly lockHolders?: (path: string) => string;
 }
 
 /** The input line a restore error points at ("Error occurred at line: 7", "line 7 failed"). */
@@ -56,6 +58,26 @@ export function toolFailure(result: RunResult, context: FailureContext): Meshcap
     });
   }
   const err = result.stderr;
+  // iptables-legacy opens its lock file before anything else: the rules are untouched.
+  const lockFile = /can't open lock file (\S+): (.+)/.exec(err);
+  if (lockFile) {
+    const [, path, reason] = lockFile as unknown as [string, string, string];
+    const dir = path.slice(0, path.lastIndexOf('/')) || '/';
+    const readOnly = /Read-only file system/i.test(reason);
+    return new MeshcapError({
+      exitCode: ExitCode.Unsupported,
+      what: `${context.action}: ${tool} cannot open its lock file ${path} (${reason.trim()})`,
+      why: readOnly
+        ? `${dir} is read-only (readOnlyRootFilesystem: true without a writable ${dir}), and the legacy backend takes the xtables lock in ${path} before every change`
+        : `the legacy backend takes the xtables lock in ${path} before every change, and this process cannot create or open it`,
+      fix:
+        `mount an emptyDir on ${dir} (volumes: [{name: xtables-lock, emptyDir: {}}], volumeMounts: [{name: xtables-lock, mountPath: ${dir}}]), ` +
+        'or set XTABLES_LOCKFILE to a file on a writable mount (e.g. XTABLES_LOCKFILE=/tmp/xtables.lock with an emptyDir on /tmp), ' +
+        'or use --backend=nft where the node uses nf_tables (it takes no lock); nothing was changed',
+      output: detail,
+      run: result,
+    });
+  }
   if (/Permission denied \(you must be root\)|Operation not permitted|you must be root/i.test(err)) {
     return new MeshcapError({
       exitCode: ExitCode.Permission,
@@ -66,12 +88,13 @@ export function toolFailure(result: RunResult, context: FailureContext): Meshcap
       run: result,
     });
   }
-  if (/holding the xtables lock|Can't lock .*xtables|Resource temporarily unavailable.*lock/i.test(err)) {
+  if (/holding the xtables lock|Can't lock \S+:|Resource temporarily unavailable.*lock/i.test(err)) {
+    const path = /Can't lock (\S+):/.exec(err)?.[1] ?? '/run/xtables.lock';
     return new MeshcapError({
       exitCode: ExitCode.LockTimeout,
       what: `${context.action}: the xtables lock was not obtained within ${context.lockTimeoutSeconds ?? '?'}s`,
-      why: 'another process (kube-proxy, a CNI plugin, another init) held /run/xtables.lock the whole time',
-      fix: 'retry, raise --lock-timeout, or find the holder (fuser -v /run/xtables.lock); the nft backend needs no lock',
+      why: context.lockHolders?.(path) ?? `another process held ${path} the whole time`,
+      fix: `retry, raise --lock-timeout, or find the holder (fuser -v ${path}, where that process is visible); the nft backend needs no lock`,
       output: detail,
       run: result,
     });

@@ -3,10 +3,12 @@ import { writeFileSync } from 'node:fs';
 import { readHostFacts } from '../backend/host.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
-import { ExitCode, MeshcapError } from '../errors.js';
-import { realSystem, recordingSystem } from '../backend/system.js';
-import { runCapture } from '../reconcile/engine.js';
-import { renderIptablesTrace, renderNftTrace } from '../render/trace.js';
+import { ExitCode, InvalidInputError, MeshcapError } from '../errors.js';
+import { readNamespaceFacts } from '../backend/namespaces.js';
+import { type System, realSystem } from '../backend/system.js';
+import { hostNetnsEvidence } from '../preflight/host-netns.js';
+import { logPlan, renderDryRun } from '../reconcile/dry-run.js';
+import { dryRunState, planCapture, runCapture } from '../reconcile/engine.js';
 import { defineCommand } from './command.js';
 import type { Command, CommandContext } from './context.js';
 import { captureHelp } from './help.js';
@@ -19,15 +21,20 @@ export function captureCommand(name: string): Command {
     help: captureHelp(name),
     captureFlags: true,
     async run({ argv, ctx, logger }) {
-      const config = parseCaptureConfig(argv, ctx.env, readHostFacts());
+      // Blocking children: the init path runs them one after another anyway (README, "Start-up").
+      const sys = realSystem(ctx.env, { blocking: true });
+      const config = parseCaptureConfig(argv, ctx.env, readHostFacts(sys));
+      refuseHostNamespace(config, sys);
       const log = logger({ json: config.logJson, debug: config.debug });
+      // Istio's istio-validation (CNI mode): unprivileged, proves the node's capture, exits 126 with Istio's line first.
+      if (config.skipRuleApply && config.runValidation && !config.dryRun) return await (await import('./validate.js')).runValidationOnly(config, ctx, log);
       logDecisions(config, log);
       if (config.dryRun) return await dryRun(config, ctx, log);
       if (config.skipRuleApply) {
         log.info('--skip-rule-apply: rules and routes left as they are');
-        return config.runValidation ? await (await import('./verify.js')).runVerify(config, ctx, log) : ExitCode.Ok;
+        return ExitCode.Ok;
       }
-      const report = await runCapture(config, ctx.env, { sys: realSystem(ctx.env, { blocking: true }), log });
+      const report = await runCapture(config, { sys, log });
       for (const family of report.families) {
         if (family.family === 'ipv6' && !config.ipv6.enabled && !family.changed) continue;
         log.info(`${familyLabel(family.family)}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
@@ -45,6 +52,22 @@ export function captureCommand(name: string): Command {
   });
 }
 
+/**
+ * Refuses, in one line (exit 2), to write a capture where it is evidently the
+ * machine's own network namespace. Only a capture is refused: a dry run,
+ * --skip-rule-apply and --cleanup-only (which undoes a capture typed in the
+ * wrong place) change nothing or remove it.
+ */
+function refuseHostNamespace(config: CaptureConfig, sys: System): void {
+  if (config.allowHostNetns || config.dryRun || config.skipRuleApply || config.cleanupOnly) return;
+  const evidence = hostNetnsEvidence(readNamespaceFacts(sys));
+  if (!evidence) return;
+  const what = "refusing to capture in this machine's own network namespace";
+  const why = `${evidence}: a capture here redirects the machine's own outbound TCP to port ${config.proxyPort}`;
+  const fix = "run it in the pod's namespace (ip netns exec NAME ..., nsenter --net=PATH ...), or pass --allow-host-netns (MESHCAP_ALLOW_HOST_NETNS=true) where that is the intent, as for istio-iptables on a VM; nothing was changed";
+  throw new InvalidInputError({ what, why, fix }, `${what} (${why}); ${fix}`);
+}
+
 function logDecisions(config: CaptureConfig, log: Logger): void {
   log.info(`IPv6 rules ${config.ipv6.enabled ? 'on' : 'off'}: ${config.ipv6.reason}`);
   if (config.dns.requested && !config.dns.effective) {
@@ -58,11 +81,11 @@ function logDecisions(config: CaptureConfig, log: Logger): void {
   }
 }
 
-/** The engine against a recording stub, as Istio's --dry-run: the state reads as clean, nothing changes. */
+/** As Istio's --dry-run: the plan against a clean state, printed; nothing is read or changed. */
 async function dryRun(config: CaptureConfig, ctx: CommandContext, log: Logger): Promise<number> {
-  const sys = recordingSystem(realSystem(ctx.env));
-  await runCapture(config, ctx.env, { sys, log });
-  const text = config.nativeNftables ? renderNftTrace(sys.calls) : renderIptablesTrace(sys.calls);
+  const plan = planCapture(config, dryRunState());
+  logPlan(plan, log);
+  const text = renderDryRun(plan);
   ctx.stdout(text);
   if (config.dryRunFilePath) {
     try {

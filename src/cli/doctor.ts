@@ -20,14 +20,18 @@ Reads what you would paste into an issue (kubectl logs of istio-init,
 istio-validation, istio-proxy, Linkerd proxy-init, kuma-init, Consul
 connect-init; kubectl describe/get pod; iptables -S / iptables-save output;
 application logs) and prints the likely root causes, best first, each with the
-quoted evidence lines, an explanation and the fix.
+quoted evidence lines, an explanation and the fix. A capture configuration the
+input prints (istio-init's "Variables:" block, its Args in kubectl describe,
+proxy-init's "Will ignore port" lines) is read with meshcap's own parser: what
+it would reject, and what the values mean (e.g. inbound capture off).
 
   FILE            file to read; '-' reads standard input
   --pod NAME      gather the input with kubectl: pod JSON, events, and current
                   and previous logs of its init and proxy containers
   -n, --namespace NS
                   namespace of --pod (default: kubectl's current namespace)
-  --json          print {"causes":[{id,title,confidence,evidence,explanation,fix}]}
+  --json          print {"causes":[{id,title,confidence,evidence,explanation,fix}]},
+                  with "readings":[{text,evidence}] when a configuration was read
   -h, --help      show this help
 
 Evidence is quoted as L<n>: line n of the input (with --pod, of the gathered

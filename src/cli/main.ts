@@ -17,6 +17,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./status.js')).statusCommand,
   inject: async () => (await import('./inject.js')).injectCommand,
   webhook: async () => (await import('./webhook.js')).webhookCommand,
+  validate: async () => (await import('./validate.js')).validateCommand,
+  cni: async () => (await import('./cni.js')).cniCommand,
   'probe-server': async () => (await import('./probe.js')).probeServerCommand,
   'probe-connect': async () => (await import('./probe.js')).probeConnectCommand,
 };

@@ -39,9 +39,17 @@ export const probeConnectCommand: Command = async (argv, ctx) => {
     const gid = Number(values.gid ?? values.uid);
     const args = ['-e', INLINE_CONNECT, host, port, values.timeout ?? '3000', values.source ?? ''];
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, args, { uid, gid, cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] });
+      let child: ReturnType<typeof spawn>;
+      try {
+        child = spawn(process.execPath, args, { uid, gid, cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] });
+      } catch (error) {
+        // setuid/setgid refused (no CAP_SETUID/CAP_SETGID): Node throws instead of emitting 'error'.
+        ctx.stdout(`${JSON.stringify({ ok: false, error: `cannot run as uid ${uid}: ${(error as Error).message}` })}\n`);
+        resolve(ExitCode.Permission);
+        return;
+      }
       let out = '';
-      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
       child.on('error', (error) => {
         ctx.stdout(`${JSON.stringify({ ok: false, error: `cannot run as uid ${uid}: ${error.message}` })}\n`);
         resolve(ExitCode.Unexpected);

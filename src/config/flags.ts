@@ -111,6 +111,8 @@ export const CAPTURE_FLAGS: readonly FlagSpec[] = [
     help: 'Native nftables: write the -x CIDRs and -o ports as nftables sets, one lookup per connection instead of a rule per entry (not Istio\'s layout; the iptables backends keep a rule per entry).' }),
   s({ key: 'lockTimeout', long: 'lock-timeout', env: 'MESHCAP_LOCK_TIMEOUT', default: '30', valueName: 'SECONDS',
     meshcap: true, help: 'How long to wait for the xtables lock.' }),
+  b({ key: 'allowHostNetns', long: 'allow-host-netns', env: 'MESHCAP_ALLOW_HOST_NETNS', meshcap: true,
+    help: "Capture even in the machine's own network namespace (istio-iptables on a VM); refused otherwise." }),
 
   // pilot-agent's logging flags: accepted so istio-init command lines work unchanged.
   s({ key: 'logOutputLevel', long: 'log_output_level', default: '', valueName: 'LEVELS', compatOnly: true,

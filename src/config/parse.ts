@@ -170,7 +170,7 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
     take('dnsServersV6', parseDnsServers(str('dnsServersV6'), 6));
   }
 
-  const backend = resolveBackend(raw, take);
+  const { backend, pinnedBy: backendPinnedBy } = resolveBackend(raw, take);
   const lockTimeoutSeconds = take(
     'lockTimeout',
     parseBoundedInt(str('lockTimeout'), 86400, 'a whole number of seconds from 0 to 86400'),
@@ -226,7 +226,9 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
     cniMode: bool('cniMode'),
     networkNamespace: str('networkNamespace'),
     backend,
+    backendPinnedBy,
     lockTimeoutSeconds,
+    allowHostNetns: bool('allowHostNetns'),
     probePort,
     probeTimeoutMs,
     logJson: bool('logAsJson'),
@@ -348,7 +350,7 @@ function resolvConfServers(facts: HostFacts): { v4: string[]; v6: string[] } {
 function resolveBackend(
   raw: Map<string, RawValue>,
   take: <T>(key: string, result: Parsed<T>) => T,
-): BackendChoice {
+): { backend: BackendChoice; pinnedBy: string } {
   const backendText = String(raw.get('backend')!.value);
   const backend = take<BackendChoice>(
     'backend',
@@ -373,5 +375,6 @@ function resolveBackend(
       raw.get('backend')!.source,
     );
   }
-  return backend !== 'auto' ? backend : forced || 'auto';
+  const chosen = backend !== 'auto' ? backend : forced || 'auto';
+  return { backend: chosen, pinnedBy: forced !== '' ? `FORCE_IPTABLES_BINARY=${chosen}` : `--backend=${chosen}` };
 }

@@ -85,7 +85,11 @@ export interface CaptureConfig {
   readonly cniMode: boolean;
   readonly networkNamespace: string;
   readonly backend: BackendChoice;
+  /** Who pinned the backend, for messages: `--backend=nft` or `FORCE_IPTABLES_BINARY=nft`. */
+  readonly backendPinnedBy: string;
   readonly lockTimeoutSeconds: number;
+  /** Capture even in what is evidently the machine's own network namespace (an Istio VM). */
+  readonly allowHostNetns: boolean;
   readonly probePort: number;
   readonly probeTimeoutMs: number;
   readonly logJson: boolean;
@@ -104,3 +108,6 @@ export interface HostFacts {
   /** A user's uid from the user database, for ENVOY_USER. */
   lookupUid(name: string): number | undefined;
 }
+
+/** Host facts that supply nothing: for configurations that name everything themselves (derived flags, tests). */
+export const NO_HOST_FACTS: HostFacts = { interfaceAddresses: () => [], resolvConf: () => '', lookupUid: () => undefined };

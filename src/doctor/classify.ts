@@ -1,5 +1,6 @@
 import { ConfigBlockAnalyzer } from './config-block.js';
 import { IpRuleAnalyzer } from './ip-rules.js';
+import { JobTableAnalyzer } from './job-table.js';
 import { KNOWLEDGE, knowledgeFor } from './knowledge.js';
 import { cleanLine, forEachLine, matchWindows, quote } from './lines.js';
 import { MARKERS, QUOTABLE_MARKERS } from './markers.js';
@@ -35,7 +36,7 @@ const MAX_READINGS = 12;
 /** A line at least this long may have been wrapped; the next line is then also read as its continuation. */
 const WRAP_MIN_LENGTH = 60;
 /** How much of each side of a cut is joined: enough for any signature, bounded per line. */
-const WRAP_SPAN = 200;
+const WRAP_SPAN = 160;
 /** Lines that start a new record (timestamps, log prefixes, shell prompts, rule lines, describe fields), never a continuation. */
 const NEW_RECORD = /^\s{0,8}(?:\d{4}[-/]\d\d[-/]\d\d|\[\s{0,8}\d|time=|level=|\{"|[IWEF]\d{4} |\+ |\$ |# |-[ANIPFXD] |:[A-Z]|\*[a-z]|[A-Z][A-Za-z ]{0,30}:(?:\s|$)|[a-z0-9-]{1,60}@[^\s]{1,60}[$#] )/;
 
@@ -76,12 +77,17 @@ export function diagnose(input: string, options: DiagnoseOptions = {}): Diagnosi
 
   const hits: Evidence[][] = SIGNATURES.map(() => []);
   const markers = new Map<MarkerId, Evidence>();
-  const analyzers: Analyzer[] = [new SaveSectionAnalyzer(), new PodStateAnalyzer(), new IpRuleAnalyzer(), new ConfigBlockAnalyzer()];
+  const analyzers: Analyzer[] = [new SaveSectionAnalyzer(), new PodStateAnalyzer(), new IpRuleAnalyzer(), new ConfigBlockAnalyzer(), new JobTableAnalyzer()];
   const candidatesOf = NEEDLES.scanner();
 
   /** Runs the candidate patterns on `windows`; records hits with `quoted` as their evidence. Returns the signatures hit. */
-  const matchText = (scanned: string, windows: readonly string[], quoted: readonly Evidence[], skip?: ReadonlySet<number>): Set<number> => {
-    const hit = new Set<number>();
+  const matchText = (
+    scanned: string,
+    windows: readonly string[],
+    quoted: readonly Evidence[],
+    skip?: ReadonlySet<number>,
+  ): ReadonlySet<number> | undefined => {
+    let hit: Set<number> | undefined;
     for (const index of candidatesOf(scanned)) {
       const pattern = LINE_PATTERNS[index];
       if (pattern === undefined) continue;
@@ -96,7 +102,7 @@ export function diagnose(input: string, options: DiagnoseOptions = {}): Diagnosi
       if (!anyWindow(windows, pattern.re)) continue;
       if (sig.notOnLine !== undefined && anyWindow(windows, sig.notOnLine)) continue;
       for (const e of quoted) if (list.length < HITS_PER_SIGNATURE && !list.some((x) => x.line === e.line)) list.push(e);
-      hit.add(pattern.signature);
+      (hit ??= new Set()).add(pattern.signature);
     }
     return hit;
   };
@@ -118,8 +124,10 @@ export function diagnose(input: string, options: DiagnoseOptions = {}): Diagnosi
     if (previous !== undefined && previous.text.length >= WRAP_MIN_LENGTH && !NEW_RECORD.test(line)) {
       const tail = previous.text.slice(-WRAP_SPAN);
       const head = line.slice(0, WRAP_SPAN);
-      const joined = [`${tail}${head}`, `${tail} ${head}`];
-      matchText(joined.join('\u0001'), joined, [previous, here], matched);
+      // One prefilter scan covers both joins: the spaced one in full, plus the seam of the unspaced one
+      // (a needle that crosses the seam lies within the longest needle's length of it).
+      const seam = `${tail.slice(-NEEDLES.longestNeedle)}${head.slice(0, NEEDLES.longestNeedle)}`;
+      matchText(`${tail} ${head}\u0001${seam}`, [`${tail}${head}`, `${tail} ${head}`], [previous, here], matched);
     }
     previous = here;
   });
@@ -139,6 +147,7 @@ export function diagnose(input: string, options: DiagnoseOptions = {}): Diagnosi
 
   const scored = score(hits, findings, markers);
   const causes = rank(scored, maxEvidence, maxQuote);
+  readings.sort((a, b) => a.evidence.line - b.evidence.line);
   return { causes, lines: lineCount, readings };
 }
 

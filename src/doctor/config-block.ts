@@ -1,3 +1,4 @@
+import { CAPTURE_FLAGS } from '../config/flags.js';
 import { ConfigError, UsageError, parseCaptureConfig, type Env } from '../config/parse.js';
 import type { HostFacts } from '../config/types.js';
 import type { Analyzer, AnalyzerResult, Evidence, Finding, Reading } from './types.js';
@@ -19,6 +20,12 @@ const SEPARATOR = /^(?:> ?)?\s{0,8}-{4,40}\s{0,4}$/;
 const LINKERD_IGNORE = /Will ignore port \[([0-9 ,]{0,400})\] on chain PROXY_INIT_(REDIRECT|OUTPUT)/;
 const LINKERD_UID = /Ignoring uid (\S{1,40})/;
 const LINKERD_OUTPUT = /Redirecting all OUTPUT to (\S{1,20})/;
+/** A capture init container in `kubectl describe pod`, then its `Args:` list, one argument per line. */
+const DESCRIBE_INIT = /^ {2}(istio-init|istio-validation):\s{0,8}$/;
+const DESCRIBE_ARGS = /^ {4}Args:\s{0,8}$/;
+const DESCRIBE_ARG = /^ {6}(\S.{0,500})$/;
+const BUG_COMPAT_CIDR = /Ignoring error for bug compatibility[^\n]{0,80}: invalid CIDR address: (\S{1,80})/;
+const MAX_ARGS = 120;
 
 const MAX_BLOCKS = 4;
 const MAX_KEYS = 80;
@@ -81,13 +88,30 @@ interface Assignment {
   readonly evidence: Evidence;
 }
 
+interface ArgList {
+  readonly container: string;
+  readonly header: Evidence;
+  readonly args: Array<{ value: string; evidence?: Evidence }>;
+  lastLine: number;
+}
+
 export class ConfigBlockAnalyzer implements Analyzer {
   private readonly blocks: Assignment[][] = [];
+  private readonly argLists: ArgList[] = [];
+  private describeContainer: string | undefined;
+  private args: ArgList | undefined;
+  private readonly bugCompat: Array<Evidence & { cidr: string }> = [];
   private current: Assignment[] | undefined;
   private readonly linkerd: LinkerdSeen = { ignore: new Map() };
 
   line(lineNo: number, text: string): void {
     this.readLinkerd(lineNo, text);
+    this.readArgs(lineNo, text);
+    // Cheap substring checks first: these patterns are rare and every line passes here.
+    const dropped = text.includes('bug compatibility') ? BUG_COMPAT_CIDR.exec(text) : null;
+    if (dropped !== null && dropped[1] !== undefined && this.bugCompat.length < MAX_BLOCKS) {
+      this.bugCompat.push({ line: lineNo, text, cidr: dropped[1] });
+    }
     if (this.current !== undefined) {
       if (SEPARATOR.test(text) && this.current.length === 0) return;
       const m = ASSIGNMENT.exec(text);
@@ -97,18 +121,30 @@ export class ConfigBlockAnalyzer implements Analyzer {
       }
       this.close();
     }
-    if (BLOCK_START.test(text) && this.blocks.length < MAX_BLOCKS) this.current = [];
+    if (text.includes('ariables:') && BLOCK_START.test(text) && this.blocks.length < MAX_BLOCKS) this.current = [];
   }
 
   boundary(): void {
     this.close();
+    this.closeArgs();
+    this.describeContainer = undefined;
   }
 
   finish(): AnalyzerResult {
     this.close();
+    this.closeArgs();
     const findings: Finding[] = [];
     const readings: Reading[] = [];
     for (const block of this.blocks) judgeBlock(block, findings, readings);
+    for (const list of this.argLists) judgeArgs(list, findings, readings);
+    for (const d of this.bugCompat) {
+      readings.push({
+        text:
+          `istio-iptables dropped ${JSON.stringify(d.cidr)} from its CIDR list instead of failing (it is not a CIDR; give it a mask, ` +
+          `e.g. ${d.cidr}/32): traffic to it is captured or exempted as if it had not been listed. meshcap rejects such a value.`,
+        evidence: { line: d.line, text: d.text },
+      });
+    }
     judgeLinkerd(this.linkerd, findings, readings);
     return { findings, markers: [], readings };
   }
@@ -118,7 +154,37 @@ export class ConfigBlockAnalyzer implements Analyzer {
     this.current = undefined;
   }
 
+  private readArgs(lineNo: number, text: string): void {
+    const list = this.args;
+    if (list !== undefined) {
+      const arg = DESCRIBE_ARG.exec(text);
+      if (arg !== null && arg[1] !== undefined) {
+        // kubectl prints an empty argument as an empty line, which never reaches analyzers: a gap in line numbers.
+        for (let gap = list.lastLine + 1; gap < lineNo && list.args.length < MAX_ARGS; gap += 1) list.args.push({ value: '' });
+        if (list.args.length < MAX_ARGS) list.args.push({ value: arg[1].trimEnd(), evidence: { line: lineNo, text } });
+        list.lastLine = lineNo;
+        return;
+      }
+      this.closeArgs();
+    }
+    const container = text.startsWith('  istio-') ? DESCRIBE_INIT.exec(text) : null;
+    if (container !== null && container[1] !== undefined) {
+      this.describeContainer = container[1];
+      return;
+    }
+    if (this.describeContainer !== undefined && /^ {0,2}\S/.test(text)) this.describeContainer = undefined;
+    if (this.describeContainer !== undefined && text.startsWith('    Args:') && DESCRIBE_ARGS.test(text) && this.argLists.length < MAX_BLOCKS) {
+      this.args = { container: this.describeContainer, header: { line: lineNo, text }, args: [], lastLine: lineNo };
+    }
+  }
+
+  private closeArgs(): void {
+    if (this.args !== undefined && this.args.args.length > 0) this.argLists.push(this.args);
+    this.args = undefined;
+  }
+
   private readLinkerd(lineNo: number, text: string): void {
+    if (!text.includes('Will ignore port') && !text.includes('Ignoring uid') && !text.includes('Redirecting all OUTPUT')) return;
     const evidence = { line: lineNo, text };
     const ignore = LINKERD_IGNORE.exec(text);
     if (ignore !== null && ignore[1] !== undefined && ignore[2] !== undefined) {
@@ -222,10 +288,78 @@ function judgeLinkerd(seen: LinkerdSeen, findings: Finding[], readings: Reading[
   }
 }
 
+/** The init container's whole command line, parsed as meshcap would parse it. */
+function judgeArgs(list: ArgList, findings: Finding[], readings: Reading[]): void {
+  const values = list.args.map((a) => a.value);
+  // `istio-iptables` / `pilot-agent istio-iptables` precede the flags.
+  let start = 0;
+  while (start < values.length && !values[start]?.startsWith('-')) start += 1;
+  const argv = values.slice(start);
+  if (argv.length === 0) return;
+  // A flag that takes a value followed by another flag: an argument went missing and the rest is shifted.
+  for (let i = start; i < list.args.length - 1; i += 1) {
+    const flag = list.args[i];
+    const next = list.args[i + 1];
+    if (flag === undefined || next === undefined || !takesValue(flag.value) || !/^-{1,2}[a-z]/.test(next.value)) continue;
+    const evidence = next.evidence ?? list.header;
+    readings.push({
+      text:
+        `${list.container}'s arguments are shifted: ${flag.value} is followed by ${next.value}, so ${next.value} is taken as its value ` +
+        `and every later argument moves one place (an argument is missing after ${flag.value}; an empty value must still be passed as "").`,
+      evidence,
+    });
+    findings.push({ cause: 'invalid-config', name: 'describe-args', weight: 0.85, evidence: compactEvidence([list.header, flag.evidence, evidence]) });
+    return;
+  }
+  const problem = parseProblem(argv, {});
+  if (problem === undefined) {
+    const b = argv.indexOf('-b');
+    if (b >= 0 && argv[b + 1] === '') {
+      readings.push({ text: `${list.container} runs with -b "": inbound capture is off (no inbound port is redirected to the proxy).`, evidence: list.header });
+    }
+    return;
+  }
+  // Quote the argument the parser complained about, when it can be found.
+  const culprit = list.args.find((a, i) => i >= start && a.evidence !== undefined && a.value !== '' && problem.includes(JSON.stringify(a.value)));
+  const evidence = culprit?.evidence ?? list.header;
+  const shifted = culprit !== undefined && /^-{1,2}[a-z]/.test(culprit.value);
+  readings.push({
+    text: shifted
+      ? `${list.container}'s arguments are shifted: ${JSON.stringify(culprit.value)} is taken as the value of the flag before it (an argument is missing there); meshcap would reject it: ${problem}.`
+      : `meshcap would reject ${list.container}'s arguments: ${problem}.`,
+    evidence,
+  });
+  findings.push({ cause: 'invalid-config', name: 'describe-args', weight: shifted ? 0.85 : 0.75, evidence: [list.header, evidence] });
+}
+
+const VALUE_FLAGS = new Set(
+  CAPTURE_FLAGS.filter((f) => f.kind === 'string').flatMap((f) => [`--${f.long}`, ...(f.short === undefined ? [] : [`-${f.short}`])]),
+);
+
+function takesValue(arg: string): boolean {
+  return VALUE_FLAGS.has(arg);
+}
+
+function compactEvidence(items: ReadonlyArray<Evidence | undefined>): Evidence[] {
+  const seen = new Set<number>();
+  return items.filter((e): e is Evidence => e !== undefined && !seen.has(e.line) && (seen.add(e.line), true));
+}
+
 /** proxy-init prints Go slices: `[4190 4191]`. */
 function splitPorts(text: string): string {
   return text.trim().split(/[ ,]{1,10}/).filter((p) => p !== '').join(',');
 }
 
 /** Every pattern this analyzer runs, for the linearity check in the tests. */
-export const CONFIG_BLOCK_PATTERNS: readonly RegExp[] = [ASSIGNMENT, BLOCK_START, SEPARATOR, LINKERD_IGNORE, LINKERD_UID, LINKERD_OUTPUT];
+export const CONFIG_BLOCK_PATTERNS: readonly RegExp[] = [
+  ASSIGNMENT,
+  BLOCK_START,
+  SEPARATOR,
+  LINKERD_IGNORE,
+  LINKERD_UID,
+  LINKERD_OUTPUT,
+  DESCRIBE_INIT,
+  DESCRIBE_ARGS,
+  DESCRIBE_ARG,
+  BUG_COMPAT_CIDR,
+];

@@ -139,6 +139,12 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
         with: ['nf-tables-version'],
       }),
       sig('legacy-tables-present', /# Warning: ip6?tables-legacy tables present/, 0.5, { group: 'legacy-warning' }),
+      // Both variants' version lines in one paste: two tools on the same node disagree about the backend.
+      sig('both-variants-in-use', /\bip6?tables(?:-save|-restore)? v1\.\d{1,2}\.\d{1,2} \(legacy\)/, 0.5, {
+        group: 'two-variants',
+        with: ['nf-tables-version'],
+        notOnLine: /Permission denied|Cannot initialize|can't initialize|unable to initialize|not found|Couldn't load/,
+      }),
       sig('kuma-mixed-types', /executables are of mixed types/, 0.7),
       sig('kuma-conflicting-modes', /conflicting (?:iptables )?modes/i, 0.5),
       sig('force-binary-mentioned', /FORCE_IPTABLES_BINARY=(?:nft|legacy)\b/, 0.15),
@@ -171,6 +177,8 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('target-parsed-as-chain', /\(nf_tables\)[^\n]{0,40}: Chain '(?:REDIRECT|TPROXY|RETURN|ACCEPT|DROP|MARK|CT|CONNMARK|DNAT|SNAT|MASQUERADE|LOG)' does not exist/, 0.9, { group: 'no-extensions' }),
       sig('target-parsed-as-chain-any', /Chain '(?:REDIRECT|TPROXY|MARK|CT|CONNMARK|DNAT|SNAT|MASQUERADE)' does not exist/, 0.75, { group: 'no-extensions' }),
       sig('nft-restore-118-couldnt-load-target', /iptables-restore v1\.8\.[0-3] \(nf_tables\): Couldn't load target `(?:REDIRECT|TPROXY|MARK|CT)'/, 0.75, { group: 'no-extensions' }),
+      // Early nft-restore builds (1.8.0-1.8.4, e.g. Alpine 3.12's) reject valid restore lines outright.
+      sig('early-nft-restore-unknown-arguments', /iptables-restore v1\.8\.[0-4] \(nf_tables\): unknown arguments found on commandline/, 0.6, { group: 'early-nft-restore' }),
       sig('nft-segfault', /\bnft\b[^\n]{0,80}(?:Segmentation fault|segfault|SIGSEGV)|segfault at [0-9a-f]{1,16} ip [0-9a-f]{1,16} sp [^\n]{0,80}\bnft\b/, 0.7),
       sig('save-restore-version-skew', /iptables(?:-nft)?-(?:save|restore) v1\.8\.(?:[89]|1[01])[^\n]{0,80}(?:unknown option|Couldn't load|line \d{1,6} failed)/, 0.4),
       sig('buggy-version-named', /iptables(?:-nft)?(?:-restore)? v1\.8\.[0-3] \(nf_tables\)/, 0.2, { with: ['restore-line-failed'] }),
@@ -179,11 +187,12 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       'The capture step ran a userspace iptables or nft with a known bug, so valid rules were rejected or mangled. ' +
       'iptables 1.8.0 to 1.8.3 in nf_tables mode (Debian buster ships 1.8.2, buster-backports 1.8.3) does not load ' +
       'target extensions in `iptables-nft-restore`, so `-j REDIRECT` is parsed as a jump to a chain called REDIRECT ' +
-      '("Chain \'REDIRECT\' does not exist"); rules saved by iptables-nft 1.8.8+ use a format older 1.8.7 binaries ' +
+      '("Chain \'REDIRECT\' does not exist"), and up to 1.8.4 it rejects valid restore lines ("unknown arguments found on ' +
+      'commandline", Alpine 3.12); rules saved by iptables-nft 1.8.8+ use a format older 1.8.7 binaries ' +
       'cannot read back (kubernetes#112477); nft 1.1.1 and later crash against hosts running nft < 1.1.1 on the same ' +
       'ruleset (istio#58492). The kernel and the configuration are fine; the binary is not.',
     fix: [
-      'Use an init image with iptables >= 1.8.4 (Debian bullseye or later, Alpine 3.12+); for Debian buster install 1.8.4+ or use `iptables-legacy` (`update-alternatives --set iptables /usr/sbin/iptables-legacy`).',
+      'Use an init image with iptables >= 1.8.5 (Debian bullseye or later, Alpine 3.13+); on Debian buster use `iptables-legacy` (`update-alternatives --set iptables /usr/sbin/iptables-legacy`): buster-backports\' 1.8.3 has the same bug.',
       "Keep one iptables version per node: the init image's iptables-nft should be the node's version or older than 1.8.8 when the node runs 1.8.7 (kube-proxy images pin their iptables for this reason).",
       'For nft crashes on the host, pin the CNI image\'s nftables to the host\'s series (Istio pinned nftables for #58492 until distributions shipped the fix) or upgrade the host\'s nftables.',
       'meshcap probes the backend without changing state and renders the same rules for both variants: `meshcap apply --backend=legacy` sidesteps a broken nft-restore.',
@@ -268,6 +277,7 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       'In PodSecurity `restricted`/`baseline` namespaces or under a strict OpenShift SCC, use istio-cni (or linkerd-cni/kuma-cni) so the pod needs no privileged init container.',
       "For \"can't open lock file /run/xtables.lock\": mount a writable emptyDir and point `XTABLES_LOCKFILE` at a file in it, or use the nft backend, which does not take the xtables lock.",
       "Linkerd's proxy-init runs as uid 65534 with file capabilities: keep NET_ADMIN and NET_RAW in the container's capability set so they can take effect.",
+      "A validation probe that connects as the proxy uid (`meshcap apply --verify`, `--run-validation`) needs CAP_SETUID and CAP_SETGID, which istio-init's capability set does not include: add them to the init container, or use a meshcap that proves the capture with its own connection and skips the proxy-uid probes, naming the capabilities.",
     ],
     references: [
       'https://github.com/linkerd/linkerd2/issues/7938',
@@ -361,18 +371,25 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
     explanation:
       'The capture step executed a program that does not exist in the place it runs: the init image lacks ' +
       "`iptables-nft-save`/`ip6tables` or `ip`, or, in CNI mode, the plugin runs the node's own binaries through " +
-      'nsenter and the node has no such binary (Bottlerocket has no iptables-nft-save, linkerd2#14538). Exit code 127 ' +
-      "is the shell's \"command not found\".",
+      'nsenter and the node has no such binary (Bottlerocket has no iptables-nft-save, linkerd2#14538). With native ' +
+      'nftables the binary is `nft`: `exec: "nft": executable file not found in $PATH` (istio-cni runs the node\'s nft ' +
+      'in sidecar mode, istio#57978; the distroless image lacked it, istio#57333). The kernel may support nftables ' +
+      "perfectly well; the program is simply absent. Exit code 127 is the shell's \"command not found\".",
     fix: [
       'Use an init image that ships iptables with both backends (`iptables-legacy*`, `iptables-nft*`, the ip6tables variants) and iproute2.',
       'In CNI mode install iptables on the nodes, or pin the variant the node has: `meshcap apply --backend=legacy|nft`, Linkerd `proxyInit.iptablesMode` (proxy-init 2026+ falls back to another variant), Kuma `--iptables-executables`.',
-      "Check inside the container: `kubectl debug` into the pod or run the image with `sh -c 'command -v iptables-nft-restore ip'`.",
+      "Missing `nft`: install nftables on the nodes (istio-cni runs the host's `nft`), use a proxyv2 image that ships it (the distroless image gained `nftables-slim` in istio#57237), or turn `values.global.nativeNftables` off.",
+      "Check inside the container: `kubectl debug` into the pod or run the image with `sh -c 'command -v iptables-nft-restore ip nft'`.",
     ],
-    references: ['https://github.com/linkerd/linkerd2/issues/14538'],
+    references: [
+      'https://github.com/linkerd/linkerd2/issues/14538',
+      'https://github.com/istio/istio/issues/57978',
+      'https://github.com/istio/istio/issues/57333',
+    ],
   },
   {
     id: 'nftables-unsupported',
-    title: 'nftables is required but the nft binary or kernel support is missing',
+    title: 'nf_tables is not usable where the capture runs (kernel support or chain types missing)',
     signatures: [
       // nf_tables itself unusable: the kernel (or the container's view of it) refuses the netlink family or chain types.
       sig('nft-init-failed', /Failed to initiali[sz]e nft: (?:Protocol not supported|Operation not supported|Invalid argument|No such file or directory)/, 0.9),
@@ -389,19 +406,24 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('consul-nft-apply', /failed to apply nftables rules/, 0.5),
     ],
     explanation:
-      'The capture was set to use nftables (Istio `--native-nftables` / `global.nativeNftables`, the nft iptables ' +
-      "backend, Consul's nftables mode) but the `nft` binary is missing where it runs (the proxyv2 image for " +
-      'istio-init, the node for istio-cni) or the node kernel has no nf_tables support (older GKE COS kernels: ' +
-      '"Could not fetch rule set generation id: Invalid argument").',
+      'The capture uses nf_tables (the nft iptables variant, Istio `--native-nftables` / `global.nativeNftables`, ' +
+      "Consul's nftables mode) but the kernel, or the container's view of it, cannot serve it. How it reads depends " +
+      'on the userspace: iptables-nft 1.8.x prints "Failed to initialize nft: Protocol not supported" when the ' +
+      'nf_tables netlink family is absent, "TABLE_ADD failed (Invalid argument)" when the kernel has no nf_tables at ' +
+      'all (vendor and board kernels), "CHAIN_ADD failed (No such file or directory)" when a chain type such as nat ' +
+      "is missing (nft_chain_nat not loaded, or not loadable from a container), and \"Could not fetch rule set " +
+      'generation id: Invalid argument" when the kernel is older than the userspace expects (older GKE COS, ' +
+      'Synology/NAS kernels); nft itself says "Could not process rule: Operation not supported". A missing `nft` ' +
+      'executable is a different cause: binary-missing.',
     fix: [
-      "Native nftables: install nftables on the nodes (istio-cni runs the host's `nft`) and use a proxyv2 image that ships `nft` (the distroless image gained `nftables-slim` in istio#57237), or turn `values.global.nativeNftables` off.",
-      'Kernel without nf_tables: use the legacy backend, `meshcap apply --backend=legacy`, Linkerd `proxyInit.iptablesMode=legacy`, istio-iptables `FORCE_IPTABLES_BINARY=legacy`.',
-      'Where the modules exist but are not loaded: `modprobe nf_tables nft_compat nft_chain_nat nft_nat` on the node (node-prep DaemonSet).',
+      'Kernel without nf_tables (TABLE_ADD, generation id, Failed to initialize nft): use the legacy backend, `meshcap apply --backend=legacy`, Linkerd `proxyInit.iptablesMode=legacy`, istio-iptables `FORCE_IPTABLES_BINARY=legacy`.',
+      'Where the modules exist but are not loaded (CHAIN_ADD for nat): `modprobe nf_tables nft_compat nft_chain_nat nft_nat` on the node (node-prep DaemonSet); a container cannot load them itself.',
+      'Native nftables on such a node: turn `values.global.nativeNftables` off until the kernel is upgraded.',
     ],
     references: [
-      'https://github.com/istio/istio/issues/57978',
-      'https://github.com/istio/istio/issues/57333',
       'https://github.com/linkerd/linkerd2/issues/9053',
+      'https://github.com/docker/for-win/issues/517',
+      'https://github.com/basecamp/kamal/pull/1762',
     ],
   },
   {
@@ -571,6 +593,7 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       "Check the rendered init arguments with `kubectl get pod <pod> -o jsonpath='{.spec.initContainers[0].args}'`, then try them with `meshcap apply --dry-run <args>`, which parses and renders without touching the kernel.",
     ],
     references: [
+      'https://github.com/istio/istio/issues/24722',
       'https://github.com/istio/istio/pull/53066',
       'https://github.com/kumahq/kuma/issues/10799',
     ],
@@ -627,8 +650,6 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       // Older kubectl shows a Job pod whose app exited and whose sidecar runs as 1/2 Running.
       sig('job-pod-1of2-running', /\s1\/2\s{1,30}Running\s/, 0.55, { group: 'notready', with: ['job'] }),
       sig('pods-statuses-running-none-succeeded', /Pods Statuses:\s{1,20}[1-9]\d{0,4} (?:Active|Running) (?:\([^)\n]{0,40}\) )?\/ 0 Succeeded/, 0.55, { group: 'job-status' }),
-      sig('get-jobs-none-successful', /^\S{1,253}\s{1,40}[1-9]\d{0,4}\s{1,40}0\s{1,40}\d{1,5}[smhd]/, 0.45, { group: 'job-status', with: ['job-table'] }),
-      sig('get-jobs-zero-completions', /^\S{1,253}\s{1,40}(?:Running\s{1,40})?0\/[1-9]\d{0,4}\s{1,40}\d{1,5}[smhd]/, 0.45, { group: 'job-status', with: ['job-table'] }),
       sig('helm-hook-timeout', /failed (?:pre|post)-(?:install|upgrade|rollback|delete): (?:timed out waiting for the condition|job failed: DeadlineExceeded)/, 0.55, { with: ['sidecar', 'mesh-init'] }),
     ],
     explanation:
@@ -698,6 +719,7 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       sig('linkerd-control-addr', /connect error to ControlAddr|linkerd-(?:identity|destination)[^\n]{0,120}(?:request timed out|Connection refused|connection refused)/, 0.7, { group: 'linkerd-control' }),
       sig('unknown-issuer', /UnknownIssuer|certificate signed by unknown authority|x509: certificate has expired/, 0.4, { group: 'cert-detail', with: ['sidecar'], unless: ['webhook-call'] }),
       sig('fail-fast', /service in fail-fast/, 0.6),
+      sig('dataplane-token', /could not parse token|token doesn't belong to a valid user|dataplane token[^\n]{0,60}(?:invalid|expired|missing)/, 0.65, { group: 'auth' }),
       sig('consul-acl', /ACL not found|Permission denied: token with AccessorID|Unable to (?:read|login)[^\n]{0,40}ACL|rpc error making call: ACL/, 0.4, { group: 'consul-acl', with: ['mesh-init', 'sidecar'] }),
       // Consul's HTTP API answer to a token it does not know; consul-k8s init containers retry on it forever.
       sig('consul-acl-not-found', /Unexpected response code: 403 \(ACL not found\)|Unexpected response code: 403 \(Permission denied/, 0.6, { group: 'consul-acl' }),
@@ -721,6 +743,111 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
       'https://github.com/istio/istio/issues/13939',
       'https://github.com/linkerd/linkerd2/issues/11156',
       'https://github.com/linkerd/linkerd2/issues/10830',
+    ],
+  },
+  // meshcap's own CNI mode (src/cni): the plugin's errors as containerd prints them
+  // (`plugin type="meshcap-cni" failed (add): <msg>; cause: ...; fix: ...`) and the node agent's log lines.
+  {
+    id: 'cni-api-unavailable',
+    title: "The mesh CNI plugin could not read the pod from the API server (sandbox retried)",
+    signatures: [
+      sig('meshcap-cni-api-lookup', /meshcap-cni"? failed \((?:add|check)\): cannot read pod [^\n]{1,200}from the API server \(try again later\)/, 0.95, { group: 'cni-api' }),
+      sig('meshcap-cni-no-kubeconfig', /no kubeconfig at [^\n]{1,200}, and the runtime passed no pod annotations/, 0.9, { group: 'cni-api' }),
+      sig('meshcap-cni-kubeconfig-bad', /the kubeconfig [^\n]{1,200}(?:cannot be parsed|names no API server)/, 0.85, { group: 'cni-api' }),
+      sig('meshcap-cni-uid-mismatch', /but the sandbox is for uid [^\n]{1,80}\(a re-created pod of the same name\)/, 0.6),
+      sig('meshcap-cni-api-attempt', /meshcap-cni: API lookup attempt \d{1,4} failed: /, 0.5),
+      sig('peer-cni-unauthorized', /plugin type="(?:istio-cni|linkerd-cni|kuma-cni|consul-cni)" failed \(add\): [^\n]{0,120}Unauthorized/, 0.85, { group: 'cni-api' }),
+      sig('peer-cni-localhost-8080', /plugin type="(?:istio-cni|linkerd-cni|kuma-cni|consul-cni)" failed \(add\): [^\n]{0,200}http:\/\/localhost:8080\//, 0.85, { group: 'cni-api' }),
+    ],
+    explanation:
+      'The runtime passed no pod annotations to the mesh CNI plugin (a runtime without the ' +
+      '`io.kubernetes.cri.pod-annotations` capability, or Multus in between), so the plugin had to read the pod from ' +
+      'the API server and could not: the node agent has not written its kubeconfig yet, the token it names is ' +
+      'expired or revoked (401 Unauthorized), the API server is unreachable from the node, or the pod found has ' +
+      "another UID (re-created under the same name). meshcap-cni then fails the sandbox with CNI code 11 (try again " +
+      "later) and the kubelet retries; it never starts a mesh pod uncaptured. For istio-cni, `localhost:8080` means " +
+      'its kubeconfig was missing and client-go fell back to its default.',
+    fix: [
+      'Check the agent on the node: `kubectl -n meshcap-system get pods -l app.kubernetes.io/name=meshcap-cni-node -o wide` and its log; it writes /var/run/meshcap-cni/kubeconfig with a `tokenFile` it refreshes.',
+      "On 401, restart the node's agent pod so it copies a fresh service-account token; check the ClusterRole `meshcap-cni` (get pods) is bound to its service account.",
+      'Better: let the runtime pass the annotations (containerd >= 1.5 or CRI-O, with the entry `meshcap cni install` writes, which declares the capability); then no API call is made at all.',
+      'For istio-cni: restart istio-cni-node so it rewrites its kubeconfig (istio#38077, #54303).',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/38077',
+      'https://github.com/istio/istio/issues/54303',
+      'https://github.com/istio/istio/issues/17583',
+    ],
+  },
+  {
+    id: 'cni-node-config',
+    title: "The node's CNI configuration does not (or wrongly) chain the mesh plugin",
+    signatures: [
+      sig('meshcap-cni-not-found', /failed to find plugin "meshcap-cni" in path/, 0.95),
+      sig('agent-no-entry', /meshcap cni agent [a-z]{1,5}: not ready: [^\n]{0,200}has no meshcap-cni entry/, 0.9, { group: 'entry' }),
+      sig('agent-entry-twice', /also holds a meshcap-cni entry|has \d{1,3} meshcap-cni entries/, 0.85, { group: 'twice' }),
+      sig('agent-entry-not-last', /the meshcap-cni entry is not last|the meshcap-cni entry does not declare/, 0.8, { group: 'entry' }),
+      sig('agent-binary-missing', /meshcap cni agent [a-z]{1,5}: not ready: [^\n]{0,200}meshcap-cni is missing/, 0.85),
+      sig('agent-binary-differs', /meshcap-cni is not the plugin this agent ships/, 0.7),
+      sig('agent-no-config', /no network config in [^\n]{1,200}\(the primary CNI has not written one yet\)|meshcap never creates one/, 0.7),
+      sig('agent-reinserted', /was rewritten without the meshcap-cni entry: re-inserted it/, 0.6, { group: 'fight' }),
+      sig('agent-config-fight', /config fight: [^\n]{1,200}lost the meshcap-cni entry/, 0.9, { group: 'fight' }),
+      sig('install-config-invalid', /meshcap cni: [^\n]{1,200}(?:is not valid JSON|is not a network config)[^\n]{0,120}nothing was changed/, 0.85),
+    ],
+    explanation:
+      'The container runtime reads only the first network config in its conf dir (containerd: max_conf_num = 1; ' +
+      'files sorted by name). That file must chain meshcap-cni last, once, and the executable must be in the ' +
+      'runtime\'s bin dir. Here it does not: the entry is missing (the primary CNI rewrote its file, or a new file now ' +
+      'sorts first), a config names meshcap-cni but the executable is gone (which blocks every pod on the node, DEL ' +
+      'included: pods stuck Terminating), the entry is in two configs (a runtime or Multus reading both captures ' +
+      'twice), or the primary CNI keeps rewriting the file (a config fight).',
+    fix: [
+      'Look at the node: `ls /etc/cni/net.d` (the first file in name order is the one used) and `ls -l /opt/cni/bin/meshcap-cni`; `meshcap cni install --cni-conf-dir /etc/cni/net.d --cni-bin-dir /opt/cni/bin --once` puts both right.',
+      'Run the agent (deploy/cni.yaml) so the entry is re-inserted within 2 s whenever the primary CNI rewrites its file; it is Ready only while the first config holds the entry.',
+      'A config fight: stop the primary CNI from owning the whole dir (Cilium: `cni.exclusive=false`), or point the runtime at a conf dir the mesh agent manages.',
+      'Removing CNI mode: `meshcap cni uninstall ...` takes the entry out of every config before deleting the executable; never delete only the binary.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/20238',
+      'https://github.com/istio/istio/issues/57432',
+      'https://github.com/istio/istio/issues/55913',
+      'https://github.com/istio/istio.io/issues/16748',
+    ],
+  },
+  {
+    id: 'cni-plugin-failed',
+    title: 'The mesh CNI plugin failed the pod sandbox',
+    signatures: [
+      // With the engine's cause in the same line, the underlying cause (backend, extension, lock...) scores too and is shown first.
+      sig('meshcap-cni-capture-failed', /meshcap-cni"? failed \(add\): capture not applied for pod /, 0.6),
+      sig('meshcap-cni-netns', /the pod network namespace [^\n]{1,200}does not exist|cannot enter the pod network namespace/, 0.8, { group: 'netns' }),
+      sig('meshcap-cni-nsenter', /'nsenter' is not on the node's PATH/, 0.9),
+      sig('meshcap-cni-no-answer', /the capture step inside the pod network namespace gave no answer/, 0.8),
+      sig('meshcap-cni-version', /meshcap-cni does not support cniVersion|config version does not allow CHECK/, 0.85),
+      sig('meshcap-cni-stdin', /the network configuration on stdin is not (?:JSON|a JSON object)/, 0.85),
+      sig('meshcap-cni-env', /meshcap-cni"? failed \([a-z]{1,6}\): (?:CNI_[A-Z]{1,20} is not set|unknown CNI_ARGS key|unknown CNI_COMMAND)/, 0.85),
+      sig('meshcap-cni-check', /CHECK failed for pod [^\n]{1,200}(?:capture is missing|differs from the one the pod annotations ask for|more than one backend)/, 0.85),
+      sig('meshcap-cni-unexpected', /meshcap-cni failed unexpectedly/, 0.7),
+      sig('meshcap-cni-entry-invalid', /meshcap-cni's entry has an invalid /, 0.85),
+      sig('meshcap-cni-status', /meshcap-cni"? failed \(status\): cannot serve ADD: /, 0.85),
+    ],
+    explanation:
+      'meshcap-cni, chained after the primary CNI, failed while the runtime created the pod sandbox, so the pod ' +
+      'stays ContainerCreating and the kubelet retries (fail closed: a mesh pod never starts uncaptured). The ' +
+      "message after `failed (add):` says what failed, then the plugin's cause and fix: the capture could not be " +
+      "applied in the pod netns (the engine's own error follows, e.g. a missing kernel table or extension), the " +
+      "netns was already gone, the node lacks `nsenter`, or the runtime called it with a config version or " +
+      'environment it does not accept. CHECK failures (CRI-O, OpenShift) mean the live rules are missing or differ ' +
+      'from what the pod annotations ask for.',
+    fix: [
+      "Read the `cause:` and `fix:` after `failed (add):` in `kubectl describe pod` (FailedCreatePodSandBox) or the runtime's log (`journalctl -u containerd`); when the engine's error is quoted, its cause is listed first here.",
+      'Node tools: the plugin runs the node\'s `nsenter` (util-linux) and iptables/nft; install them, or load the kernel modules (deploy/node-prep.yaml).',
+      "CHECK failures: compare with `meshcap status --pid <pause pid> <the pod's istio-iptables args>`; delete the pod to get a fresh sandbox.",
+      'Version or environment errors come from the runtime or a hand-made call: use a conflist `cniVersion` of 0.4.0 or later (1.0.0 is what `meshcap cni install` keeps) and a runtime that sets CNI_CONTAINERID, CNI_NETNS and CNI_IFNAME.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/57432',
+      'https://github.com/istio/istio/issues/48746',
     ],
   },
   {

@@ -45,13 +45,16 @@ export const MARKERS: Readonly<Record<MarkerId, readonly RegExp[]>> = {
     /^NAME\s{1,40}(?:DESIRED\s{1,40}SUCCESSFUL|COMPLETIONS\s{1,40}DURATION)\b/,
     /^Pods Statuses:\s/,
     // Helm hook Jobs, known to the user only by their names or Helm's error.
-    /\bfailed (?:pre|post)-(?:install|upgrade|rollback|delete)\b|\bhelm\.sh\/hook\b|-(?:pre|post)-(?:install|upgrade|rollback|delete)(?:-job)?-[a-z0-9]{5}\b/,
+    /\bfailed (?:pre|post)-(?:install|upgrade|rollback|delete)\b/,
+    /\bhelm\.sh\/hook\b/,
+    /-(?:pre|post)-(?:install|upgrade|rollback|delete)(?:-job)?-[a-z0-9]{5}\b/,
     // CronJob pods are named <cronjob>-<8..10 digit schedule>-<5 chars>.
     /^(?:pod\/)?[a-z0-9][-a-z0-9]{0,200}-\d{8,10}-[a-z0-9]{5}\s/,
   ],
   cni: [
     /istio-validation|istio-cni|--run-validation|cni\.istio\.io/,
     /linkerd-network-validator|linkerd-cni|kuma-validation|kuma-cni|consul-cni/,
+    /meshcap-cni|meshcap cni agent/,
   ],
   selinux: [/avc:\s{1,4}denied|type=AVC|SELinux|selinux|scontext=/],
   'must-be-root': [

@@ -56,6 +56,7 @@ const DESCRIBE_REASON = /^ {6}Reason:\s{1,40}(\S{1,80})/;
 const DESCRIBE_EXIT = /^ {6}Exit Code:\s{1,40}(-?\d{1,4})/;
 const DESCRIBE_READY = /^ {4}Ready:\s/;
 const DESCRIBE_RESTARTS = /^ {4}Restart Count:\s{1,40}(\d{1,7})/;
+const DESCRIBE_INIT_SECTION = /^Init Containers:\s{0,4}$/;
 const DESCRIBE_OWNER = /^Controlled By:\s{1,40}([A-Za-z]{1,40})\/\S{1,253}/;
 
 /** Largest JSON document buffered for parsing; beyond it the document is ignored. */
@@ -94,6 +95,8 @@ export class PodStateAnalyzer implements Analyzer {
       this.describe = { containers: [] };
       return;
     }
+    // A pasted excerpt often starts at the container list, without the pod's header.
+    if (this.describe === undefined && DESCRIBE_INIT_SECTION.test(text)) this.describe = { containers: [] };
     const pod = this.describe;
     if (pod === undefined) return;
     const owner = DESCRIBE_OWNER.exec(text);
@@ -330,6 +333,21 @@ function judgePod(pod: PodObs, findings: Finding[], markers: MarkerHit[]): void 
     }
   }
 
+  // The app's own init container runs first and needs the mesh, but no proxy exists until every init container is done.
+  const meshInitIndex = inits.findIndex((c) => MESH_INIT.has(c.name));
+  const meshInit = inits[meshInitIndex];
+  if (meshInit !== undefined && meshInit.state === 'waiting' && meshInit.reason === 'PodInitializing') {
+    const before = inits.slice(0, meshInitIndex).find((c) => !MESH_INIT.has(c.name) && (c.state === 'running' || (c.state === 'waiting' && c.reason !== 'PodInitializing')));
+    if (before !== undefined) {
+      findings.push({
+        cause: 'init-container-blocked',
+        name: 'app-init-before-mesh',
+        weight: 0.5,
+        evidence: compact([before.nameLine, before.stateLine, meshInit.nameLine, meshInit.stateLine]),
+      });
+    }
+  }
+
   // A Job pod whose work is done but whose (non-native) sidecar still runs.
   const mains = pod.containers.filter((c) => !c.init);
   const proxy = mains.find((c) => PROXIES.has(c.name) && c.state === 'running');
@@ -367,4 +385,5 @@ export const POD_STATE_PATTERNS: readonly RegExp[] = [
   DESCRIBE_READY,
   DESCRIBE_RESTARTS,
   DESCRIBE_OWNER,
+  DESCRIBE_INIT_SECTION,
 ];

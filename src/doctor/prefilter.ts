@@ -222,6 +222,8 @@ export class NeedleIndex {
   private readonly always: readonly number[];
   private readonly needleCount: number;
   private readonly patternCount: number;
+  /** Length of the longest needle: any needle crossing a join point lies within this many characters of it. */
+  readonly longestNeedle: number;
 
   constructor(requirementsPerPattern: ReadonlyArray<ReadonlyArray<readonly string[]> | undefined>) {
     const ids = new Map<string, number>();
@@ -251,6 +253,7 @@ export class NeedleIndex {
       );
     });
 
+    this.longestNeedle = Math.max(0, ...[...ids.keys()].map((needle) => needle.length));
     const children: Array<Map<number, number>> = [new Map()];
     const direct: number[][] = [[]];
     for (const [needle, id] of ids) {

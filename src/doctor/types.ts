@@ -21,6 +21,9 @@ export const CAUSE_IDS = [
   'cni-not-applied',
   'init-container-blocked',
   'control-plane-unready',
+  'cni-api-unavailable',
+  'cni-node-config',
+  'cni-plugin-failed',
   'unknown',
 ] as const;
 

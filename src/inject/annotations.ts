@@ -108,7 +108,20 @@ function invalid(annotation: string, value: string, problem: string, allowed: st
   return new ConfigError(`annotation ${annotation}`, value, problem, allowed, `on ${subject}`);
 }
 
-export function readPodOptions(annotations: Readonly<Record<string, string>>, settings: InjectSettings, subject: Subject): PodOptions {
+/** The annotations that decide capture, in PodOptions's terms. */
+export type CaptureOptions = Pick<
+  PodOptions,
+  | 'mode' | 'includeOutboundIPRanges' | 'excludeOutboundIPRanges' | 'includeInboundPorts' | 'excludeInboundPorts'
+  | 'includeOutboundPorts' | 'excludeOutboundPorts' | 'rerouteInterfaces' | 'excludeInterfaces' | 'statusPort'
+  | 'agentLogLevel' | 'proxyMetadata' | 'proxyConfig'
+>;
+
+/**
+ * Only the annotations that decide capture, validated: what the CNI plugin and
+ * the node audit read (capture-args.ts). A pod another injector wrote may carry
+ * other annotations meshcap reads more strictly; they must not fail its capture.
+ */
+export function readCaptureOptions(annotations: Readonly<Record<string, string>>, settings: InjectSettings, subject: Subject): CaptureOptions {
   const get = (name: string): string | undefined => annotations[name];
   const check = <T>(name: string, value: string, result: Parsed<T>): T => {
     if (result.ok) return result.value;
@@ -118,7 +131,6 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
   const pick = (name: string, fallback: string): string => get(name) ?? fallback;
 
   const proxyConfig = parseProxyConfig(get(Annotation.proxyConfig), subject);
-  const template = readTemplateName(get(Annotation.templates), subject);
 
   const modeText = get(Annotation.interceptionMode) ?? stringField(proxyConfig, 'interceptionMode') ?? settings.interceptionMode;
   if (modeText !== 'REDIRECT' && modeText !== 'TPROXY' && modeText !== 'NONE') {
@@ -158,6 +170,37 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
   const statusPort =
     statusText === undefined ? settings.statusPort : statusText === '0' ? 0 : check(Annotation.statusPort, statusText, parsePort(statusText));
 
+  return {
+    mode: modeText,
+    includeOutboundIPRanges,
+    excludeOutboundIPRanges,
+    includeInboundPorts,
+    excludeInboundPorts,
+    includeOutboundPorts,
+    excludeOutboundPorts,
+    rerouteInterfaces: reroute ?? kubevirt,
+    excludeInterfaces,
+    statusPort,
+    agentLogLevel: logLevel(get, Annotation.agentLogLevel, settings.logLevel, subject),
+    proxyMetadata: readProxyMetadata(proxyConfig, subject),
+    proxyConfig,
+  };
+}
+
+function logLevel(get: (name: string) => string | undefined, name: string, fallback: string, subject: Subject): string {
+  const value = get(name) ?? fallback;
+  if (!/^[A-Za-z0-9:,_.-]*$/.test(value)) {
+    throw invalid(name, value, 'has characters a log level never has', 'use scope:level pairs such as default:info or misc:error', subject);
+  }
+  return value;
+}
+
+export function readPodOptions(annotations: Readonly<Record<string, string>>, settings: InjectSettings, subject: Subject): PodOptions {
+  const get = (name: string): string | undefined => annotations[name];
+  const capture = readCaptureOptions(annotations, settings, subject);
+  const { proxyConfig } = capture;
+  const template = readTemplateName(get(Annotation.templates), subject);
+
   const uint = (name: string, fallback: number): number => {
     const text = get(name);
     if (text === undefined) return fallback;
@@ -182,13 +225,6 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
   const hold = typeof holdConfig === 'boolean' ? holdConfig : settings.holdApplicationUntilProxyStarts;
 
   const resources = readResources(get, subject);
-  const level = (name: string, fallback: string): string => {
-    const value = get(name) ?? fallback;
-    if (!/^[A-Za-z0-9:,_.-]*$/.test(value)) {
-      throw invalid(name, value, 'has characters a log level never has', 'use scope:level pairs such as default:info or misc:error', subject);
-    }
-    return value;
-  };
 
   const proxyImage = get(Annotation.proxyImage);
   if (proxyImage !== undefined && (proxyImage === '' || /[\s\u0000-\u001f]/.test(proxyImage))) {
@@ -196,26 +232,14 @@ export function readPodOptions(annotations: Readonly<Record<string, string>>, se
   }
 
   return {
+    ...capture,
     template,
-    mode: modeText,
-    includeOutboundIPRanges,
-    excludeOutboundIPRanges,
-    includeInboundPorts,
-    excludeInboundPorts,
-    includeOutboundPorts,
-    excludeOutboundPorts,
-    rerouteInterfaces: reroute ?? kubevirt,
-    excludeInterfaces,
-    statusPort,
     readiness,
     native,
     hold,
     rewriteAppProbes,
-    agentLogLevel: level(Annotation.agentLogLevel, settings.logLevel),
-    proxyLogLevel: level(Annotation.proxyLogLevel, 'warning'),
-    componentLogLevel: level(Annotation.componentLogLevel, 'misc:error'),
-    proxyMetadata: readProxyMetadata(proxyConfig, subject),
-    proxyConfig,
+    proxyLogLevel: logLevel(get, Annotation.proxyLogLevel, 'warning', subject),
+    componentLogLevel: logLevel(get, Annotation.componentLogLevel, 'misc:error', subject),
     resources,
     // Istio only honours an image annotation that names a repository (contains '/').
     proxyImage: proxyImage !== undefined && proxyImage.includes('/') ? proxyImage : undefined,
@@ -236,9 +260,11 @@ function readTemplateName(text: string | undefined, subject: Subject): TemplateN
   if (names.length === 1 && (names[0] === 'sidecar' || names[0] === 'gateway')) return names[0];
   const unknown = names.filter((name) => name !== 'sidecar' && name !== 'gateway');
   const problem =
-    unknown.length > 0
-      ? `names the template ${unknown.map((name) => JSON.stringify(name)).join(', ')}, which meshcap does not implement`
-      : 'combines templates, which meshcap does not do';
+    names.length === 1
+      ? 'is not a template meshcap implements'
+      : unknown.length > 0
+        ? `names ${unknown.map((name) => JSON.stringify(name)).join(', ')}, not a template meshcap implements`
+        : 'combines templates, which meshcap does not do';
   throw invalid(Annotation.templates, text, problem, "use sidecar or gateway (or inject this pod with Istio's injector)", subject);
 }
 

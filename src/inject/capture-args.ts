@@ -23,15 +23,20 @@
  *   case) stands for it.
  * - Returns the full argument list, starting with the subcommand
  *   `istio-iptables` exactly as istio-init's `args` (pass `.slice(1)` to
- *   parseCaptureConfig), or undefined when the interception mode is NONE (no
- *   capture: the injector writes no istio-init, the plugin must skip).
- * - Throws ConfigError naming the annotation and value when an annotation is
- *   invalid; the injector refuses such a pod, so a plugin never sees one it wrote.
+ *   parseCaptureConfig), or undefined when the pod gets no capture (the
+ *   injector writes no istio-init, the plugin must skip): interception mode
+ *   NONE, or Istio's gateway template (inject.istio.io/templates: gateway),
+ *   whose proxy is the pod itself.
+ * - Throws ConfigError naming the annotation and value when a capture
+ *   annotation is invalid; the injector refuses such a pod, so a plugin never
+ *   sees one it wrote. Annotations that do not decide capture are not read, so
+ *   a pod another injector wrote (Istio's, more lenient) is never failed for them.
  * captureEnvFromAnnotations gives the env istio-init gets besides (the
  * proxyMetadata of proxy.istio.io/config, e.g. ISTIO_META_DNS_CAPTURE), which
  * istio-iptables reads as flag fallbacks.
  */
-import { Annotation, type PodOptions, readPodOptions } from './annotations.js';
+import { ConfigError } from '../config/parse.js';
+import { Annotation, type CaptureOptions, readCaptureOptions } from './annotations.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from './settings.js';
 
 /** Written by the CNI layout when the user's istio-proxy runs as its own uid: the plugin cannot read containers. */
@@ -46,19 +51,28 @@ export interface CaptureArgsOptions {
 
 export function captureArgsFromAnnotations(annotations: Readonly<Record<string, string>>, opts: CaptureArgsOptions = {}): string[] | undefined {
   const settings = opts.settings ?? DEFAULT_SETTINGS;
-  const options = readPodOptions(annotations, settings, opts.subject ?? 'the pod');
-  if (options.mode === 'NONE') return undefined;
-  return captureArgs(options, settings, opts.proxyRunAsUser ?? uidAnnotation(annotations));
+  const options = readCaptureOptions(annotations, settings, opts.subject ?? 'the pod');
+  if (options.mode === 'NONE' || isGateway(annotations)) return undefined;
+  return captureArgs(options, settings, opts.proxyRunAsUser ?? uidAnnotation(annotations, opts.subject ?? 'the pod'));
 }
 
 export function captureEnvFromAnnotations(annotations: Readonly<Record<string, string>>, opts: CaptureArgsOptions = {}): [string, string][] {
-  const options = readPodOptions(annotations, opts.settings ?? DEFAULT_SETTINGS, opts.subject ?? 'the pod');
+  const options = readCaptureOptions(annotations, opts.settings ?? DEFAULT_SETTINGS, opts.subject ?? 'the pod');
   return options.proxyMetadata.map(([name, value]) => [name, value]);
 }
 
-function uidAnnotation(annotations: Readonly<Record<string, string>>): number | undefined {
+/** Read as the injector reads it (annotations.ts readTemplateName); other template names are not this module's to judge. */
+function isGateway(annotations: Readonly<Record<string, string>>): boolean {
+  return annotations[Annotation.templates]?.trim() === 'gateway';
+}
+
+function uidAnnotation(annotations: Readonly<Record<string, string>>, subject: string): number | undefined {
   const text = annotations[PROXY_UID_ANNOTATION];
-  return text !== undefined && /^[0-9]{1,10}$/.test(text) ? Number(text) : undefined;
+  if (text === undefined) return undefined;
+  if (!/^[0-9]{1,10}$/.test(text) || Number(text) > 0xfffffffe) {
+    throw new ConfigError(`annotation ${PROXY_UID_ANNOTATION}`, text, 'is not a uid', "remove it, or restore the value the injector wrote (the istio-proxy container's runAsUser)", `on ${subject}`);
+  }
+  return Number(text);
 }
 
 /**
@@ -67,14 +81,14 @@ function uidAnnotation(annotations: Readonly<Record<string, string>>): number | 
  * Istio's post-merge fix-up does; else 1337 in TPROXY mode (Istio's template
  * hard-codes it there) and the install's proxy uid otherwise.
  */
-export function captureUid(options: PodOptions, settings: InjectSettings, proxyRunAsUser: number | undefined): string {
+export function captureUid(options: CaptureOptions, settings: InjectSettings, proxyRunAsUser: number | undefined): string {
   if (proxyRunAsUser !== undefined && proxyRunAsUser > 0) return String(proxyRunAsUser);
   if (options.mode === 'TPROXY') return '1337';
   return String(settings.proxyUid);
 }
 
 /** istio-init's args from already read annotations: the injector's entry point, the same derivation. */
-export function captureArgs(options: PodOptions, settings: InjectSettings, proxyRunAsUser: number | undefined): string[] {
+export function captureArgs(options: CaptureOptions, settings: InjectSettings, proxyRunAsUser: number | undefined): string[] {
   const tail = excludedInbound(options.statusPort, options.excludeInboundPorts);
   const args = [
     'istio-iptables',
@@ -105,7 +119,7 @@ export function captureArgs(options: PodOptions, settings: InjectSettings, proxy
  * and the outbound ports only when set, as Istio does: absent, they fall back
  * to the same install default on both sides.
  */
-export function captureAnnotations(options: PodOptions, proxyRunAsUser: number | undefined): Record<string, string> {
+export function captureAnnotations(options: CaptureOptions, proxyRunAsUser: number | undefined): Record<string, string> {
   const out: Record<string, string> = { [Annotation.interceptionMode]: options.mode };
   if (options.includeOutboundIPRanges !== '') out[Annotation.includeOutboundIPRanges] = options.includeOutboundIPRanges;
   if (options.excludeOutboundIPRanges !== '') out[Annotation.excludeOutboundIPRanges] = options.excludeOutboundIPRanges;

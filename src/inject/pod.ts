@@ -1,9 +1,10 @@
 /**
  * The injection engine for one pod (a Pod, or the pod template of a workload):
- * decide, strip a previous injection (strip.ts), build istio-init
- * (init-container.ts) and istio-proxy (proxy-container.ts), lay them out for
- * the chosen startup ordering, and express the result as a JSON Patch against
- * the pod as given. Shared by `meshcap inject` and the webhook.
+ * decide, strip a previous injection (strip.ts), build istio-init or, in the
+ * CNI layout, istio-validation (init-container.ts) and istio-proxy
+ * (proxy-container.ts) for the pod's template (sidecar or gateway), lay them
+ * out for the chosen startup ordering, and express the result as a JSON Patch
+ * against the pod as given. Shared by `meshcap inject` and the webhook.
  * Pure: JSON in, JSON and patch out; invalid annotations throw ConfigError.
  */
 import { parseGoBool } from '../config/argv.js';
@@ -52,6 +53,17 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
   const overrides = stripped.overrides;
   const userProxy = overrides.find((c) => c.name === PROXY_NAME);
   const userInit = overrides.find((c) => c.name === (settings.cni ? VALIDATION_NAME : INIT_NAME));
+  // The other layout's init container cannot be honoured; dropping the user's fields silently would change capture.
+  const foreign = overrides.find((c) => c.name === (settings.cni ? INIT_NAME : VALIDATION_NAME));
+  if (foreign && !gateway) {
+    throw new ConfigError(
+      `container ${String(foreign.name)}`,
+      'declared in the pod (or in its proxy.istio.io/overrides)',
+      settings.cni ? 'has no place in the CNI layout, where the node\'s CNI plugin captures' : 'exists only in the CNI layout (--cni)',
+      settings.cni ? `remove it, or set its fields on ${VALIDATION_NAME}` : 'remove it, or inject with --cni',
+      `on ${subject}`,
+    );
+  }
 
   // Kubelet's probes would be captured by the sidecar: they go through the agent instead (probes.ts).
   const probes = rewriteAppProbes(stripped, stripped.probers, options, subject);
@@ -69,32 +81,8 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     if (userInit) init = applyOverride(init, userInit);
   }
 
-  const initContainers: Json[] = [];
-  let containers: Json[];
-  const injectedInit: string[] = [];
-  const injectedContainers: string[] = [];
-  if (gateway) {
-    // The user's istio-proxy (image: auto) is completed where it stands; without one, the proxy comes last.
-    initContainers.push(...probes.initContainers);
-    injectedContainers.push(PROXY_NAME);
-    const at = (asArray(spec.containers) ?? []).findIndex((c) => isObject(c) && c.name === PROXY_NAME);
-    containers = [...appContainers];
-    containers.splice(at === -1 ? containers.length : Math.min(at, containers.length), 0, proxy);
-  } else if (options.native) {
-    if (init) injectedInit.push(String(init.name));
-    injectedInit.push(PROXY_NAME);
-    initContainers.push(...(init ? [init] : []), proxy, ...probes.initContainers);
-    containers = [...appContainers];
-  } else {
-    // Legacy: user init containers run before any rule exists (they keep plain networking), then capture.
-    // With CNI the rules exist before any init container: istio-validation goes first and proves them.
-    if (settings.cni) initContainers.push(...(init ? [init] : []), ...probes.initContainers);
-    else initContainers.push(...probes.initContainers, ...(init ? [init] : []));
-    if (init) injectedInit.push(String(init.name));
-    injectedContainers.push(PROXY_NAME);
-    // With hold, kubelet starts the proxy first and blocks on its postStart hook until it is ready.
-    containers = options.hold ? [proxy, ...appContainers] : [...appContainers, proxy];
-  }
+  const layout = layOut(gateway ? 'gateway' : options.native ? 'native' : 'legacy', { cni: settings.cni, hold: options.hold }, init, proxy, probes, asArray(spec.containers));
+  const { initContainers, containers } = layout;
   checkVolumes(options, template, stripped.volumes, subject);
   const injectedVolumes = [...template.volumes, ...options.userVolumes];
   const volumeNames = injectedVolumes.map((v) => String(v.name));
@@ -128,7 +116,7 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     const userUid = asObject(userProxy?.securityContext)?.runAsUser;
     Object.assign(newAnnotations, captureAnnotations(options, typeof userUid === 'number' ? userUid : undefined));
   }
-  newAnnotations[Annotation.status] = statusText({ initContainers: injectedInit, containers: injectedContainers, volumes: volumeNames }, settings);
+  newAnnotations[Annotation.status] = statusText({ initContainers: layout.injectedInit, containers: layout.injectedContainers, volumes: volumeNames }, settings);
 
   const newMetadata: JsonObject = { ...metadata, labels: newLabels, annotations: newAnnotations };
   // A pod template may have no metadata at all (CronJob templates often don't): add it whole.
@@ -151,6 +139,50 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     ...diffMap(['spec', 'securityContext'], asObject(spec.securityContext), asObject(newSpec.securityContext)),
   ];
   return { kind: 'injected', metadata: newMetadata, spec: newSpec, ops };
+}
+
+interface Layout {
+  readonly initContainers: Json[];
+  readonly containers: Json[];
+  /** Names for the status annotation. */
+  readonly injectedInit: string[];
+  readonly injectedContainers: string[];
+}
+
+/**
+ * Where the injected containers go among the app's (Istio's reorderPod):
+ * native: the capture init, then the proxy as a restartable init container,
+ * then the user's init containers; legacy: the user's init containers run
+ * before capture (with CNI the rules already exist, so istio-validation goes
+ * first and proves them), the proxy first when it holds the app, else last;
+ * gateway: the proxy where the user's istio-proxy stood (last when none).
+ */
+function layOut(
+  kind: 'native' | 'legacy' | 'gateway',
+  { cni, hold }: { readonly cni: boolean; readonly hold: boolean },
+  init: JsonObject | undefined,
+  proxy: JsonObject,
+  app: { readonly initContainers: readonly JsonObject[]; readonly containers: readonly JsonObject[] },
+  original: readonly Json[] | undefined,
+): Layout {
+  const inits = init ? [init] : [];
+  const initNames = inits.map((c) => String(c.name));
+  if (kind === 'native') {
+    return { initContainers: [...inits, proxy, ...app.initContainers], containers: [...app.containers], injectedInit: [...initNames, PROXY_NAME], injectedContainers: [] };
+  }
+  if (kind === 'gateway') {
+    const at = (original ?? []).findIndex((c) => isObject(c) && c.name === PROXY_NAME);
+    const containers: Json[] = [...app.containers];
+    containers.splice(at === -1 ? containers.length : Math.min(at, containers.length), 0, proxy);
+    return { initContainers: [...app.initContainers], containers, injectedInit: [], injectedContainers: [PROXY_NAME] };
+  }
+  return {
+    initContainers: cni ? [...inits, ...app.initContainers] : [...app.initContainers, ...inits],
+    // With hold, kubelet starts the proxy first and blocks on its postStart hook until it is ready.
+    containers: hold ? [proxy, ...app.containers] : [...app.containers, proxy],
+    injectedInit: initNames,
+    injectedContainers: [PROXY_NAME],
+  };
 }
 
 /**

@@ -114,5 +114,5 @@ export function unhandledWorkload(object: unknown): string | undefined {
   const meta = asObject(object.metadata) ?? {};
   const namespace = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : 'default';
   const name = typeof meta.name === 'string' ? meta.name : '';
-  return `${String(object.kind)} "${namespace}/${name}" (apiVersion ${String(object.apiVersion)}) has a pod template, but meshcap inject does not inject that kind: copied unchanged; inject its pods with the webhook, or convert it to a kind listed in meshcap inject --help`;
+  return `${String(object.kind)} "${namespace}/${name}" (apiVersion ${String(object.apiVersion)}) has a pod template, but meshcap inject does not inject that kind: copied unchanged (the webhook injects its pods when they are created)`;
 }

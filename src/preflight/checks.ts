@@ -18,6 +18,27 @@ export function hasCapability(caps: bigint, bit: number): boolean {
   return (caps & (1n << BigInt(bit))) !== 0n;
 }
 
+/** What writes the rules: an iptables variant, or native nftables. */
+export type RuleWriter = 'legacy' | 'nft' | 'nftables';
+
+/**
+ * The capabilities each writer really needs, as measured with setpriv in a
+ * network namespace (iptables 1.8.9, nftables 1.0.6): everything speaks
+ * netlink or setsockopt under CAP_NET_ADMIN; iptables-legacy also opens a raw
+ * socket (CAP_NET_RAW) to reach the tables, and without it fails with a
+ * misleading "unable to initialize table 'nat'". Undefined: not chosen yet,
+ * so only what every writer needs.
+ */
+export function capabilitiesNeeded(writer: RuleWriter | undefined): { name: string; bit: number }[] {
+  const needs = [{ name: 'CAP_NET_ADMIN', bit: CAP_NET_ADMIN }];
+  if (writer === 'legacy') needs.push({ name: 'CAP_NET_RAW', bit: CAP_NET_RAW });
+  return needs;
+}
+
+export function missingCapabilities(caps: bigint, writer: RuleWriter | undefined): string[] {
+  return capabilitiesNeeded(writer).filter((need) => !hasCapability(caps, need.bit)).map((need) => need.name);
+}
+
 export interface KernelNeed {
   /** What the config needs it for, in words. */
   readonly why: string;

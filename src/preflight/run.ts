@@ -7,28 +7,41 @@ import type { System } from '../backend/system.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CaptureConfig } from '../config/types.js';
-import { CAP_NET_ADMIN, CAP_NET_RAW, type KernelFacts, checkKernel, effectiveCapabilities, hasCapability, ipv6Disabled } from './checks.js';
+import { type KernelFacts, type RuleWriter, checkKernel, effectiveCapabilities, ipv6Disabled, missingCapabilities } from './checks.js';
 
 export interface PreflightResult {
   /** IPv6 exists and is enabled in this namespace. */
   readonly ipv6Available: boolean;
 }
 
-export function checkCapabilities(sys: System): void {
+/**
+ * The capabilities the writer needs are effective. Called before anything is
+ * read with what is known then (the pinned backend, or none), and again once
+ * detection has chosen iptables-legacy, the one writer that needs CAP_NET_RAW.
+ */
+export function checkCapabilities(sys: System, writer?: RuleWriter, chosenBecause?: string): void {
   const status = sys.readFile('/proc/self/status');
   const caps = status === undefined ? undefined : effectiveCapabilities(status);
   if (caps === undefined) return; // Not Linux procfs: let the tools speak for themselves.
-  const missing = [
-    hasCapability(caps, CAP_NET_ADMIN) ? undefined : 'CAP_NET_ADMIN',
-    hasCapability(caps, CAP_NET_RAW) ? undefined : 'CAP_NET_RAW',
-  ].filter((c): c is string => c !== undefined);
+  const missing = missingCapabilities(caps, writer);
   if (missing.length === 0) return;
   const uid = /^Uid:\s*(\d+)/m.exec(status ?? '')?.[1];
+  const nonRoot = uid !== undefined && uid !== '0';
+  if (!missing.includes('CAP_NET_ADMIN')) {
+    throw new MeshcapError({
+      exitCode: ExitCode.Permission,
+      what: 'missing CAP_NET_RAW: the iptables-legacy backend cannot change netfilter rules without it',
+      why: `iptables-legacy reaches the tables through a raw socket, which needs CAP_NET_RAW (iptables-nft and native nftables need only CAP_NET_ADMIN); legacy was chosen because ${chosenBecause ?? 'it was pinned'}`,
+      fix: 'add NET_RAW to securityContext.capabilities.add (istio-init adds NET_ADMIN and NET_RAW), or use --backend=nft where the node uses nf_tables; nothing was changed',
+    });
+  }
   throw new MeshcapError({
     exitCode: ExitCode.Permission,
     what: `missing ${missing.join(' and ')}: netfilter rules cannot be changed`,
-    why: uid !== undefined && uid !== '0' ? `the process runs as uid ${uid}, not root` : 'the container does not grant these capabilities',
-    fix: 'run the init container as uid 0 with securityContext.capabilities.add: [NET_ADMIN, NET_RAW] (what istio-init uses); nothing was changed',
+    why: nonRoot ? `the process runs as uid ${uid}, not root, so it has no effective capabilities` : 'the container does not grant these capabilities',
+    fix:
+      'run the init container as uid 0 with securityContext.capabilities.add: [NET_ADMIN, NET_RAW] (what istio-init uses; ' +
+      'iptables-nft and native nftables need only NET_ADMIN, iptables-legacy needs both); nothing was changed',
   });
 }
 
@@ -65,7 +78,7 @@ export function readKernelFacts(sys: System): KernelFacts {
 }
 
 export function preflight(config: CaptureConfig, sys: System, log: Logger): PreflightResult {
-  checkCapabilities(sys);
+  checkCapabilities(sys, config.nativeNftables ? 'nftables' : config.backend === 'auto' ? undefined : config.backend);
 
   const kernel = checkKernel(config, readKernelFacts(sys));
   if (kernel.missing.length > 0) {

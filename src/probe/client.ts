@@ -1,7 +1,8 @@
 /** One connection attempt with a deadline; returns the probe server's answer or why it failed. */
 import { connect } from 'node:net';
 
-export type ProbeResult = { readonly ok: true; readonly reply: string } | { readonly ok: false; readonly error: string };
+/** localPort: the connection's own source port, to find it in conntrack. */
+export type ProbeResult = { readonly ok: true; readonly reply: string; readonly localPort?: number } | { readonly ok: false; readonly error: string };
 
 export function probeConnect(host: string, port: number, timeoutMs = 3000, localAddress?: string): Promise<ProbeResult> {
   return new Promise((resolve) => {
@@ -19,9 +20,9 @@ export function probeConnect(host: string, port: number, timeoutMs = 3000, local
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       data += chunk;
-      if (data.includes('\n')) finish({ ok: true, reply: data.trim() });
+      if (data.includes('\n')) finish({ ok: true, reply: data.trim(), localPort: socket.localPort ?? 0 });
     });
-    socket.on('end', () => finish(data ? { ok: true, reply: data.trim() } : { ok: false, error: 'closed without an answer' }));
+    socket.on('end', () => finish(data ? { ok: true, reply: data.trim(), localPort: socket.localPort ?? 0 } : { ok: false, error: 'closed without an answer' }));
     socket.on('error', (error: NodeJS.ErrnoException) => finish({ ok: false, error: error.code ?? error.message }));
   });
 }
@@ -35,8 +36,8 @@ const finish = (r) => { if (done) return; done = true; clearTimeout(t); s.destro
 const s = net.connect(source ? { host, port: Number(port), localAddress: source } : { host, port: Number(port) });
 const t = setTimeout(() => finish({ ok: false, error: 'no answer within ' + timeout + ' ms' }), Number(timeout));
 s.setEncoding('utf8');
-s.on('data', (c) => { data += c; if (data.includes('\\n')) finish({ ok: true, reply: data.trim() }); });
-s.on('end', () => finish(data ? { ok: true, reply: data.trim() } : { ok: false, error: 'closed without an answer' }));
+s.on('data', (c) => { data += c; if (data.includes('\\n')) finish({ ok: true, reply: data.trim(), localPort: s.localPort }); });
+s.on('end', () => finish(data ? { ok: true, reply: data.trim(), localPort: s.localPort } : { ok: false, error: 'closed without an answer' }));
 s.on('error', (e) => finish({ ok: false, error: e.code || e.message }));
 `;
 

@@ -8,6 +8,8 @@
  */
 import type { IptablesBinaries } from '../backend/binaries.js';
 import type { System } from '../backend/system.js';
+import { lockHolders } from '../backend/lock-holders.js';
+import { readLockFacts } from '../backend/namespaces.js';
 import { isConcurrencyConflict, toolFailure } from '../backend/tool-errors.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 import type { IdResolver } from '../render/iptables-save-form.js';
@@ -29,6 +31,10 @@ export interface IptablesRunOptions {
   readonly resolveId?: IdResolver;
   /** Attempts before giving up on a state that keeps changing under us. */
   readonly maxAttempts?: number;
+  /** Plans already made from `prefetched` (by planCapture), used for the first attempt. */
+  readonly firstPlans?: Partial<Record<Family, FamilyPlan>>;
+  /** Waits between attempts (tests pass one that does not wait). */
+  readonly backoff?: () => Promise<void>;
 }
 
 export interface FamilyOutcome {
@@ -90,8 +96,10 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
     const statesText = await Promise.all(pending.map((family) => readStateText(opts, opts.binaries[family]!, prefetched[family])));
     const states = statesText.map(parseSave);
     for (const family of pending) prefetched[family] = undefined;
-    const plans = pending.map((family, i) =>
-      planFamily(ruleset, family, states[i]!, { force: (opts.force ?? false) && attempt === 1, resolveId: opts.resolveId }),
+    const plans = pending.map(
+      (family, i) =>
+        (attempt === 1 ? opts.firstPlans?.[family] : undefined) ??
+        planFamily(ruleset, family, states[i]!, { force: (opts.force ?? false) && attempt === 1, resolveId: opts.resolveId }),
     );
     for (const plan of plans) {
       if (plan.noop && !outcomes.has(plan.family)) {
@@ -122,6 +130,7 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
         action: `applying the ${describeFamily(plan.family)} rules with ${opts.binaries[plan.family]!.restore}`,
         input: plan.restoreInput,
         lockTimeoutSeconds: opts.lockTimeoutSeconds,
+        lockHolders: (path) => lockHolders(path, readLockFacts(opts.sys, path)),
       });
     }
 
@@ -147,7 +156,7 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
       });
     }
     pending = retry;
-    if (pending.length > 0) await jitter();
+    if (pending.length > 0) await (opts.backoff ?? jitter)();
   }
   return families.map((family) => outcomes.get(family)!).filter(Boolean);
 }
@@ -156,7 +165,6 @@ async function verifyPlans(ruleset: Ruleset, opts: IptablesRunOptions, plans: re
   const saves = await Promise.all(plans.map((plan) => opts.sys.run(opts.binaries[plan.family]!.save, [])));
   return plans.map((plan, i) => {
     const result = saves[i]!;
-    if (opts.sys.recording) return { plan, differences: [] as string[] };
     if (result.code !== 0) {
       throw toolFailure(result, { action: `reading back the ${describeFamily(plan.family)} rules with ${opts.binaries[plan.family]!.save}` });
     }
@@ -174,7 +182,7 @@ async function verifyPlans(ruleset: Ruleset, opts: IptablesRunOptions, plans: re
 
 /** Removes every mesh chain and rule from the given backend's families. Returns what was removed. */
 export async function cleanIptables(
-  opts: Pick<IptablesRunOptions, 'sys' | 'log' | 'binaries' | 'prefetched' | 'lockTimeoutSeconds'>,
+  opts: Pick<IptablesRunOptions, 'sys' | 'log' | 'binaries' | 'prefetched' | 'lockTimeoutSeconds' | 'backoff'>,
 ): Promise<Family[]> {
   const cleaned: Family[] = [];
   for (const family of ['ipv4', 'ipv6'] as const) {
@@ -194,9 +202,10 @@ export async function cleanIptables(
           action: `removing the ${describeFamily(family)} mesh rules with ${bins.restore}`,
           input,
           lockTimeoutSeconds: opts.lockTimeoutSeconds,
+          lockHolders: (path) => lockHolders(path, readLockFacts(opts.sys, path)),
         });
       }
-      await jitter();
+      await (opts.backoff ?? jitter)();
     }
   }
   return cleaned;

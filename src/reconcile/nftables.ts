@@ -3,13 +3,13 @@
  * three inet tables, skipped when the live tables already equal the desired
  * ones, then read back and compared.
  */
-import { readNftListing, readNftRulesetAndTables } from '../backend/nft-read.js';
+import { readNftListing } from '../backend/nft-read.js';
 import type { System } from '../backend/system.js';
 import { toolFailure } from '../backend/tool-errors.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MESH_NFT_TABLES } from '../rules/constants.js';
-import type { NftListing, NftTableName } from '../state/nft-listing.js';
+import type { NftListing } from '../state/nft-listing.js';
 import { liveDifferences } from '../state/compare.js';
 import { desiredListing, diffListings } from '../state/nft-view.js';
 
@@ -20,7 +20,6 @@ export interface NftRunOptions {
   readonly sys: System;
   readonly log: Logger;
   readonly nft: string;
-  readonly force?: boolean;
 }
 
 /**
@@ -50,55 +49,62 @@ export function nftTransaction(ops: readonly NftTableOps[], live: NftListing): s
   return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
-/** The live tables; a dry run sees none (it reads nothing, like Istio's). */
-export const listNftables = (sys: System, nft: string): Promise<NftListing> => (sys.recording ? Promise.resolve(new Map()) : readNftListing(sys, nft));
-
-const listLive = (opts: NftRunOptions) => listNftables(opts.sys, opts.nft);
-
-export interface NftReconcileResult {
-  readonly changed: boolean;
-  readonly changes: string[];
-  /** Every table of the namespace before the transaction (undefined in a dry run). */
-  readonly tables?: readonly NftTableName[];
+export interface NftPlan {
+  /** `nft -f -` input; empty when the live tables already equal the desired ones. */
+  readonly transaction: string;
+  /** What differs, for logs. */
+  readonly changes: readonly string[];
+  /** What the tables should list: the read-back compares with it (no second render of a long ruleset). */
+  readonly desired: NftListing;
 }
 
-export async function reconcileNftables(ruleset: Ruleset, opts: NftRunOptions): Promise<NftReconcileResult> {
+/** The one transaction that makes the live tables the desired ones (`force`: even when they already are). Pure. */
+export function planNftables(ruleset: Ruleset, live: NftListing, force = false): NftPlan {
   const ops = nftTableOps(ruleset);
   const desired = desiredListing(ops);
-  // All families at once: the same read tells whether iptables-nft has any table to look at.
-  const first = opts.sys.recording ? undefined : await readNftRulesetAndTables(opts.sys, opts.nft);
-  const live: NftListing = first?.listing ?? new Map();
-  const tables = first ? { tables: first.tables } : {};
   const changes = diffListings(desired, live);
-  if (changes.length === 0 && !opts.force) return { changed: false, changes, ...tables };
-  const input = nftTransaction(ops, live);
-  opts.log.debug(`nft transaction:\n${input}`);
-  const result = await opts.sys.run(opts.nft, ['-f', '-'], { input });
-  if (result.code !== 0) throw toolFailure(result, { action: `applying the nftables transaction with ${opts.nft}`, input });
-  if (!opts.sys.recording) {
-    const after = await listLive(opts);
-    const differences = liveDifferences(ruleset, { kind: 'nftables', listing: after }, { desired: { nft: desired } });
-    if (differences.length > 0) {
-      throw new MeshcapError({
-        exitCode: ExitCode.VerifyFailed,
-        what: 'verifying the nftables tables after applying them',
-        why: 'the tables read back are not the ones applied; something else rewrites them',
-        fix: "compare with 'nft list ruleset inet'; find the other writer; re-run meshcap to reconcile",
-        output: differences.join('\n'),
-      });
-    }
-  }
-  return { changed: true, changes, ...tables };
+  if (changes.length === 0 && !force) return { transaction: '', changes, desired };
+  return { transaction: nftTransaction(ops, live), changes, desired };
 }
 
-/** Deletes Istio's inet tables when present. */
-export async function cleanNftables(opts: NftRunOptions): Promise<string[]> {
-  const live = await listLive(opts);
-  // A dry run cannot see the tables; like Istio it lists the removal of all three.
-  const present = opts.sys.recording ? [...MESH_NFT_TABLES] : MESH_NFT_TABLES.filter((name) => live.has(name));
-  if (present.length === 0) return [];
-  const input = `${renderNftCleanup(present).join('\n')}\n`;
+/**
+ * The mesh tables a cleanup deletes. A listing that was not read (a dry run)
+ * may hold any of them: like Istio, all three are listed then.
+ */
+export function nftTablesToDelete(live: NftListing | 'unknown'): string[] {
+  return live === 'unknown' ? [...MESH_NFT_TABLES] : MESH_NFT_TABLES.filter((name) => live.has(name));
+}
+
+export function nftCleanupInput(tables: readonly string[]): string {
+  return tables.length ? `${renderNftCleanup(tables).join('\n')}\n` : '';
+}
+
+/** Runs the plan's transaction, then reads the tables back and compares them with the ruleset. */
+export async function applyNftPlan(ruleset: Ruleset, plan: NftPlan, opts: NftRunOptions): Promise<{ changed: boolean; changes: readonly string[] }> {
+  if (plan.transaction === '') return { changed: false, changes: plan.changes };
+  opts.log.debug(`nft transaction:\n${plan.transaction}`);
+  const result = await opts.sys.run(opts.nft, ['-f', '-'], { input: plan.transaction });
+  if (result.code !== 0) throw toolFailure(result, { action: `applying the nftables transaction with ${opts.nft}`, input: plan.transaction });
+  const after = await readNftListing(opts.sys, opts.nft);
+  const differences = liveDifferences(ruleset, { kind: 'nftables', listing: after }, { desired: { nft: plan.desired } });
+  if (differences.length > 0) {
+    throw new MeshcapError({
+      exitCode: ExitCode.VerifyFailed,
+      what: 'verifying the nftables tables after applying them',
+      why: 'the tables read back are not the ones applied; something else rewrites them',
+      fix: "compare with 'nft list ruleset inet'; find the other writer; re-run meshcap to reconcile",
+      output: differences.join('\n'),
+    });
+  }
+  return { changed: true, changes: plan.changes };
+}
+
+/** Deletes the mesh's inet tables that are present (read now, unless the caller already knows them). */
+export async function cleanNftables(opts: NftRunOptions, present?: readonly string[]): Promise<string[]> {
+  const tables = present ? [...present] : nftTablesToDelete(await readNftListing(opts.sys, opts.nft));
+  const input = nftCleanupInput(tables);
+  if (input === '') return [];
   const result = await opts.sys.run(opts.nft, ['-f', '-'], { input });
   if (result.code !== 0) throw toolFailure(result, { action: `deleting the mesh nftables tables with ${opts.nft}`, input });
-  return present;
+  return tables;
 }

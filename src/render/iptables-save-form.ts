@@ -4,11 +4,26 @@
  * options. Comparing live rules with desired ones in this form makes a re-run a
  * true no-op. Pure; the kernel checks it in the integration tests.
  */
-import { formatCidr, maskCidr } from '../net/ip.js';
+import { type Cidr, formatCidr, maskCidr } from '../net/ip.js';
 import type { Match, Rule, Target } from '../rules/model.js';
 import { renderIptablesTarget } from './iptables.js';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
+
+/**
+ * A prefix as iptables-save prints it (masked, with its length). Its inet_ntop
+ * writes an IPv4-compatible address, ::/96 with a non-zero 7th word, with a
+ * dotted tail: Istio's DNS golden `::127.0.0.53` comes back as
+ * `::127.0.0.53/128`, not `::7f00:35/128` (checked with the real tools).
+ */
+export function saveFormCidr(cidr: Cidr): string {
+  const masked = maskCidr(cidr);
+  const b = masked.addr.bytes;
+  if (b.length === 16 && b.slice(0, 12).every((x) => x === 0) && (b[12] !== 0 || b[13] !== 0)) {
+    return `::${b[12]}.${b[13]}.${b[14]}.${b[15]}/${masked.prefix}`;
+  }
+  return formatCidr(masked);
+}
 const not = (negate: boolean | undefined) => (negate ? '! ' : '');
 
 /** Resolves a group or user name to its number, as iptables does when adding the rule. */
@@ -70,8 +85,8 @@ export function renderSaveSpec(rule: Rule, family: 'ipv4' | 'ipv6', resolveId: I
   const inIface = find('inIface');
   const outIface = find('outIface');
   const proto = find('proto');
-  if (src) parts.push(`${not(src.negate)}-s ${formatCidr(maskCidr(src.net.cidr))}`);
-  if (dst) parts.push(`${not(dst.negate)}-d ${formatCidr(maskCidr(dst.net.cidr))}`);
+  if (src) parts.push(`${not(src.negate)}-s ${saveFormCidr(src.net.cidr)}`);
+  if (dst) parts.push(`${not(dst.negate)}-d ${saveFormCidr(dst.net.cidr)}`);
   if (inIface) parts.push(`-i ${inIface.name}`);
   if (outIface) parts.push(`-o ${outIface.name}`);
   if (proto) parts.push(`-p ${proto.proto}`);

@@ -4,20 +4,18 @@
  * derived flags name everything host facts would otherwise supply).
  */
 import { parseCaptureConfig } from '../config/parse.js';
-import type { HostFacts } from '../config/types.js';
+import { NO_HOST_FACTS } from '../config/types.js';
 import { buildRuleset } from '../rules/build.js';
 import { liveDifferences } from '../state/compare.js';
 import { type DerivedConfig, derivedArgs } from './derive.js';
 import type { NamespaceRead } from './gather.js';
 import { type SourceName, liveRulesOf } from './sources.js';
 
-const NO_FACTS: HostFacts = { interfaceAddresses: () => [], resolvConf: () => '', lookupUid: () => undefined };
-
 export function roundTrip(read: NamespaceRead, derived: DerivedConfig, source: SourceName): string[] | undefined {
   let ruleset;
   try {
     const args = [...derivedArgs(derived), ...(source === 'nftables' ? ['--native-nftables'] : [])];
-    ruleset = buildRuleset(parseCaptureConfig(args, derived.env, NO_FACTS));
+    ruleset = buildRuleset(parseCaptureConfig(args, derived.env, NO_HOST_FACTS));
   } catch {
     return undefined;
   }

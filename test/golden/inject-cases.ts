@@ -16,8 +16,6 @@ export interface InjectCase {
   readonly settings?: Partial<InjectSettings>;
   /** Every pod is expected to be skipped and the text to pass through unchanged. */
   readonly skipped?: boolean;
-  /** Not reproducible with meshcap's settings, and why. */
-  readonly notReproducible?: string;
   /** Substrings the failure message must contain. */
   readonly error?: readonly string[];
   /** Known, deliberate differences (field -> why). */

@@ -25,8 +25,7 @@ describe('istio injection anchors', { skip }, () => {
     assert.deepEqual(goldens.filter((g) => !used.has(g)), []);
   });
 
-  // Cases meshcap cannot reproduce (CNI mode) are listed in the report, not run as skipped tests.
-  for (const c of [...INJECT_CASES, ...FIXTURE_CASES].filter((x) => !x.notReproducible)) {
+  for (const c of [...INJECT_CASES, ...FIXTURE_CASES]) {
     const name = `#${c.n} ${c.golden ?? c.input}${c.settings ? ` with ${JSON.stringify(c.settings)}` : ''}`;
     test(name, () => {
       const { result, ours, mismatches } = runCase(c);
@@ -50,7 +49,7 @@ describe('istio injection anchors', { skip }, () => {
   }
 
   test('ISTIO_KUBE_APP_PROBERS is compared where Istio writes it, not only absent against absent', () => {
-    const compared = INJECT_CASES.filter((c) => c.golden && !c.skipped && !c.notReproducible);
+    const compared = INJECT_CASES.filter((c) => c.golden && !c.skipped);
     const withProbers = compared.filter((c) =>
       podsOf(readFileSync(join(INJECT_DIR, c.golden!), 'utf8')).some((pod) => FIELDS.ISTIO_KUBE_APP_PROBERS!(pod) !== null));
     assert.deepEqual(withProbers.map((c) => c.n), [14, 15, 16, 18, 19, 20]);

@@ -191,6 +191,16 @@ export class Lab {
   }
 }
 
+/** Runs a body in a fresh lab, destroyed afterwards, pass or fail. */
+export async function withLab(label: string, body: (lab: Lab) => Promise<void>): Promise<void> {
+  const lab = Lab.create(label);
+  try {
+    await body(lab);
+  } finally {
+    await lab.destroy();
+  }
+}
+
 /** Without comments, counters, and tables that hold nothing but their built-in chains. */
 export function normaliseSave(text: string): string {
   const tables = text

@@ -10,19 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { MESHCAP_BIN } from '../helpers/paths.js';
-import { Lab, OUTSIDE_V4, OUTSIDE_V6, POD_V4, POD_V6, labSkipReason, meshLines } from '../helpers/netns.js';
+import { Lab, OUTSIDE_V4, OUTSIDE_V6, POD_V4, POD_V6, labSkipReason, meshLines, withLab } from '../helpers/netns.js';
 
 const skip = labSkipReason();
 const DEFAULT = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];
-
-async function withLab(label: string, body: (lab: Lab) => Promise<void>) {
-  const lab = Lab.create(label);
-  try {
-    await body(lab);
-  } finally {
-    await lab.destroy();
-  }
-}
 
 const noStackTrace = (stderr: string) => assert.doesNotMatch(stderr, /\n\s+at .+\(.*:\d+:\d+\)/, 'no stack trace for an environment problem');
 
@@ -218,13 +209,13 @@ describe('verify', { skip }, () => {
       const applied = await lab.meshcap(['apply', ...DEFAULT, '--run-validation']);
       assert.equal(applied.code, 0, applied.stderr);
       assert.match(applied.stderr, /verify ok: app \(uid 65534\) -> \S+ is captured to the proxy port 15001/);
-      assert.match(applied.stderr, /verify ok: proxy \(uid 1337\) -> \S+ bypasses the capture/);
+      assert.match(applied.stderr, /verify ok: proxy \(uid 1337\) -> 127\.0\.0\.7:15008 over lo bypasses the capture/);
       assert.match(applied.stderr, /verify ok: proxy \(uid 1337\) -> 127\.0\.0\.6:15002 over lo is sent to the inbound port 15006/);
 
       const again = await lab.meshcap(['apply', ...DEFAULT, '--verify']);
       assert.equal(again.code, 0, again.stderr);
       assert.match(again.stderr, /already in place, nothing to do/);
-      assert.match(again.stderr, /verify ok: proxy \(uid 1337\) -> \S+ bypasses the capture/, '--verify is meshcap\'s --run-validation');
+      assert.match(again.stderr, /verify ok: proxy \(uid 1337\) -> 127\.0\.0\.7:15008 over lo bypasses the capture/, '--verify is meshcap\'s --run-validation');
 
       const drifted = await lab.meshcap(['verify', ...DEFAULT.map((a) => (a === '15090,15021,15020' ? '15090' : a))]);
       assert.equal(drifted.code, 6, drifted.stderr);

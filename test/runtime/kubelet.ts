@@ -7,7 +7,7 @@
  * paths, seccomp Unconfined unless set, no_new_privs from allowPrivilegeEscalation: false) and its
  * runAsNonRoot check.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerConfig, LinuxContainerSecurityContext, Mount } from '../../src/cri/types.js';
 import type { Sandbox } from './harness.js';
@@ -63,6 +63,18 @@ export interface KubeletOptions {
   imageUid?: number;
 }
 
+/**
+ * The kubelet's hostPath `type` check before the pod starts; with no type, the runtime creates a missing
+ * path as a directory (containerd's CRI does), so the mount always works.
+ */
+function hostPathCheck(name: string, path: string, type: string): void {
+  const exists = existsSync(path);
+  const isDir = exists && statSync(path).isDirectory();
+  if (type === 'Directory' && !isDir) throw new KubeletConfigError(`hostPath volume ${name}: ${path} is not a directory (type: Directory): the pod does not start`);
+  if (type === 'File' && !(exists && !isDir)) throw new KubeletConfigError(`hostPath volume ${name}: ${path} is not a file (type: File)`);
+  if ((type === 'DirectoryOrCreate' || type === '') && !exists) mkdirSync(path, { recursive: true, mode: 0o755 });
+}
+
 /** Pure part: $(VAR) references in command and args, as the kubelet expands them ($$ escapes). */
 export function expandVars(text: string, env: Record<string, string>): string {
   return text.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (whole, name: string | undefined) => {
@@ -101,8 +113,10 @@ export function kubeletContainer(container: K8sContainer, pod: Sandbox, options:
     let host = options.volumeDirs?.[vm.name];
     if (!host) {
       const volume = options.volumes?.find((v) => v.name === vm.name);
-      if (volume?.hostPath) host = volume.hostPath.path;
-      else {
+      if (volume?.hostPath) {
+        host = volume.hostPath.path;
+        hostPathCheck(volume.name, host, volume.hostPath.type ?? '');
+      } else {
         host = join(base, vm.name);
         mkdirSync(host, { recursive: true });
       }

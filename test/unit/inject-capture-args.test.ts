@@ -12,8 +12,8 @@ import { ConfigError } from '../../src/config/parse.js';
 import { PROXY_UID_ANNOTATION, captureArgsFromAnnotations, captureEnvFromAnnotations } from '../../src/inject/capture-args.js';
 import { injectManifests } from '../../src/inject/manifest.js';
 import { DEFAULT_SETTINGS } from '../../src/inject/settings.js';
-import { INJECT_CASES, ISTIO_LIKE } from '../golden/inject-cases.js';
-import { INJECT_DIR, podsOf } from '../golden/inject-compare.js';
+import { FIXTURE_CASES, INJECT_CASES, ISTIO_LIKE } from '../golden/inject-cases.js';
+import { INJECT_DIR, dirOf, podsOf } from '../golden/inject-compare.js';
 import { podManifest } from '../helpers/manifests.js';
 import { anchorsOrSkip } from '../helpers/paths.js';
 
@@ -52,6 +52,26 @@ describe('captureArgsFromAnnotations: Istio goldens', { skip: anchors.available 
   });
 });
 
+describe('captureArgsFromAnnotations: pods Istio injected in CNI mode', { skip: anchors.available ? false : anchors.reason }, () => {
+  test("Istio's own CNI annotations give back its istio-validation args (without the two validation flags)", () => {
+    const cniCases = [...INJECT_CASES, ...FIXTURE_CASES].filter((c) => c.golden?.includes('.cni.'));
+    assert.deepEqual(cniCases.map((c) => c.n), [3, 103]);
+    for (const c of cniCases) {
+      const [input] = podsOf(readFileSync(join(dirOf(c), c.input), 'utf8'));
+      const [golden] = podsOf(readFileSync(join(dirOf(c), c.golden!), 'utf8'));
+      const validation = containers(golden!.spec, 'initContainers').find((x) => x.name === 'istio-validation')!;
+      assert.deepEqual(validation.args!.slice(-2), ['--run-validation', '--skip-rule-apply']);
+      // Istio's plugin reads the uid from the proxy container; meshcap's layout also writes meshcap.io/proxy-uid.
+      const userProxy = containers(input!.spec, 'containers').find((x) => x.name === 'istio-proxy');
+      const got = captureArgsFromAnnotations(golden!.metadata.annotations as Record<string, string>, {
+        settings: { ...ISTIO_LIKE, ...c.settings },
+        proxyRunAsUser: userProxy?.securityContext?.runAsUser,
+      });
+      assert.deepEqual(got, validation.args!.slice(0, -2), `#${c.n}`);
+    }
+  });
+});
+
 describe('captureArgsFromAnnotations: contract', () => {
   test('with no annotations: Istio defaults, starting with the subcommand', () => {
     assert.deepEqual(captureArgsFromAnnotations({}), [
@@ -65,11 +85,29 @@ describe('captureArgsFromAnnotations: contract', () => {
     assert.equal(captureArgsFromAnnotations({ 'proxy.istio.io/config': 'interceptionMode: NONE' }), undefined);
   });
 
+  test("a gateway (inject.istio.io/templates: gateway) gets no capture: the injector writes no istio-init for it", () => {
+    assert.equal(captureArgsFromAnnotations({ 'inject.istio.io/templates': 'gateway' }), undefined);
+    const injected = YAML.parse(injectManifests(podManifest({ 'inject.istio.io/templates': 'gateway' }), { ...DEFAULT_SETTINGS, cni: true }).text) as { metadata: { annotations: Record<string, string> } };
+    assert.equal(captureArgsFromAnnotations(injected.metadata.annotations), undefined);
+    assert.ok(captureArgsFromAnnotations({ 'inject.istio.io/templates': 'sidecar' }));
+  });
+
   test('an invalid annotation throws a ConfigError naming it and the value', () => {
     assert.throws(
       () => captureArgsFromAnnotations({ 'traffic.sidecar.istio.io/excludeOutboundPorts': '1;reboot' }, { subject: 'Pod "x/y"' }),
       (error: unknown) => error instanceof ConfigError && /excludeOutboundPorts/.test(error.message) && /1;reboot/.test(error.message) && /Pod "x\/y"/.test(error.message),
     );
+  });
+
+  test('annotations that do not decide capture are not read: a pod another injector accepted is not failed for them', () => {
+    const lenient = {
+      'inject.istio.io/templates': 'grpc-agent',
+      'sidecar.istio.io/rewriteAppHTTPProbers': 'yes',
+      'sidecar.istio.io/proxyCPU': '1 core',
+      'sidecar.istio.io/userVolume': '{"certs":',
+    };
+    assert.deepEqual(captureArgsFromAnnotations(lenient), captureArgsFromAnnotations({}));
+    assert.throws(() => injectManifests(podManifest(lenient), DEFAULT_SETTINGS), ConfigError, 'the injector still refuses them');
   });
 
   test("the user's proxy uid is exempted (a pod fact), or the meshcap.io/proxy-uid annotation standing for it", () => {
@@ -79,6 +117,7 @@ describe('captureArgsFromAnnotations: contract', () => {
     assert.equal(uidOf(captureArgsFromAnnotations({ [PROXY_UID_ANNOTATION]: '4321' })), '4321');
     assert.equal(uidOf(captureArgsFromAnnotations({ [PROXY_UID_ANNOTATION]: '4321' }, { proxyRunAsUser: 1234 })), '1234');
     assert.equal(uidOf(captureArgsFromAnnotations({}, { settings: { ...DEFAULT_SETTINGS, proxyUid: 2000 } })), '2000');
+    assert.throws(() => captureArgsFromAnnotations({ [PROXY_UID_ANNOTATION]: 'root' }), (e: unknown) => e instanceof ConfigError && /meshcap\.io\/proxy-uid/.test(e.message));
   });
 
   test('the env istio-init gets: proxyMetadata, in order', () => {

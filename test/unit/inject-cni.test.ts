@@ -138,6 +138,14 @@ describe('CNI layout: containers and status as Istio lays them out', () => {
     assert.deepEqual(names(back.spec.initContainers), ['istio-validation', 'istio-proxy', 'migrate']);
   });
 
+  test("a user's istio-init in the CNI layout (or istio-validation without it) is refused, naming it, not dropped", () => {
+    const own = (name: string) => podManifest({}, `  initContainers:\n  - name: ${name}\n    image: auto\n    args: [custom]\n`);
+    assert.throws(() => injectManifests(own('istio-init'), CNI), /container istio-init .* has no place in the CNI layout/);
+    assert.throws(() => injectManifests(own('istio-validation'), DEFAULT_SETTINGS), /container istio-validation .* exists only in the CNI layout/);
+    const validation = find(podOf(injectManifests(own('istio-validation'), CNI).text), 'istio-validation')!;
+    assert.deepEqual(validation.args, ['custom'], "the user's own fields are laid over istio-validation, as Istio does");
+  });
+
   test('a gateway gets no capture annotations: it has no capture', () => {
     const pod = podOf(injectManifests(podManifest({ 'inject.istio.io/templates': 'gateway' }), CNI).text);
     assert.equal(pod.metadata.annotations['traffic.sidecar.istio.io/includeInboundPorts'], undefined);

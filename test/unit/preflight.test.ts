@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseCaptureConfig } from '../../src/config/parse.js';
 import type { HostFacts } from '../../src/config/types.js';
-import { CAP_NET_ADMIN, CAP_NET_RAW, checkKernel, effectiveCapabilities, hasCapability, ipv6Disabled, kernelNeeds, supports } from '../../src/preflight/checks.js';
+import { CAP_NET_ADMIN, CAP_NET_RAW, capabilitiesNeeded, checkKernel, missingCapabilities, effectiveCapabilities, hasCapability, ipv6Disabled, kernelNeeds, supports } from '../../src/preflight/checks.js';
 
 const facts: HostFacts = { interfaceAddresses: () => ['198.18.0.2'], resolvConf: () => 'nameserver 198.18.0.53\n', lookupUid: () => undefined };
 const config = (...argv: string[]) => parseCaptureConfig(argv, {}, facts);
@@ -15,6 +15,17 @@ test('effective capabilities are read from /proc/self/status', () => {
   assert.equal(hasCapability(dropped, CAP_NET_ADMIN), false);
   assert.equal(hasCapability(dropped, CAP_NET_RAW), false);
   assert.equal(effectiveCapabilities('no such line'), undefined);
+});
+
+test('capabilities per writer, as measured: NET_ADMIN for iptables-nft and nftables, NET_RAW as well for iptables-legacy', () => {
+  const netAdminOnly = 1n << BigInt(CAP_NET_ADMIN);
+  assert.deepEqual(missingCapabilities(netAdminOnly, 'nft'), []);
+  assert.deepEqual(missingCapabilities(netAdminOnly, 'nftables'), []);
+  assert.deepEqual(missingCapabilities(netAdminOnly, undefined), [], 'before detection only what every writer needs');
+  assert.deepEqual(missingCapabilities(netAdminOnly, 'legacy'), ['CAP_NET_RAW']);
+  assert.deepEqual(missingCapabilities(1n << BigInt(CAP_NET_RAW), 'nft'), ['CAP_NET_ADMIN']);
+  assert.deepEqual(missingCapabilities(0n, 'legacy'), ['CAP_NET_ADMIN', 'CAP_NET_RAW']);
+  assert.deepEqual(capabilitiesNeeded('legacy').map((c) => c.name), ['CAP_NET_ADMIN', 'CAP_NET_RAW']);
 });
 
 test('the needs follow the config: raw/CT/multiport only with DNS, mangle/TPROXY only in TPROXY mode', () => {

@@ -14,22 +14,17 @@ import {
 } from '../../src/render/iptables.js';
 import { nftChainName, renderNftCleanup, renderNftRuleBody, renderNftTransaction } from '../../src/render/nftables.js';
 import { m, net, t } from '../../src/rules/build.js';
-import { recordingSystem } from '../../src/backend/system.js';
-import { createLogger } from '../../src/cli/log.js';
-import { runCapture } from '../../src/reconcile/engine.js';
-import { renderIptablesTrace } from '../../src/render/trace.js';
+import { renderDryRun } from '../../src/reconcile/dry-run.js';
+import { dryRunState, planCapture } from '../../src/reconcile/engine.js';
 import { buildRuleset } from '../../src/rules/build.js';
 import type { FamilyScope, Match, Rule, Ruleset, Table, Target } from '../../src/rules/model.js';
 
 const FACTS: HostFacts = { interfaceAddresses: () => ['10.244.0.7'], resolvConf: () => undefined, lookupUid: () => undefined };
 
-/** The trace --dry-run prints: the real engine against the recording stub. */
+/** The trace --dry-run prints: the plan against a clean state, rendered. */
 async function dryRunTrace(argv: readonly string[] = []): Promise<string> {
-  const sys = recordingSystem({ which: () => undefined, readFile: () => undefined, readBytes: () => undefined });
   const config = parseCaptureConfig(['--ipv6=false', ...argv], {}, FACTS);
-  const quiet = { env: {}, stdout: () => {}, stderr: () => {}, readStdin: async () => Buffer.alloc(0) };
-  await runCapture(config, {}, { sys, log: createLogger(quiet) });
-  return renderIptablesTrace(sys.calls);
+  return renderDryRun(planCapture(config, dryRunState()));
 }
 
 function build(argv: readonly string[] = [], env: Env = {}): Ruleset {

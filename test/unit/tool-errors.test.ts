@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RunResult } from '../../src/backend/system.js';
-import { isConcurrencyConflict } from '../../src/backend/tool-errors.js';
+import { isConcurrencyConflict, toolFailure } from '../../src/backend/tool-errors.js';
+import { ExitCode } from '../../src/errors.js';
 
 const failed = (file: string, stderr: string): RunResult => ({ file, args: ['--noflush'], code: 4, signal: null, stdout: '', stderr, notFound: false });
 
@@ -35,4 +36,41 @@ test('real errors are not mistaken for races', () => {
     ['iptables-nft-restore', 'line 6: RULE_APPEND failed (No such file or directory): rule in chain ISTIO_OUTPUT'],
   ] as const;
   for (const [file, stderr] of errors) assert.equal(isConcurrencyConflict(failed(file, stderr)), false, stderr);
+});
+
+test("a read-only /run on the legacy backend is exit 3 naming the lock file and the fixes, not 'the tool rejected the input'", () => {
+  const error = toolFailure(failed('/usr/sbin/iptables-legacy-restore', "Fatal: can't open lock file /run/xtables.lock: Read-only file system\n"), {
+    action: 'applying the IPv4 rules with /usr/sbin/iptables-legacy-restore',
+  });
+  assert.equal(error.exitCode, ExitCode.Unsupported);
+  assert.match(error.what, /iptables-legacy-restore cannot open its lock file \/run\/xtables\.lock \(Read-only file system\)/);
+  assert.match(error.why, /\/run is read-only \(readOnlyRootFilesystem: true without a writable \/run\)/);
+  assert.match(error.fix, /emptyDir on \/run/);
+  assert.match(error.fix, /XTABLES_LOCKFILE=/);
+  assert.doesNotMatch(error.describe(), /rejected the input/);
+  // XTABLES_LOCKFILE pointing at another read-only place: the message names that path.
+  const moved = toolFailure(failed('iptables-legacy-restore', "Fatal: can't open lock file /etc/xt.lock: Read-only file system"), { action: 'applying' });
+  assert.match(moved.what, /\/etc\/xt\.lock/);
+  assert.match(moved.fix, /emptyDir on \/etc/);
+  // Any other reason still names the lock file.
+  const denied = toolFailure(failed('iptables-legacy-restore', "Fatal: can't open lock file /run/xtables.lock: Permission denied"), { action: 'applying' });
+  assert.equal(denied.exitCode, ExitCode.Unsupported);
+  assert.match(denied.why, /cannot create or open it/);
+});
+
+test('a lock timeout names the lock file iptables reports and asks who can hold it there', () => {
+  const stderr = "Can't lock /run/xtables.lock: Resource temporarily unavailable\nAnother app is currently holding the xtables lock. Stopped waiting after 2s.\n";
+  const asked: string[] = [];
+  const error = toolFailure(failed('iptables-legacy-restore', stderr), {
+    action: 'applying',
+    lockTimeoutSeconds: 2,
+    lockHolders: (path) => (asked.push(path), `another process in this container held ${path} the whole time`),
+  });
+  assert.equal(error.exitCode, ExitCode.LockTimeout);
+  assert.deepEqual(asked, ['/run/xtables.lock']);
+  assert.match(error.what, /not obtained within 2s/);
+  assert.equal(error.why, 'another process in this container held /run/xtables.lock the whole time');
+  assert.match(error.fix, /fuser -v \/run\/xtables\.lock/);
+  const moved = toolFailure(failed('iptables-legacy-restore', "Can't lock /tmp/x.lock: Resource temporarily unavailable"), { action: 'applying' });
+  assert.match(moved.why, /\/tmp\/x\.lock/);
 });

@@ -15,8 +15,8 @@ import { injectManifests } from '../../src/inject/manifest.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from '../../src/inject/settings.js';
 import { isList, locatePod } from '../../src/inject/workloads.js';
 import { type Webhook, startWebhook } from '../../src/webhook/server.js';
-import { INJECT_CASES, ISTIO_LIKE } from '../golden/inject-cases.js';
-import { INJECT_DIR, podsOf } from '../golden/inject-compare.js';
+import { FIXTURE_CASES, INJECT_CASES, ISTIO_LIKE } from '../golden/inject-cases.js';
+import { dirOf, podsOf } from '../golden/inject-compare.js';
 import { admissionReview as review, applyPatch, patchOf } from '../helpers/admission.js';
 import { send } from '../helpers/https.js';
 import { anchorsOrSkip } from '../helpers/paths.js';
@@ -95,10 +95,10 @@ describe('webhook: anchors through AdmissionReview, same result as meshcap injec
     return servers.get(key)!;
   };
 
-  for (const c of INJECT_CASES.filter((x) => !x.notReproducible)) {
+  for (const c of [...INJECT_CASES, ...FIXTURE_CASES]) {
     test(`#${c.n} ${c.golden ?? c.input}${c.settings ? ` ${JSON.stringify(c.settings)}` : ''}`, async () => {
       const { port, cert } = await serverFor(c.settings);
-      const input = readFileSync(join(INJECT_DIR, c.input), 'utf8');
+      const input = readFileSync(join(dirOf(c), c.input), 'utf8');
       const pods = podsFromManifest(input);
       assert.ok(pods.length > 0);
       let expected: JsonObject[] = [];

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { diagnose } from '../../../src/doctor/classify.js';
+import { formatHuman, toJson } from '../../../src/doctor/format.js';
 
 /** The printed istio-iptables / proxy-init configuration, read with meshcap's own parser. */
 
@@ -61,6 +62,38 @@ describe('doctor reads the printed capture configuration', () => {
     const d = diagnose(`${block(BASE)}Ignoring error for bug compatibility with istio-iptables.sh: invalid CIDR address: 10.20.0.1\n`);
     assert.equal(d.causes[0]?.id, 'invalid-config');
     assert.ok(d.causes[0]?.evidence.some((e) => /bug compatibility/.test(e.text)));
+    assert.ok(d.readings.some((r) => /dropped "10\.20\.0\.1".{0,80}10\.20\.0\.1\/32/.test(r.text)), JSON.stringify(d.readings));
+  });
+
+  const describeArgs = (args: readonly string[]): string =>
+    ['Init Containers:', '  istio-init:', '    Image:         docker.io/istio/proxyv2:1.22.3', '    Args:', ...args.map((a) => (a === '' ? '' : `      ${a}`)), '    State:          Terminated', ''].join('\n');
+
+  it('parses the istio-init Args of kubectl describe, keeping empty arguments that print as empty lines', () => {
+    const healthy = describeArgs(['istio-iptables', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020']);
+    const d = diagnose(healthy);
+    assert.deepEqual(d.readings, []);
+    assert.equal(d.causes[0]?.id, 'unknown');
+  });
+
+  it('names shifted describe Args: a flag taken as the value of the flag before it', () => {
+    // The empty value after -x was lost (a template that dropped it), so -x swallows -b.
+    const text = describeArgs(['istio-iptables', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '-b', '*', '-d', '15090,15021,15020']);
+    const d = diagnose(text);
+    const r = d.readings.find((x) => /shifted/.test(x.text));
+    assert.ok(r, JSON.stringify(d.readings));
+    assert.equal(r.evidence.text, '      -b');
+    assert.equal(d.causes[0]?.id, 'invalid-config');
+  });
+
+  it('says that -b "" in the describe Args turns inbound capture off', () => {
+    const d = diagnose(describeArgs(['istio-iptables', '-p', '15001', '-u', '1337', '-b', '', '-d', '15090']));
+    assert.ok(d.readings.some((r) => /inbound capture is off/.test(r.text)), JSON.stringify(d.readings));
+  });
+
+  it('shows readings in the human and JSON output', () => {
+    const d = diagnose(block({ ...BASE, INBOUND_PORTS_INCLUDE: '' }));
+    assert.match(formatHuman(d), /The capture configuration in the input, read with meshcap's parser:\n {2}L\d{1,3}: Inbound capture is off/);
+    assert.equal(toJson(d).readings?.[0]?.evidence.text, 'INBOUND_PORTS_INCLUDE=');
   });
 
   it('checks proxy-init\'s printed ports the same way', () => {

@@ -48,6 +48,21 @@ describe('doctor corpus', () => {
     });
   }
 
+  it('reports its accuracy per class (the real-world corpus is scored separately, in real-corpus.test.ts)', () => {
+    const perClass = new Map<string, { ok: number; total: number }>();
+    for (const f of corpus) {
+      const row = perClass.get(f.cause) ?? { ok: 0, total: 0 };
+      row.total += 1;
+      if (diagnose(f.text).causes[0]?.id === f.cause) row.ok += 1;
+      perClass.set(f.cause, row);
+    }
+    const ok = [...perClass.values()].reduce((n, r) => n + r.ok, 0);
+    const lines = [`hand-written corpus: ${ok}/${corpus.length}`];
+    for (const [cause, row] of [...perClass].sort()) lines.push(`  ${cause}: ${row.ok}/${row.total}`);
+    console.log(lines.join('\n'));
+    assert.equal(ok, corpus.length);
+  });
+
   it('records the origin of every input in SOURCES.md', () => {
     const sources = readFileSync(join(FIXTURE_ROOT, 'SOURCES.md'), 'utf8');
     for (const f of corpus) {

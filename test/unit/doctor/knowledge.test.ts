@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { SECTION_HEADER } from '../../../src/doctor/classify.js';
 import { CONFIG_BLOCK_PATTERNS } from '../../../src/doctor/config-block.js';
 import { IP_RULE_PATTERNS } from '../../../src/doctor/ip-rules.js';
+import { JOB_TABLE_PATTERNS } from '../../../src/doctor/job-table.js';
 import { KNOWLEDGE, knowledgeFor } from '../../../src/doctor/knowledge.js';
 import { ANSI } from '../../../src/doctor/lines.js';
 import { MARKERS } from '../../../src/doctor/markers.js';
@@ -102,7 +103,7 @@ describe('doctor knowledge base', () => {
       }
     }
     for (const [id, list] of Object.entries(MARKERS)) list.forEach((re, i) => patterns.push([`marker ${id}#${i}`, re]));
-    [...SAVE_SECTION_PATTERNS, ...POD_STATE_PATTERNS, ...IP_RULE_PATTERNS, ...CONFIG_BLOCK_PATTERNS, SECTION_HEADER].forEach((re, i) =>
+    [...SAVE_SECTION_PATTERNS, ...POD_STATE_PATTERNS, ...IP_RULE_PATTERNS, ...CONFIG_BLOCK_PATTERNS, ...JOB_TABLE_PATTERNS, SECTION_HEADER].forEach((re, i) =>
       patterns.push([`analyzer#${i}`, re]),
     );
     const ansi = new RegExp(ANSI.source); // the replace() copy is global on purpose; check its shape only

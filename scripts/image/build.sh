@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds meshcap's image from the Dockerfile as written, with no registry: buildah (--pull=never) over a
+# local stand-in for its FROM image (standin-base.sh). Exports it as a docker-archive tagged with the
+# name `meshcap inject` writes (ghcr.io/meshcap/meshcap:<version>), for `ctr images import`.
+#
+#   scripts/image/build.sh [--fresh]      prints the archive path; builds only when the build context
+#                                         (Dockerfile, package files, src, bin: what the Dockerfile copies) changed
+#   MESHCAP_CACHE=/var/cache/meshcap-test  where the stand-in base and the archives are kept
+#
+# Also writes <archive>.size: the image's compressed size (gzip layers, as a registry stores it).
+# Buildah runs with a private storage root that is removed afterwards, pass or fail; build steps use the
+# host network only to reach the npm registry and Debian's mirror, and get no capabilities to touch it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+fresh=false
+[ "${1:-}" = "--fresh" ] && fresh=true
+
+cache=${MESHCAP_CACHE:-/var/cache/meshcap-test}
+mkdir -p "$cache/images"
+base_tar=$(bash scripts/image/standin-base.sh)
+version=$(node -p 'require("./package.json").version')
+tag="ghcr.io/meshcap/meshcap:$version"
+key=$( { basename "$base_tar"; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
+out="$cache/images/meshcap-$version-$key.tar"
+
+exec 9>"$cache/images/.build.lock"
+flock 9
+if ! $fresh && [ -s "$out" ] && [ -s "$out.size" ]; then echo "$out"; exit 0; fi
+
+work=$(mktemp -d /tmp/meshcap-image-build.XXXXXX)
+b() { buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs "$@"; }
+cleanup() {
+  b rm --all >/dev/null 2>&1 || true
+  b rmi --all --force >/dev/null 2>&1 || true
+  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The stand-in FROM image, tagged with the Dockerfile's FROM name.
+ctr=$(b from --pull=never scratch)
+b add --quiet "$ctr" "$base_tar" / >/dev/null
+b config --env "NODE_VERSION=$(node --version | tr -d v)" --env 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --cmd node "$ctr"
+b commit --quiet --rm "$ctr" docker.io/library/node:20-bookworm-slim >/dev/null
+
+# Behind a TLS-intercepting proxy the build's npm needs this machine's CA bundle; it is mounted for the
+# build only (never in a layer).
+volumes=()
+cafile=$(npm config get cafile 2>/dev/null || true)
+if [ -n "$cafile" ] && [ "$cafile" != "null" ] && [ -f "$cafile" ]; then
+  # Mounted over /usr/local/etc, a directory the base already has (npm's global config dir), so no
+  # mount point is left in a layer.
+  mkdir -p "$work/etc"
+  cp "$cafile" "$work/etc/build-ca.crt"
+  printf 'cafile=/usr/local/etc/build-ca.crt\n' > "$work/etc/npmrc"
+  volumes+=(--volume "$work/etc:/usr/local/etc:ro")
+fi
+
+echo "image: building $tag from the Dockerfile (buildah, --pull=never)" >&2
+b build --quiet --pull=never --network host --layers "${volumes[@]}" -t localhost/meshcap:build -f Dockerfile . >&2
+
+rm -f "$out.partial" "$work/oci.tar"
+b push --quiet localhost/meshcap:build "docker-archive:$out.partial:$tag" >&2
+b push --quiet --format oci --compression-format gzip localhost/meshcap:build "oci-archive:$work/oci.tar" >&2
+stat -c %s "$work/oci.tar" > "$out.size"
+mv "$out.partial" "$out"
+echo "$out"

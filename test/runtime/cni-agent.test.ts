@@ -1,0 +1,109 @@
+/**
+ * `meshcap cni agent` as a process on real directories: it installs, keeps
+ * the entry in place when the "primary CNI" rewrites its file, serves
+ * readiness and metrics, reports a config fight, and on SIGTERM leaves the
+ * entry and the executable where they are.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { ensurePlugin } from '../helpers/cni-node.js';
+import { MESHCAP_BIN } from '../helpers/paths.js';
+
+const PRIMARY = { cniVersion: '1.0.0', name: 'primary', plugins: [{ type: 'bridge', bridge: 'cni0', ipam: { type: 'host-local', subnet: '198.18.9.0/24' } }, { type: 'portmap', capabilities: { portMappings: true } }] };
+
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<{ value: T; ms: number }> {
+  const started = Date.now();
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return { value, ms: Date.now() - started };
+    if (Date.now() - started > timeoutMs) assert.fail(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const hasEntry = (path: string) => {
+  try {
+    const conf = JSON.parse(readFileSync(path, 'utf8'));
+    return conf.plugins.at(-1).type === 'meshcap-cni' ? true : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+describe('meshcap cni agent', () => {
+  const root = mkdtempSync(join(tmpdir(), 'meshcap-cni-agent-'));
+  const confDir = join(root, 'net.d');
+  const binDir = join(root, 'bin');
+  mkdirSync(confDir);
+  mkdirSync(binDir);
+  let child: ChildProcess | undefined;
+  let logs = '';
+  after(() => {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test('installs, re-inserts within 2 s, reports a fight, is ready only with the entry, and keeps everything on SIGTERM', async () => {
+    const plugin = ensurePlugin();
+    child = spawn(process.execPath, [MESHCAP_BIN, 'cni', 'agent', '--cni-conf-dir', confDir, '--cni-bin-dir', binDir, '--metrics-addr', '127.0.0.1:0'], {
+      env: { PATH: process.env.PATH!, MESHCAP_CNI_PLUGIN: plugin, MESHCAP_CNI_RUN_DIR: join(root, 'run') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stderr!.on('data', (c: Buffer) => (logs += c.toString()));
+    const port = Number((await until('metrics port', 15_000, () => /serving \/readyz and \/metrics on port (\d+)/.exec(logs)?.[1])).value);
+
+    // No primary config yet: not ready, and nothing created.
+    assert.equal((await get(port, '/readyz')).status, 503);
+    assert.deepEqual(existsSync(join(confDir, 'meshcap.conflist')), false);
+    const file = join(confDir, '10-primary.conflist');
+    writeFileSync(file, JSON.stringify(PRIMARY));
+    await until('entry inserted', 5000, () => hasEntry(file));
+    await until('ready', 5000, async () => ((await get(port, '/readyz')).status === 200 ? true : undefined));
+    assert.ok(existsSync(join(binDir, 'meshcap-cni')));
+
+    // The primary restarts and rewrites its file without the entry: back within 2 s.
+    writeFileSync(file, JSON.stringify(PRIMARY));
+    const { ms } = await until('entry re-inserted', 2000, () => hasEntry(file));
+    assert.ok(ms < 2000, `re-inserted after ${ms} ms`);
+
+    // It keeps doing that: a config fight, in the log and the metrics.
+    for (let i = 0; i < 10; i++) {
+      writeFileSync(file, JSON.stringify(PRIMARY));
+      await until(`re-insertion ${i}`, 2000, () => hasEntry(file));
+    }
+    assert.match(logs, /config fight: .*10-primary\.conflist/);
+    const metrics = (await get(port, '/metrics')).body;
+    assert.match(metrics, /^meshcap_cni_config_fights_total 1$/m);
+    assert.match(metrics, /^meshcap_cni_config_reinserts_total (1[1-9]|[2-9]\d)$/m);
+    assert.match(metrics, /^meshcap_cni_ready 1$/m);
+
+    // The binary replaced by something else: not ours, so it is put back.
+    writeFileSync(join(binDir, 'meshcap-cni'), 'not the plugin');
+    await until('binary restored', 5000, () => (readFileSync(join(binDir, 'meshcap-cni')).length > 1_000_000 ? true : undefined));
+
+    // SIGTERM (a rolling upgrade): the entry and the executable stay.
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child!.once('exit', (c) => resolve(c)));
+    assert.equal(code, 0, logs);
+    assert.ok(hasEntry(file));
+    assert.ok(existsSync(join(binDir, 'meshcap-cni')));
+    assert.match(logs, /entry and executable stay in place/);
+  });
+});

@@ -1,0 +1,161 @@
+/**
+ * The deploy/ manifests' containers started from the image as the manifests run them: the webhook
+ * Deployment (its user, read-only root, drop ALL, TLS from a Secret volume) answers an AdmissionReview
+ * over TLS; node-prep's DaemonSet init container on a kernel with netfilter built in and no /lib/modules.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { admissionReview, patchOf, responseOf } from '../helpers/admission.js';
+import { REPO_ROOT } from '../helpers/paths.js';
+import { makeCert } from '../helpers/tls.js';
+import { RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
+import { kubeletContainer, type K8sContainer, type K8sSecurityContext, type K8sVolume } from './kubelet.js';
+import { MESHCAP_IMAGE, meshcapImageArchive, STACK_TRACE } from './fixtures.js';
+
+const skip = runtimeSkip();
+
+interface PodTemplate {
+  metadata: { labels?: Record<string, string> };
+  spec: { securityContext?: K8sSecurityContext; containers: K8sContainer[]; initContainers?: K8sContainer[]; volumes?: K8sVolume[] };
+}
+
+function templateOf(file: string, kind: string): PodTemplate {
+  for (const doc of parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy', file), 'utf8'))) {
+    const object = doc.toJS() as { kind?: string; spec?: { template?: PodTemplate } } | null;
+    if (object?.kind === kind && object.spec?.template) return object.spec.template;
+  }
+  throw new Error(`no ${kind} in deploy/${file}`);
+}
+
+/** Waits until `probe` gives a value (polling with a deadline). */
+async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** An HTTPS request from the node's netns (where the pod is reachable), trusting only `caFile`. */
+function httpsFromNode(node: RuntimeNode, url: string, caFile: string, body?: string): { status?: number; body?: string; error?: string } {
+  const script = `
+const https = require('node:https');
+const [url, caFile, body] = process.argv.slice(1);
+const req = https.request(url, { method: body ? 'POST' : 'GET', ca: require('node:fs').readFileSync(caFile), servername: 'localhost',
+  headers: body ? { 'content-type': 'application/json' } : {}, timeout: 3000 }, (res) => {
+  let text = ''; res.on('data', (c) => (text += c)); res.on('end', () => console.log(JSON.stringify({ status: res.statusCode, body: text })));
+});
+req.on('timeout', () => req.destroy(new Error('timeout')));
+req.on('error', (e) => console.log(JSON.stringify({ error: e.message })));
+req.end(body || undefined);`;
+  const result = spawnSync('nsenter', [`--net=${node.netnsPath}`, '--', process.execPath, '-e', script, url, caFile, body ?? ''], { encoding: 'utf8', timeout: 20_000, env: {} });
+  try {
+    return JSON.parse(result.stdout) as { status?: number; body?: string; error?: string };
+  } catch {
+    return { error: `exit ${result.status}: ${result.stderr}` };
+  }
+}
+
+describe('deploy/ manifests run from the image under containerd (CRI)', { skip }, () => {
+  let node: RuntimeNode;
+  before(async () => {
+    const archive = meshcapImageArchive();
+    node = await RuntimeNode.start({ label: 'deploy' });
+    await node.importImage(archive);
+  });
+  after(() => node?.stop());
+
+  it('the webhook as deploy/webhook.yaml runs it (uid 65532, read-only root, drop ALL) answers an AdmissionReview over TLS', async () => {
+    const template = templateOf('webhook.yaml', 'Deployment');
+    const container = template.spec.containers.find((c) => c.name === 'webhook')!;
+    assert.equal(container.image, MESHCAP_IMAGE);
+    assert.equal(container.securityContext?.readOnlyRootFilesystem, true);
+    const pod: Sandbox = await node.runSandbox({ name: 'meshcap-webhook', namespace: 'meshcap-system', labels: template.metadata.labels });
+    // The Secret volume: the kubelet writes its keys as files, mode 0644 (defaultMode 420).
+    const secret = join(node.dir, 'secret-tls');
+    mkdirSync(secret, { mode: 0o755 });
+    chmodSync(secret, 0o755);
+    const cert = makeCert(secret, 'tls');
+    chmodSync(cert.keyFile, 0o644);
+    const config = kubeletContainer(container, pod, { podSecurityContext: template.spec.securityContext, volumes: template.spec.volumes, volumeDirs: { tls: secret }, imageUid: 65532 });
+    const id = await pod.start(config);
+
+    const ready = await waitFor('the webhook answers /readyz', () => {
+      const answer = httpsFromNode(node, `https://${pod.ip}:8443/readyz`, cert.certFile);
+      return answer.status === 200 ? answer : undefined;
+    });
+    assert.equal(ready.status, 200);
+    const review = admissionReview({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'demo' }, spec: { containers: [{ name: 'app', image: 'app' }] } }, 'runtime-uid-1', 'demo');
+    const answer = httpsFromNode(node, `https://${pod.ip}:8443/inject`, cert.certFile, JSON.stringify(review));
+    assert.equal(answer.status, 200, JSON.stringify(answer));
+    const response = responseOf(answer.body!);
+    assert.equal(response.uid, 'runtime-uid-1');
+    assert.equal(response.allowed, true);
+    const patch = patchOf(response);
+    assert.ok(JSON.stringify(patch).includes('istio-init'), 'the patch adds istio-init');
+
+    const status = await node.cri.containerStatus(id);
+    assert.equal(status.state, 'CONTAINER_RUNNING');
+    await node.cri.stopContainer(id, 10);
+    const stopped = await node.cri.waitForExit(id, 20_000);
+    assert.equal(stopped.exit_code, 0, pod.log(config));
+    assert.doesNotMatch(pod.log(config), STACK_TRACE);
+    await pod.remove();
+  });
+
+  describe('node-prep (deploy/node-prep.yaml) on a kernel with netfilter built in and no /lib/modules', () => {
+    const template = templateOf('node-prep.yaml', 'DaemonSet');
+    const init = (template.spec.initContainers ?? []).find((c) => c.image === MESHCAP_IMAGE)!;
+    // Never load a module into this machine's kernel from a test: grant SYS_MODULE only where the kernel
+    // cannot load modules at all (no CONFIG_MODULES: no /proc/modules), as on the machine this was made on.
+    const canLoad = existsSync('/proc/modules');
+    const security: K8sSecurityContext = canLoad
+      ? { ...init.securityContext, capabilities: { ...init.securityContext?.capabilities, add: (init.securityContext?.capabilities?.add ?? []).filter((c) => c !== 'SYS_MODULE') } }
+      : init.securityContext!;
+    /** The DaemonSet's volumes with /lib/modules pointing at a path that does not exist, as on such a node. */
+    const noModules = (): K8sVolume[] =>
+      (template.spec.volumes ?? []).map((v) => (v.hostPath?.path === '/lib/modules' ? { ...v, hostPath: { ...v.hostPath, path: join(node.dir, `no-lib-modules-${Math.random().toString(36).slice(2)}`) } } : v));
+
+    async function runPrep(modules?: string) {
+      const pod = await node.runSandbox({ name: 'meshcap-node-prep', namespace: 'meshcap-system', labels: template.metadata.labels });
+      const env = (init.env ?? []).map((e) => (modules !== undefined && e.name === 'MESHCAP_MODULES' ? { name: e.name, value: modules } : e));
+      const run = await pod.run(kubeletContainer({ ...init, env, securityContext: security }, pod, { volumes: noModules() }));
+      await pod.remove();
+      return run;
+    }
+
+    it('the DaemonSet can start there: the kubelet accepts its /lib/modules hostPath', async () => {
+      const pod = await node.runSandbox({ name: 'meshcap-node-prep-start', namespace: 'meshcap-system' });
+      try {
+        assert.doesNotThrow(() => kubeletContainer({ ...init, securityContext: security }, pod, { volumes: noModules() }));
+      } finally {
+        await pod.remove();
+      }
+    });
+
+    it('its script succeeds with the DaemonSet\'s modules (all built in)', { skip: existsSync('/lib/modules') ? 'this machine has /lib/modules' : false }, async () => {
+      const run = await runPrep();
+      assert.equal(run.exitCode, 0, run.log);
+      assert.doesNotMatch(run.log, /FATAL/);
+    });
+
+    for (const [where, list] of [
+      ['first', 'meshcap_no_such_module xt_owner xt_comment'],
+      ['in the middle', 'xt_owner meshcap_no_such_module xt_comment'],
+      ['last', 'xt_owner xt_comment meshcap_no_such_module'],
+    ] as const) {
+      it(`a module that cannot be loaded fails the container (${where} in the list)`, async () => {
+        const run = await runPrep(list);
+        assert.notEqual(run.exitCode, 0, run.log);
+        assert.match(run.log, /meshcap_no_such_module/);
+      });
+    }
+  });
+});
+

@@ -1,0 +1,63 @@
+/**
+ * The image, built from the Dockerfile as written (buildah --pull=never over a local stand-in for its FROM
+ * image, scripts/image/build.sh), holds everything bin/meshcap loads and runs under a real containerd.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { REPO_ROOT } from '../helpers/paths.js';
+import { RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
+import { MESHCAP_IMAGE, meshcapImageArchive, meshcapImageCompressedSize } from './fixtures.js';
+
+const skip = runtimeSkip();
+const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+describe('the meshcap image (Dockerfile as written, no registry)', { skip }, () => {
+  let node: RuntimeNode;
+  let pod: Sandbox;
+  before(async () => {
+    const archive = meshcapImageArchive();
+    node = await RuntimeNode.start({ label: 'image' });
+    await node.importImage(archive);
+    pod = await node.runSandbox({ name: 'image-check' });
+  });
+  after(() => node?.stop());
+
+  it(`is at most 90 MB compressed`, () => {
+    const size = meshcapImageCompressedSize();
+    assert.ok(size > 30e6, `implausibly small: ${size}`);
+    assert.ok(size <= 90e6, `compressed size ${(size / 1e6).toFixed(1)} MB > 90 MB`);
+  });
+
+  it('runs `meshcap --version` through its ENTRYPOINT as its default user', async () => {
+    const run = await pod.run(pod.container({ name: 'version', image: MESHCAP_IMAGE, args: ['--version'] }));
+    assert.equal(run.exitCode, 0, run.log);
+    assert.match(run.log, new RegExp(`\\b${version.replaceAll('.', '\\.')}\\b`));
+    assert.doesNotMatch(run.log, /ERR_MODULE_NOT_FOUND|Cannot find module/);
+  });
+
+  it('holds the tools meshcap runs, only runtime files, and nothing from the build (CA bundle, npmrc)', async () => {
+    const script = [
+      'id -u',
+      'for t in iptables-nft-restore iptables-nft-save iptables-legacy-restore iptables-legacy-save ip6tables-nft-restore ip6tables-legacy-restore nft ip modprobe nsenter; do command -v $t >/dev/null || echo "missing $t"; done',
+      'iptables --version',
+      'ls /opt/meshcap', 'ls /opt/meshcap/dist',
+      'ls /opt/meshcap/node_modules',
+      'ls /opt/meshcap/node_modules/@grpc',
+      'for f in /usr/local/etc/build-ca.crt /usr/local/etc/npmrc /opt/meshcap/dist/src /opt/meshcap/src /var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease; do [ -e $f ] && echo "leftover $f"; done',
+      'true',
+    ].join('; ');
+    const run = await pod.run(pod.container({ name: 'contents', image: MESHCAP_IMAGE, command: ['/bin/sh', '-c', script] }));
+    assert.equal(run.exitCode, 0, run.log);
+    const lines = run.log.split('\n');
+    assert.equal(lines[0], '65532');
+    assert.doesNotMatch(run.log, /^missing /m);
+    assert.doesNotMatch(run.log, /^leftover /m);
+    assert.match(run.log, /iptables v1\.8\.\d+ \(nf_tables\)/);
+    assert.match(run.log, /^bin\ndist\nnode_modules\npackage\.json\nbundle$/m);
+    assert.match(run.log, /^yaml$/m);
+    assert.match(run.log, /^grpc-js$/m);
+    for (const dev of ['typescript', 'esbuild', 'fast-check', 'kubernetes-models']) assert.doesNotMatch(run.log, new RegExp(`^${dev}$`, 'm'), `${dev} (a devDependency) ships`);
+  });
+});
