@@ -150,6 +150,9 @@ export function normaliseNftRule(text: string): string {
   if (s.includes('0x')) s = s.replace(/\b0x([0-9a-f]+)\b/g, (_m, hex: string) => String(parseInt(hex, 16)));
   if (s.includes('ct state')) s = s.replace(/\bct state (\S+)/g, (_m, states: string) => `ct state ${states.split(',').sort().join(',')}`);
   // Addresses: nft prints them masked, without a full-length prefix, in canonical form.
-  s = s.split(' ').map(normaliseAddressToken).join(' ');
-  return s.replace(/\s+/g, ' ').trim();
+  s = s.replace(ADDRESS_TOKEN, normaliseAddressToken);
+  return /\s\s|^\s|\s$|[\t\n]/.test(s) ? s.replace(/\s+/g, ' ').trim() : s;
 }
+
+/** A space-separated token that may be an address or prefix (hex digits, dots, colons, a /length). */
+const ADDRESS_TOKEN = /(?<=^| )[0-9a-fA-F.:]*[.:][0-9a-fA-F.:]*(?:\/[0-9]+)?(?= |$)/g;
