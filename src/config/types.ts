@@ -54,6 +54,8 @@ export interface DnsCapture {
  * CaptureSpecs write the same rules.
  */
 export interface CaptureSpec {
+  /** Native nftables writes runs of excluded CIDRs and ports as sets (--cidr-sets); iptables ignores it. */
+  readonly cidrSets: boolean;
   readonly proxyPort: number;
   readonly inboundCapturePort: number;
   readonly inboundTunnelPort: number;
@@ -89,8 +91,6 @@ export interface RunSettings {
   readonly cleanupOnly: boolean;
   readonly forceApply: boolean;
   readonly nativeNftables: boolean;
-  /** Native nftables writes the exclude lists as sets (--cidr-sets); iptables ignores it. */
-  readonly cidrSets: boolean;
   readonly cniMode: boolean;
   readonly networkNamespace: string;
   readonly backend: BackendChoice;

@@ -282,11 +282,6 @@ export class FakeNetfilter implements System {
     }
   }
 
-  /** No /proc links: namespace facts read as unknown (the host-namespace guard then has no evidence). */
-  readLink(): string | undefined {
-    return undefined;
-  }
-
   readBytes(): Buffer | undefined {
     return undefined;
   }
