@@ -4,7 +4,7 @@
 # name `meshcap inject` writes (ghcr.io/meshcap/meshcap:<version>), for `ctr images import`.
 #
 #   scripts/image/build.sh [--fresh]      prints the archive path; builds only when the build context
-#                                         (Dockerfile, package files, src, bin: what the Dockerfile copies) changed
+#                                         (Dockerfile, package files, src, bin, the build scripts: what the Dockerfile copies) changed
 #   MESHCAP_CACHE=/var/cache/meshcap-test  where the stand-in base and the archives are kept
 #
 # Also writes <archive>.size: the image's compressed size (gzip layers, as a registry stores it).
@@ -20,7 +20,7 @@ mkdir -p "$cache/images"
 base_tar=$(bash scripts/image/standin-base.sh)
 version=$(node -p 'require("./package.json").version')
 tag="ghcr.io/meshcap/meshcap:$version"
-key=$( { basename "$base_tar"; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
+key=$( { basename "$base_tar"; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin scripts/bundle.mjs scripts/build-sea.mjs -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 out="$cache/images/meshcap-$version-$key.tar"
 
 # One builder per build context; other contexts (other checkouts) build alongside.

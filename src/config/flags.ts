@@ -107,6 +107,8 @@ export const CAPTURE_FLAGS = [
     meshcap: true, help: 'iptables backend; auto detects without side effects.' }),
   b({ key: 'verify', long: 'verify', env: 'MESHCAP_VERIFY', meshcap: true,
     help: 'After applying, check the rules and prove the capture with real connections (as --run-validation).' }),
+  b({ key: 'cidrSets', long: 'cidr-sets', env: 'MESHCAP_CIDR_SETS', meshcap: true,
+    help: 'Native nftables: write the -x CIDRs and -o ports as nftables sets, one lookup per connection instead of a rule per entry (not Istio\'s layout; the iptables backends keep a rule per entry).' }),
   s({ key: 'lockTimeout', long: 'lock-timeout', env: 'MESHCAP_LOCK_TIMEOUT', default: '30', valueName: 'SECONDS',
     meshcap: true, help: 'How long to wait for the xtables lock.' }),
   b({ key: 'allowHostNetns', long: 'allow-host-netns', env: 'MESHCAP_ALLOW_HOST_NETNS', meshcap: true,

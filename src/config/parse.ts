@@ -222,6 +222,7 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
     cleanupOnly: bool('cleanupOnly'),
     forceApply: bool('forceApply'),
     nativeNftables: bool('nativeNftables'),
+    cidrSets: bool('cidrSets'),
     cniMode: bool('cniMode'),
     networkNamespace: str('networkNamespace'),
     backend,

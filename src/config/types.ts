@@ -54,6 +54,8 @@ export interface DnsCapture {
  * CaptureSpecs write the same rules.
  */
 export interface CaptureSpec {
+  /** Native nftables writes runs of excluded CIDRs and ports as sets (--cidr-sets); iptables ignores it. */
+  readonly cidrSets: boolean;
   readonly proxyPort: number;
   readonly inboundCapturePort: number;
   readonly inboundTunnelPort: number;

@@ -285,7 +285,7 @@ export function buildRuleset(config: CaptureSpec): Ruleset {
       `local traffic not marked ${OUTBOUND_MARK} is not captured inbound`);
   }
 
-  return { ipv6, rules: list.rules };
+  return config.cidrSets ? { ipv6, nftSets: true, rules: list.rules } : { ipv6, rules: list.rules };
 }
 
 function addDnsRules(list: RuleList, config: CaptureSpec): void {

@@ -15,7 +15,8 @@
  *   v1.8.9 in a scratch namespace): legacy `iptables-restore: line N failed`,
  *   nft `line N failed: Chain already exists.`, `Bad rule (does a matching
  *   rule exist in that chain?).`, `Couldn't load target ...`, and so on;
- * - `nft list ruleset inet` and `nft -f -` as one transaction;
+ * - `nft list ruleset inet`, `nft list ruleset` and `nft list tables` (iptables-nft's
+ *   tables appear there as family ip / ip6), and `nft -f -` as one transaction;
  * - `ip rule`, `ip route`, `ip addr` as the engine uses them.
  *
  * Knobs: a missing table or extension per backend, the xtables lock held, a
@@ -210,6 +211,11 @@ export class FakeNetfilter implements System {
     return this;
   }
 
+  /** The nf_tables tables iptables-nft holds, as nft names them (`ip nat`, `ip6 mangle`). */
+  private iptablesNftTables(): string[] {
+    return (['ipv4', 'ipv6'] as const).flatMap((family) => [...this.iptables.nft[family].keys()].map((name) => `${family === 'ipv4' ? 'ip' : 'ip6'} ${name}`));
+  }
+
   /** What `nft list ruleset inet` prints. */
   nftListing(): string {
     const out: string[] = [];
@@ -299,6 +305,9 @@ export class FakeNetfilter implements System {
     }
     if (name === 'nft') {
       if (args.join(' ') === 'list ruleset inet') return done(0, this.nftListing());
+      // Every family: iptables-nft's tables (family ip / ip6, their content left out) and the inet ones.
+      if (args.join(' ') === 'list ruleset') return done(0, `${this.iptablesNftTables().map((t) => `table ${t} {\n}\n`).join('')}${this.nftListing()}`);
+      if (args.join(' ') === 'list tables') return done(0, [...this.iptablesNftTables(), ...[...this.nftTables.keys()].map((name) => `inet ${name}`)].map((t) => `table ${t}\n`).join(''));
       if (args.join(' ') === '-f -') {
         const result = this.nftTransaction(options.input ?? '');
         return done(result.code, '', result.stderr);
