@@ -23,9 +23,10 @@ tag="ghcr.io/meshcap/meshcap:$version"
 key=$( { basename "$base_tar"; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 out="$cache/images/meshcap-$version-$key.tar"
 
-exec 9>"$cache/images/.build.lock"
+# One builder per build context; other contexts (other checkouts) build alongside.
+exec 9>"$out.lock"
 flock 9
-if ! $fresh && [ -s "$out" ] && [ -s "$out.size" ]; then echo "$out"; exit 0; fi
+if ! $fresh && [ -s "$out" ] && [ -s "$out.size" ]; then touch "$out"; echo "$out"; exit 0; fi
 
 work=$(mktemp -d /tmp/meshcap-image-build.XXXXXX)
 b() { buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs "$@"; }
@@ -64,4 +65,6 @@ b push --quiet localhost/meshcap:build "docker-archive:$out.partial:$tag" >&2
 b push --quiet --format oci --compression-format gzip localhost/meshcap:build "oci-archive:$work/oci.tar" >&2
 stat -c %s "$work/oci.tar" > "$out.size"
 mv "$out.partial" "$out"
+# Keep the cache small: archives unused for a day go (a hit refreshes the time).
+find "$cache/images" -maxdepth 1 -name "meshcap-*.tar*" -mmin +1440 -delete 2>/dev/null || true
 echo "$out"

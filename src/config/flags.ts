@@ -6,9 +6,9 @@
 
 export type FlagKind = 'string' | 'bool';
 
-export interface FlagSpec {
+export interface FlagSpec<K extends string = string> {
   /** Key in the raw configuration. */
-  readonly key: string;
+  readonly key: K;
   readonly long: string;
   readonly short?: string;
   readonly kind: FlagKind;
@@ -25,14 +25,14 @@ export interface FlagSpec {
   readonly valueName?: string;
 }
 
-const s = (spec: Omit<FlagSpec, 'kind'>): FlagSpec => ({ ...spec, kind: 'string' });
-const b = (spec: Omit<FlagSpec, 'kind' | 'default'> & { default?: boolean }): FlagSpec => ({
+const s = <const K extends string>(spec: Omit<FlagSpec<K>, 'kind'>): FlagSpec<K> => ({ ...spec, kind: 'string' });
+const b = <const K extends string>(spec: Omit<FlagSpec<K>, 'kind' | 'default'> & { default?: boolean }): FlagSpec<K> => ({
   default: false,
   ...spec,
   kind: 'bool',
 });
 
-export const CAPTURE_FLAGS: readonly FlagSpec[] = [
+export const CAPTURE_FLAGS = [
   s({ key: 'proxyPort', long: 'envoy-port', short: 'p', default: '15001', valueName: 'PORT',
     help: 'Port the proxy listens on for captured outbound TCP.' }),
   s({ key: 'inboundCapturePort', long: 'inbound-capture-port', short: 'z', env: 'INBOUND_CAPTURE_PORT', default: '15006',
@@ -128,7 +128,10 @@ export const CAPTURE_FLAGS: readonly FlagSpec[] = [
   s({ key: 'logRotateMaxBackups', long: 'log_rotate_max_backups', default: '', compatOnly: true,
     help: 'Accepted for compatibility.' }),
   s({ key: 'vklog', long: 'vklog', default: '', compatOnly: true, help: 'Accepted for compatibility.' }),
-];
+] as const;
+
+/** The key of a capture flag: `str('proxyPrt')` is a compile error, not a run-time one. */
+export type FlagKey = (typeof CAPTURE_FLAGS)[number]['key'];
 
 /** Inputs that only exist as environment variables (Istio registers no flag for them). */
 export const ENV_ONLY = {
@@ -139,10 +142,8 @@ export const ENV_ONLY = {
   dryRunFilePath: { env: 'DRY_RUN_FILE_PATH', default: '' },
 } as const;
 
-export function flagByKey(key: string): FlagSpec {
-  const spec = CAPTURE_FLAGS.find((f) => f.key === key);
-  if (!spec) throw new Error(`internal: no flag with key ${key}`);
-  return spec;
+export function flagByKey(key: FlagKey): FlagSpec<FlagKey> {
+  return CAPTURE_FLAGS.find((f) => f.key === key)!;
 }
 
 /** "--istio-inbound-ports (-b, env ISTIO_INBOUND_PORTS)" for messages. */

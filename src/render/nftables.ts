@@ -3,7 +3,7 @@
  * it: three `inet` tables, each added, flushed, its chains declared, then its
  * rules. `nft -f -` applies the whole text atomically. Pure.
  */
-import { Chain, NftTable } from '../rules/constants.js';
+import { Builtin, Chain, NftTable } from '../rules/constants.js';
 import type { Match, Rule, Ruleset, Table, Target } from '../rules/model.js';
 
 type NftTableName = (typeof NftTable)[keyof typeof NftTable];
@@ -50,8 +50,8 @@ export function nftTableName(table: Table): NftTableName {
 
 /** PREROUTING -> prerouting, ISTIO_IN_REDIRECT -> istio-in-redirect. */
 export function nftChainName(chain: string): string {
-  if (chain === Chain.Prerouting) return 'prerouting';
-  if (chain === Chain.OutputBuiltin) return 'output';
+  if (chain === Builtin.Prerouting) return 'prerouting';
+  if (chain === Builtin.Output) return 'output';
   return chain.toLowerCase().replaceAll('_', '-');
 }
 
