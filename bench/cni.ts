@@ -14,7 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { injectManifests } from '../src/inject/manifest.js';
 import { DEFAULT_SETTINGS } from '../src/inject/settings.js';
@@ -54,7 +54,8 @@ function conf(dir: string, name: string, subnet: number): string {
   return confDir;
 }
 
-function direct(plugin: string, path: string, annotations: Record<string, string>, command = 'ADD'): number {
+/** Wall ms, and CPU ms (user + system of the plugin and every process it waited for, from GNU time): CPU holds up under load. */
+function direct(plugin: string, path: string, annotations: Record<string, string>, command = 'ADD'): { wall: number; cpu: number } {
   const ns = `mc-bench-cni-${process.pid}`;
   spawnSync('ip', ['netns', 'add', ns]);
   spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -62,10 +63,11 @@ function direct(plugin: string, path: string, annotations: Record<string, string
     const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'meshcap-cni', runtimeConfig: { 'io.kubernetes.cri.pod-annotations': annotations }, prevResult: { cniVersion: '1.0.0', ips: [{ address: '198.18.0.2/24' }] } });
     const env = { PATH: path, CNI_COMMAND: command, CNI_CONTAINERID: 'bench', CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=bench' };
     const start = process.hrtime.bigint();
-    const r = spawnSync(plugin, [], { env, input: stdin, encoding: 'utf8' });
-    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    const r = spawnSync('/usr/bin/time', ['-f', 'meshcap-bench-cpu %U %S', plugin], { env, input: stdin, encoding: 'utf8' });
+    const wall = Number(process.hrtime.bigint() - start) / 1e6;
     if (r.status !== 0) throw new Error(`meshcap-cni ${command}: ${r.stdout} ${r.stderr}`);
-    return ms;
+    const cpu = /meshcap-bench-cpu (\S+) (\S+)/.exec(r.stderr);
+    return { wall, cpu: cpu ? (Number(cpu[1]) + Number(cpu[2])) * 1000 : NaN };
   } finally {
     spawnSync('ip', ['netns', 'del', ns]);
   }
@@ -80,12 +82,13 @@ async function main(): Promise<void> {
   const nodes: RuntimeNode[] = [];
   try {
     // Direct exec first (no containerd running beside it).
-    const samples = { capture: [] as number[], skip: [] as number[], version: [] as number[] };
+    const samples = { capture: [] as { wall: number; cpu: number }[], skip: [] as { wall: number; cpu: number }[], version: [] as { wall: number; cpu: number }[] };
     for (let i = 0; i < N; i++) {
       samples.capture.push(direct(plugin, path, injected));
       samples.skip.push(direct(plugin, path, plain));
       samples.version.push(direct(plugin, path, plain, 'VERSION'));
     }
+    const both = (xs: { wall: number; cpu: number }[]) => `${fmt(xs.map((x) => x.wall))}; CPU median ${quantile(xs.map((x) => x.cpu), 0.5).toFixed(0)} ms`;
     const withConf = conf(dir, 'with', 230);
     const withoutConf = conf(dir, 'without', 231);
     const withNode = await RuntimeNode.start({ label: 'bcw', cniConfDir: withConf, env: { PATH: path } });
@@ -104,13 +107,13 @@ async function main(): Promise<void> {
       }
     }
     const share = quantile(run.with, 0.5) - quantile(run.without, 0.5);
-    console.log(`meshcap-cni bench (${N} sandboxes each; node ${process.version}; plugin ${(statSync(plugin).size / 1e6).toFixed(1)} MB single executable)`);
+    console.log(`meshcap-cni bench (${N} sandboxes each; node ${process.version}; plugin ${(statSync(plugin).size / 1e6).toFixed(1)} MB single executable; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} CPUs)`);
     console.log(`  RunPodSandbox, bridge+portmap+meshcap-cni (injected pod): ${fmt(run.with)}`);
     console.log(`  RunPodSandbox, bridge+portmap only (same pod):             ${fmt(run.without)}`);
     console.log(`  meshcap's share of sandbox creation (difference of medians): ${share.toFixed(1)} ms`);
-    console.log(`  meshcap-cni ADD alone, injected pod (capture in a fresh netns): ${fmt(samples.capture)}`);
-    console.log(`  meshcap-cni ADD alone, uninjected pod (pass-through):           ${fmt(samples.skip)}`);
-    console.log(`  meshcap-cni VERSION (start-up of the executable alone):         ${fmt(samples.version)}`);
+    console.log(`  meshcap-cni ADD alone, injected pod (capture in a fresh netns): ${both(samples.capture)}`);
+    console.log(`  meshcap-cni ADD alone, uninjected pod (pass-through):           ${both(samples.skip)}`);
+    console.log(`  meshcap-cni VERSION (start-up of the executable alone):         ${both(samples.version)}`);
   } finally {
     for (const node of nodes) await node.stop();
     rmSync(dir, { recursive: true, force: true });

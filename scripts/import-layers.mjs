@@ -110,7 +110,9 @@ for (const [file, targets] of edges) {
 }
 const cliPosition = level.get(groupOf.get('cli'));
 const top = Math.max(...level.values());
-console.log(`cli/ is at L${cliPosition}${cliPosition === top ? ' (the top)' : `, below the top L${top}`}`);
+const cliGroup = groupOf.get('cli');
+if (cliGroup !== 'cli') console.log(`cli/ is not on top: it is inside a folder cycle (${cliGroup}) at L${cliPosition}`);
+else console.log(`cli/ is at L${cliPosition}${cliPosition === top ? ' (the top)' : `, below the top L${top}`}`);
 const above = [...level].filter(([g, l]) => l > cliPosition).map(([g]) => g);
 if (above.length) console.log(`folders above cli/: ${above.sort().join(', ')}`);
 console.log(`folder cycles: ${folderCycles.length ? folderCycles.map((c) => c.join(' <-> ')).join('; ') : 'none'}`);

@@ -4,7 +4,7 @@
 # name `meshcap inject` writes (ghcr.io/meshcap/meshcap:<version>), for `ctr images import`.
 #
 #   scripts/image/build.sh [--fresh]      prints the archive path; builds only when the build context
-#                                         (Dockerfile, package files, src, bin: what the Dockerfile copies) changed
+#                                         (Dockerfile, package files, src, bin, the build scripts: what the Dockerfile copies) changed
 #   MESHCAP_CACHE=/var/cache/meshcap-test  where the stand-in base and the archives are kept
 #
 # Also writes <archive>.size: the image's compressed size (gzip layers, as a registry stores it).
@@ -20,12 +20,13 @@ mkdir -p "$cache/images"
 base_tar=$(bash scripts/image/standin-base.sh)
 version=$(node -p 'require("./package.json").version')
 tag="ghcr.io/meshcap/meshcap:$version"
-key=$( { basename "$base_tar"; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
+key=$( { basename "$base_tar"; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin scripts/bundle.mjs scripts/build-sea.mjs -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 out="$cache/images/meshcap-$version-$key.tar"
 
-exec 9>"$cache/images/.build.lock"
+# One builder per build context; other contexts (other checkouts) build alongside.
+exec 9>"$out.lock"
 flock 9
-if ! $fresh && [ -s "$out" ] && [ -s "$out.size" ]; then echo "$out"; exit 0; fi
+if ! $fresh && [ -s "$out" ] && [ -s "$out.size" ]; then touch "$out"; echo "$out"; exit 0; fi
 
 work=$(mktemp -d /tmp/meshcap-image-build.XXXXXX)
 b() { buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs "$@"; }
@@ -64,4 +65,6 @@ b push --quiet localhost/meshcap:build "docker-archive:$out.partial:$tag" >&2
 b push --quiet --format oci --compression-format gzip localhost/meshcap:build "oci-archive:$work/oci.tar" >&2
 stat -c %s "$work/oci.tar" > "$out.size"
 mv "$out.partial" "$out"
+# Keep the cache small: archives unused for a day go (a hit refreshes the time).
+find "$cache/images" -maxdepth 1 -name "meshcap-*.tar*" -mmin +1440 -delete 2>/dev/null || true
 echo "$out"

@@ -14,6 +14,7 @@ import { countMeshRules } from '../state/ownership.js';
 import type { Family } from '../rules/model.js';
 import { type IptablesBinaries, resolveBinaries } from './binaries.js';
 import type { System } from './system.js';
+import type { NftTableName } from '../state/nft-listing.js';
 
 export interface BackendSnapshot {
   readonly variant: Variant;
@@ -38,7 +39,19 @@ export interface Detection {
 
 const FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
 
-export async function snapshotBackend(sys: System, variant: Variant): Promise<BackendSnapshot> {
+/**
+ * What is already known about the namespace. `nftTables`: every nf_tables table
+ * (`nft list tables`); with it, iptables-nft's save is skipped for a family
+ * that has no table at all (it would print nothing), which is what a fresh pod
+ * namespace and every IPv4-only pod's IPv6 side look like.
+ */
+export interface SnapshotHints {
+  readonly nftTables?: readonly NftTableName[];
+}
+
+const NFT_FAMILY: Record<Family, string> = { ipv4: 'ip', ipv6: 'ip6' };
+
+export async function snapshotBackend(sys: System, variant: Variant, hints: SnapshotHints = {}): Promise<BackendSnapshot> {
   const binaries: Partial<Record<Family, IptablesBinaries>> = {};
   const saves: Partial<Record<Family, string>> = {};
   let problem: string | undefined;
@@ -54,6 +67,9 @@ export async function snapshotBackend(sys: System, variant: Variant): Promise<Ba
           saves[family] = '';
           return;
         }
+      } else if (hints.nftTables && !hints.nftTables.some((table) => table.family === NFT_FAMILY[family])) {
+        saves[family] = '';
+        return;
       }
       const result = await sys.run(bins.save, []);
       if (result.code === 0) saves[family] = result.stdout;
@@ -72,8 +88,8 @@ export async function snapshotBackend(sys: System, variant: Variant): Promise<Ba
   };
 }
 
-export async function detectBackend(sys: System, choice: BackendChoice, pinnedBy: string): Promise<Detection> {
-  const [legacy, nft] = await Promise.all([snapshotBackend(sys, 'legacy'), snapshotBackend(sys, 'nft')]);
+export async function detectBackend(sys: System, choice: BackendChoice, pinnedBy: string, hints: SnapshotHints = {}): Promise<Detection> {
+  const [legacy, nft] = await Promise.all([snapshotBackend(sys, 'legacy'), snapshotBackend(sys, 'nft', hints)]);
   return chooseBackend(legacy, nft, choice, pinnedBy);
 }
 

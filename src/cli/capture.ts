@@ -21,7 +21,8 @@ export function captureCommand(name: string): Command {
     help: captureHelp(name),
     captureFlags: true,
     async run({ argv, ctx, logger }) {
-      const sys = realSystem(ctx.env);
+      // Blocking children: the init path runs them one after another anyway (README, "Start-up").
+      const sys = realSystem(ctx.env, { blocking: true });
       const config = parseCaptureConfig(argv, ctx.env, readHostFacts(sys));
       refuseHostNamespace(config, sys);
       const log = logger({ json: config.logJson, debug: config.debug });
@@ -74,6 +75,9 @@ function logDecisions(config: CaptureConfig, log: Logger): void {
   }
   if (!config.ipv6.enabled && (config.outboundCidrs.v6.length > 0 || config.outboundCidrsExclude.v6.length > 0)) {
     log.warn('IPv6 CIDRs were given but IPv6 rules are off: they have no effect (use --ipv6=true or --dual-stack)');
+  }
+  if (config.cidrSets && !config.nativeNftables) {
+    log.warn('--cidr-sets applies to native nftables (--native-nftables) only: the iptables rules keep one rule per excluded CIDR and port');
   }
 }
 

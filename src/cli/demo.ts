@@ -7,6 +7,7 @@
 import { realSystem, startService, type Service, type System } from '../backend/system.js';
 import type { Command, CommandContext } from './context.js';
 import { ExitCode } from '../errors.js';
+import { selfArgv } from './self.js';
 
 /** What Istio's injection template passes to istio-init by default. */
 export const DEFAULT_ISTIO_INIT_ARGS = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020', '--log_output_level=default:info'];
@@ -58,7 +59,7 @@ async function runDemo(ctx: CommandContext, sys: System, ip: string, applyExtra:
   const id = `${process.pid}`;
   const pod = `meshcap-demo-pod-${id}`;
   const outside = `meshcap-demo-out-${id}`;
-  const meshcap = [process.execPath, process.argv[1]!];
+  const meshcap = selfArgv();
   const services: Service[] = [];
   const results: Step[] = [];
   const check = (ok: boolean, text: string) => {

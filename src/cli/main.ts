@@ -47,15 +47,5 @@ export async function main(argv: readonly string[], ctx: CommandContext): Promis
   return (await load())(rest, ctx);
 }
 
-export function processContext(): CommandContext {
-  return {
-    env: process.env,
-    stdout: (text) => void process.stdout.write(text),
-    stderr: (text) => void process.stderr.write(text),
-    readStdin: async () => {
-      const chunks: Buffer[] = [];
-      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks);
-    },
-  };
-}
+/** The real process as a CommandContext (its own file: the single executable's capture entry needs it without the command table). */
+export { processContext } from './process-context.js';

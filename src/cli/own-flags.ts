@@ -6,6 +6,7 @@
  */
 import { ConfigError } from '../config/parse.js';
 import type { System } from '../backend/system.js';
+import { selfArgv } from './self.js';
 
 /** A user mistake in one of our flags: exit 2, one line saying what, why and how to fix it. */
 export function badFlag(flag: string, value: string, problem: string, fix: string): ConfigError {
@@ -84,7 +85,7 @@ export async function runInNamespace(
   command: string,
   argv: readonly string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const self = [process.execPath, process.argv[1]!, command, ...withoutNamespaceFlags(argv)];
+  const self = [...selfArgv(), command, ...withoutNamespaceFlags(argv)];
   let file: string;
   let args: string[];
   if (target.netns !== undefined) {

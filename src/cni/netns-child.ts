@@ -6,6 +6,8 @@
  * interfaces and the tables are the pod's.
  */
 import { readHostFacts } from '../backend/host.js';
+import { readNamespaceFacts } from '../backend/namespaces.js';
+import { hostNetnsEvidence } from '../preflight/host-netns.js';
 import { realSystem } from '../backend/system.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import { isMeshcapError, InvalidInputError } from '../errors.js';
@@ -39,6 +41,9 @@ export async function runChild(action: string, args: readonly string[], env: Env
     const sys = realSystem(env);
     const log = stderrLogger(stderr);
     if (action === 'apply') {
+      // CNI_NETNS must be a pod's: never the machine's own namespace, whatever the runtime passed.
+      const evidence = hostNetnsEvidence(readNamespaceFacts(sys));
+      if (evidence) return { ok: false, kind: 'engine', exitCode: 2, what: "refusing to capture in the machine's own network namespace", why: `CNI_NETNS leads to it (${evidence})`, fix: 'check the runtime: CNI_NETNS must be the pod sandbox netns' };
       const report = await runCapture(config, { sys, log });
       return { ok: true, changed: report.changed, backend: report.backend };
     }

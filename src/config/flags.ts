@@ -6,9 +6,9 @@
 
 export type FlagKind = 'string' | 'bool';
 
-export interface FlagSpec {
+export interface FlagSpec<K extends string = string> {
   /** Key in the raw configuration. */
-  readonly key: string;
+  readonly key: K;
   readonly long: string;
   readonly short?: string;
   readonly kind: FlagKind;
@@ -25,14 +25,14 @@ export interface FlagSpec {
   readonly valueName?: string;
 }
 
-const s = (spec: Omit<FlagSpec, 'kind'>): FlagSpec => ({ ...spec, kind: 'string' });
-const b = (spec: Omit<FlagSpec, 'kind' | 'default'> & { default?: boolean }): FlagSpec => ({
+const s = <const K extends string>(spec: Omit<FlagSpec<K>, 'kind'>): FlagSpec<K> => ({ ...spec, kind: 'string' });
+const b = <const K extends string>(spec: Omit<FlagSpec<K>, 'kind' | 'default'> & { default?: boolean }): FlagSpec<K> => ({
   default: false,
   ...spec,
   kind: 'bool',
 });
 
-export const CAPTURE_FLAGS: readonly FlagSpec[] = [
+export const CAPTURE_FLAGS = [
   s({ key: 'proxyPort', long: 'envoy-port', short: 'p', default: '15001', valueName: 'PORT',
     help: 'Port the proxy listens on for captured outbound TCP.' }),
   s({ key: 'inboundCapturePort', long: 'inbound-capture-port', short: 'z', env: 'INBOUND_CAPTURE_PORT', default: '15006',
@@ -107,6 +107,8 @@ export const CAPTURE_FLAGS: readonly FlagSpec[] = [
     meshcap: true, help: 'iptables backend; auto detects without side effects.' }),
   b({ key: 'verify', long: 'verify', env: 'MESHCAP_VERIFY', meshcap: true,
     help: 'After applying, check the rules and prove the capture with real connections (as --run-validation).' }),
+  b({ key: 'cidrSets', long: 'cidr-sets', env: 'MESHCAP_CIDR_SETS', meshcap: true,
+    help: 'Native nftables: write the -x CIDRs and -o ports as nftables sets, one lookup per connection instead of a rule per entry (not Istio\'s layout; the iptables backends keep a rule per entry).' }),
   s({ key: 'lockTimeout', long: 'lock-timeout', env: 'MESHCAP_LOCK_TIMEOUT', default: '30', valueName: 'SECONDS',
     meshcap: true, help: 'How long to wait for the xtables lock.' }),
   b({ key: 'allowHostNetns', long: 'allow-host-netns', env: 'MESHCAP_ALLOW_HOST_NETNS', meshcap: true,
@@ -128,7 +130,10 @@ export const CAPTURE_FLAGS: readonly FlagSpec[] = [
   s({ key: 'logRotateMaxBackups', long: 'log_rotate_max_backups', default: '', compatOnly: true,
     help: 'Accepted for compatibility.' }),
   s({ key: 'vklog', long: 'vklog', default: '', compatOnly: true, help: 'Accepted for compatibility.' }),
-];
+] as const;
+
+/** The key of a capture flag: `str('proxyPrt')` is a compile error, not a run-time one. */
+export type FlagKey = (typeof CAPTURE_FLAGS)[number]['key'];
 
 /** Inputs that only exist as environment variables (Istio registers no flag for them). */
 export const ENV_ONLY = {
@@ -139,10 +144,8 @@ export const ENV_ONLY = {
   dryRunFilePath: { env: 'DRY_RUN_FILE_PATH', default: '' },
 } as const;
 
-export function flagByKey(key: string): FlagSpec {
-  const spec = CAPTURE_FLAGS.find((f) => f.key === key);
-  if (!spec) throw new Error(`internal: no flag with key ${key}`);
-  return spec;
+export function flagByKey(key: FlagKey): FlagSpec<FlagKey> {
+  return CAPTURE_FLAGS.find((f) => f.key === key)!;
 }
 
 /** "--istio-inbound-ports (-b, env ISTIO_INBOUND_PORTS)" for messages. */

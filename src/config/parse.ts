@@ -4,7 +4,7 @@
  * Pure: the environment and host facts are arguments.
  */
 import { parseArgv, parseGoBool, ArgvError } from './argv.js';
-import { CAPTURE_FLAGS, ENV_ONLY, type FlagSpec, describeFlag, flagByKey } from './flags.js';
+import { CAPTURE_FLAGS, ENV_ONLY, type FlagKey, type FlagSpec, describeFlag, flagByKey } from './flags.js';
 import type { CaptureConfig, HostFacts, InboundPorts, Ipv6Decision, OwnerGroups, BackendChoice } from './types.js';
 import {
   type Parsed,
@@ -54,7 +54,7 @@ export interface RawValue {
 }
 
 /** Resolve every flag to its effective raw value with Istio's precedence. */
-export function resolveRaw(argv: readonly string[], env: Env): { raw: Map<string, RawValue>; positionals: string[] } {
+export function resolveRaw(argv: readonly string[], env: Env): { raw: Map<FlagKey, RawValue>; positionals: string[] } {
   let parsed;
   try {
     parsed = parseArgv(argv, CAPTURE_FLAGS);
@@ -62,7 +62,7 @@ export function resolveRaw(argv: readonly string[], env: Env): { raw: Map<string
     if (error instanceof ArgvError) throw new UsageError(error.message);
     throw error;
   }
-  const raw = new Map<string, RawValue>();
+  const raw = new Map<FlagKey, RawValue>();
   for (const spec of CAPTURE_FLAGS) {
     let resolved: RawValue = { value: spec.default, source: '' };
     for (const envName of [spec.env, spec.additionalEnv]) {
@@ -96,10 +96,10 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
     throw new UsageError(`unexpected argument ${quote(positionals[0]!)}: istio-iptables takes only flags`);
   }
 
-  const str = (key: string): string => String(raw.get(key)!.value);
-  const bool = (key: string): boolean => raw.get(key)!.value === true;
-  const isSet = (key: string): boolean => raw.get(key)!.source !== '';
-  const take = <T>(key: string, result: Parsed<T>): T => {
+  const str = (key: FlagKey): string => String(raw.get(key)!.value);
+  const bool = (key: FlagKey): boolean => raw.get(key)!.value === true;
+  const isSet = (key: FlagKey): boolean => raw.get(key)!.source !== '';
+  const take = <T>(key: FlagKey, result: Parsed<T>): T => {
     if (result.ok) return result.value;
     const spec = flagByKey(key);
     const entry = raw.get(key)!;
@@ -109,7 +109,7 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
     if (result.ok) return result.value;
     throw new ConfigError(`env ${name}`, value, result.problem.problem, result.problem.allowed, '');
   };
-  const port = (key: string) => take(key, parsePort(str(key)));
+  const port = (key: FlagKey) => take(key, parsePort(str(key)));
 
   const proxyPort = port('proxyPort');
   const inboundCapturePort = port('inboundCapturePort');
@@ -222,6 +222,7 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
     cleanupOnly: bool('cleanupOnly'),
     forceApply: bool('forceApply'),
     nativeNftables: bool('nativeNftables'),
+    cidrSets: bool('cidrSets'),
     cniMode: bool('cniMode'),
     networkNamespace: str('networkNamespace'),
     backend,
@@ -347,8 +348,8 @@ function resolvConfServers(facts: HostFacts): { v4: string[]; v6: string[] } {
 }
 
 function resolveBackend(
-  raw: Map<string, RawValue>,
-  take: <T>(key: string, result: Parsed<T>) => T,
+  raw: Map<FlagKey, RawValue>,
+  take: <T>(key: FlagKey, result: Parsed<T>) => T,
 ): { backend: BackendChoice; pinnedBy: string } {
   const backendText = String(raw.get('backend')!.value);
   const backend = take<BackendChoice>(

@@ -48,7 +48,14 @@ export interface DnsCapture {
   readonly serversV6: readonly string[];
 }
 
-export interface CaptureConfig {
+/**
+ * What the rules are built from: everything buildRuleset, preflight's kernel
+ * check, explain and the simulator read. Two configurations with equal
+ * CaptureSpecs write the same rules.
+ */
+export interface CaptureSpec {
+  /** Native nftables writes runs of excluded CIDRs and ports as sets (--cidr-sets); iptables ignores it. */
+  readonly cidrSets: boolean;
   readonly proxyPort: number;
   readonly inboundCapturePort: number;
   readonly inboundTunnelPort: number;
@@ -64,6 +71,7 @@ export interface CaptureConfig {
   readonly outboundPorts: readonly number[];
   readonly outboundPortsExclude: readonly number[];
   readonly tproxyMark: number;
+  /** Read by the TPROXY policy routing, not by the rules. */
   readonly tproxyRouteTable: number;
   readonly ownerGroups: OwnerGroups;
   /** ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR, printed verbatim as Istio does. */
@@ -72,7 +80,10 @@ export interface CaptureConfig {
   readonly dropInvalid: boolean;
   readonly dualStack: boolean;
   readonly ipv6: Ipv6Decision;
+}
 
+/** How to run: what to do with the rules, where, and with which backend. */
+export interface RunSettings {
   readonly dryRun: boolean;
   readonly dryRunFilePath: string;
   readonly skipRuleApply: boolean;
@@ -88,11 +99,25 @@ export interface CaptureConfig {
   readonly lockTimeoutSeconds: number;
   /** Capture even in what is evidently the machine's own network namespace (an Istio VM). */
   readonly allowHostNetns: boolean;
+}
+
+/** The validation probe (--run-validation, meshcap verify). */
+export interface ProbeSettings {
   readonly probePort: number;
   readonly probeTimeoutMs: number;
+}
+
+export interface LogSettings {
   readonly logJson: boolean;
   readonly debug: boolean;
 }
+
+/**
+ * One parsed istio-iptables command line. Kept flat (fields are read as
+ * config.proxyPort everywhere) and split by type: a function that takes a
+ * CaptureSpec shows that only the rule inputs decide its output.
+ */
+export interface CaptureConfig extends CaptureSpec, RunSettings, ProbeSettings, LogSettings {}
 
 /**
  * Facts about the namespace that Istio derives configuration from. Supplied by

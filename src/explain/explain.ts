@@ -3,7 +3,7 @@
  * exempt and why, and the rules chain by chain with the reason for each; and
  * a Mermaid flowchart of hooks, chains, jumps and targets. Pure.
  */
-import type { CaptureConfig } from '../config/types.js';
+import type { CaptureSpec, RunSettings } from '../config/types.js';
 import { formatCidr } from '../net/ip.js';
 import { DNS_AGENT_PORT, OUTBOUND_MARK, PASSTHROUGH_V4, PASSTHROUGH_V6 } from '../rules/constants.js';
 import { BUILTIN_CHAINS, type Family, type Ruleset } from '../rules/model.js';
@@ -29,7 +29,7 @@ export interface Explanation {
 
 const list = (items: readonly (string | number)[]) => items.join(', ');
 
-export function explainConfig(config: CaptureConfig, ruleset: Ruleset): Explanation {
+export function explainConfig(config: CaptureSpec & Pick<RunSettings, 'backend' | 'nativeNftables'>, ruleset: Ruleset): Explanation {
   const tproxy = config.mode === 'TPROXY';
   const proxyIds = [...config.proxyUids.map((u) => `uid ${u}`), ...config.proxyGids.map((g) => `gid ${g}`)];
   const loopback4 = config.ipv4LoopbackCidr;

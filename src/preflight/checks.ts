@@ -3,7 +3,7 @@
  * alone (no probe rules, no tables primed). Pure functions over text the shell
  * reads: /proc/self/status, /proc/net/ip_tables_*, the kernel config, module lists.
  */
-import type { CaptureConfig } from '../config/types.js';
+import type { CaptureSpec } from '../config/types.js';
 
 export const CAP_NET_ADMIN = 12;
 export const CAP_NET_RAW = 13;
@@ -54,7 +54,7 @@ export interface KernelNeed {
 }
 
 /** The tables, matches and targets a config's rules use. */
-export function kernelNeeds(config: CaptureConfig): KernelNeed[] {
+export function kernelNeeds(config: CaptureSpec): KernelNeed[] {
   const needs: KernelNeed[] = [
     { kind: 'table', table: 'nat', why: 'the nat table holds the redirects', configs: ['IP_NF_NAT', 'NFT_NAT'], module: 'iptable_nat' },
     { kind: 'target', extension: 'REDIRECT', why: 'redirecting to the proxy', configs: ['NETFILTER_XT_TARGET_REDIRECT', 'IP_NF_TARGET_REDIRECT'], module: 'xt_REDIRECT' },
@@ -122,7 +122,7 @@ export interface KernelReport {
   readonly unknown: readonly KernelNeed[];
 }
 
-export function checkKernel(config: CaptureConfig, facts: KernelFacts): KernelReport {
+export function checkKernel(config: CaptureSpec, facts: KernelFacts): KernelReport {
   const verdicts = kernelNeeds(config).map((need) => ({ need, support: supports(need, facts) }));
   return {
     missing: verdicts.filter((v) => v.support === 'no').map((v) => v.need),

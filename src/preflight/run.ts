@@ -53,8 +53,9 @@ export function readKernelFacts(sys: System): KernelFacts {
     if (kernelConfig !== null) return kernelConfig;
     const gz = sys.readBytes('/proc/config.gz');
     try {
-      // node:zlib is loaded only here: most runs never need the kernel config.
-      const { gunzipSync } = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
+      // node:zlib is loaded only here: most runs never need the kernel config. A built-in resolves
+      // from any base path, so '/' also works in the single-file (CommonJS) build, which has no import.meta.
+      const { gunzipSync } = createRequire('/')('node:zlib') as typeof import('node:zlib');
       kernelConfig = gz ? gunzipSync(gz).toString('utf8') : undefined;
     } catch {
       kernelConfig = undefined;

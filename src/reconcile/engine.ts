@@ -10,7 +10,8 @@
  */
 import { type IptablesBinaries, PACKAGE_OF, plainBinaries } from '../backend/binaries.js';
 import { type BackendSnapshot, type Detection, detectBackend, snapshotBackend } from '../backend/detect.js';
-import { readNftListing } from '../backend/nft-read.js';
+import { listNftTableNames, readNftListing, readNftRulesetAndTables } from '../backend/nft-read.js';
+import { MESH_NFT_TABLES } from '../rules/constants.js';
 import type { System } from '../backend/system.js';
 import type { CaptureConfig } from '../config/types.js';
 import { ExitCode, MeshcapError } from '../errors.js';
@@ -166,14 +167,20 @@ export async function readCaptureState(config: CaptureConfig, sys: System, log: 
   const nft = sys.which('nft') ?? undefined;
   if (config.nativeNftables) {
     if (!nft) throw nftBinaryMissing();
-    const nftables = await readNftListing(sys, nft);
+    // All families in one read: it also tells whether iptables-nft has any table to look at.
+    const { listing: nftables, tables } = await readNftRulesetAndTables(sys, nft);
     if (config.cleanupOnly) return { ipv6Available, nft, nftables };
-    const iptablesBackends = await Promise.all([snapshotBackend(sys, 'legacy'), snapshotBackend(sys, 'nft')]);
+    const iptablesBackends = await Promise.all([snapshotBackend(sys, 'legacy'), snapshotBackend(sys, 'nft', { nftTables: tables })]);
     return { ipv6Available, nft, nftables, iptablesBackends };
   }
-  // Native nftables mesh tables would capture a second time; look for them alongside detection.
-  const listing = nft ? readNftListing(sys, nft).catch(() => new Map() as NftListing) : undefined;
-  const detection = await detectBackend(sys, config.backend, config.backendPinnedBy);
+  // One cheap read decides the others: which nf_tables tables exist at all. iptables-nft's save
+  // is skipped for a family without any table (a fresh namespace; an IPv4-only pod's IPv6 side),
+  // and native mesh tables (inet istio-proxy-*, which would capture a second time) are listed
+  // only when present.
+  const nftTables = nft ? await listNftTableNames(sys, nft) : undefined;
+  const meshTables = nftTables?.some((table) => table.family === 'inet' && MESH_NFT_TABLES.includes(table.name));
+  const listing = nft && meshTables ? readNftListing(sys, nft).catch(() => new Map() as NftListing) : undefined;
+  const detection = await detectBackend(sys, config.backend, config.backendPinnedBy, nftTables ? { nftTables } : {});
   // Only now is it known whether the writer is iptables-legacy, which also needs CAP_NET_RAW.
   if (detection.chosen.variant === 'legacy') checkCapabilities(sys, 'legacy', detection.reason);
   return { ipv6Available, ...(nft ? { nft } : {}), nftables: listing ? await listing : new Map(), detection };

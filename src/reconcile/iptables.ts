@@ -170,7 +170,12 @@ async function verifyPlans(ruleset: Ruleset, opts: IptablesRunOptions, plans: re
     }
     const live = { kind: 'iptables', variant: opts.binaries[plan.family]!.variant, saves: { [plan.family]: result.stdout } } as const;
     // Chains a foreign rule still jumps to were flushed but had to stay.
-    const differences = liveDifferences(ruleset, live, { families: [plan.family], resolveId: opts.resolveId, keptChains: plan.keptStaleChains });
+    const differences = liveDifferences(ruleset, live, {
+      families: [plan.family],
+      resolveId: opts.resolveId,
+      keptChains: plan.keptStaleChains,
+      desired: { views: { [plan.family]: plan.desired } },
+    });
     return { plan, differences };
   });
 }

@@ -14,7 +14,7 @@ import { liveDifferences } from '../state/compare.js';
 import { desiredListing, diffListings } from '../state/nft-view.js';
 
 import type { Ruleset } from '../rules/model.js';
-import { type NftTableOps, nftTableOps, renderChainDecl, renderNftCleanup, renderRuleOp } from '../render/nftables.js';
+import { type NftTableOps, nftTableOps, renderChainDecl, renderNftCleanup, renderRuleOp, renderSetDecl } from '../render/nftables.js';
 
 export interface NftRunOptions {
   readonly sys: System;
@@ -35,10 +35,16 @@ export function nftTransaction(ops: readonly NftTableOps[], live: NftListing): s
       if (existing) lines.push(`add table inet ${name}`, `delete table inet ${name}`);
       continue;
     }
-    const staleChains = existing ? [...existing.keys()].some((chain) => !table.chains.some((decl) => decl.name === chain)) : false;
+    // Chains and sets (listed as `set NAME`) the config no longer has: only a delete removes them.
+    const wanted = new Set([...table.chains.map((decl) => decl.name), ...table.sets.map((set) => `set ${set.name}`)]);
+    const staleChains = existing ? [...existing.keys()].some((chain) => !wanted.has(chain)) : false;
     lines.push(`add table inet ${name}`, staleChains ? `delete table inet ${name}` : `flush table inet ${name}`);
     if (staleChains) lines.push(`add table inet ${name}`);
-    lines.push(...table.chains.map((decl) => renderChainDecl(name, decl)), ...table.rules.map((op) => renderRuleOp(name, op)));
+    lines.push(
+      ...table.chains.map((decl) => renderChainDecl(name, decl)),
+      ...table.sets.flatMap((set) => renderSetDecl(name, set)),
+      ...table.rules.map((op) => renderRuleOp(name, op)),
+    );
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
 }
@@ -48,14 +54,17 @@ export interface NftPlan {
   readonly transaction: string;
   /** What differs, for logs. */
   readonly changes: readonly string[];
+  /** What the tables should list: the read-back compares with it (no second render of a long ruleset). */
+  readonly desired: NftListing;
 }
 
 /** The one transaction that makes the live tables the desired ones (`force`: even when they already are). Pure. */
 export function planNftables(ruleset: Ruleset, live: NftListing, force = false): NftPlan {
   const ops = nftTableOps(ruleset);
-  const changes = diffListings(desiredListing(ops), live);
-  if (changes.length === 0 && !force) return { transaction: '', changes };
-  return { transaction: nftTransaction(ops, live), changes };
+  const desired = desiredListing(ops);
+  const changes = diffListings(desired, live);
+  if (changes.length === 0 && !force) return { transaction: '', changes, desired };
+  return { transaction: nftTransaction(ops, live), changes, desired };
 }
 
 /**
@@ -77,7 +86,7 @@ export async function applyNftPlan(ruleset: Ruleset, plan: NftPlan, opts: NftRun
   const result = await opts.sys.run(opts.nft, ['-f', '-'], { input: plan.transaction });
   if (result.code !== 0) throw toolFailure(result, { action: `applying the nftables transaction with ${opts.nft}`, input: plan.transaction });
   const after = await readNftListing(opts.sys, opts.nft);
-  const differences = liveDifferences(ruleset, { kind: 'nftables', listing: after });
+  const differences = liveDifferences(ruleset, { kind: 'nftables', listing: after }, { desired: { nft: plan.desired } });
   if (differences.length > 0) {
     throw new MeshcapError({
       exitCode: ExitCode.VerifyFailed,

@@ -3,7 +3,8 @@
  * it: three `inet` tables, each added, flushed, its chains declared, then its
  * rules. `nft -f -` applies the whole text atomically. Pure.
  */
-import { Chain, NftTable } from '../rules/constants.js';
+import { Builtin, Chain, NftTable } from '../rules/constants.js';
+import { type Cidr, formatCidr, maskCidr } from '../net/ip.js';
 import type { Match, Rule, Ruleset, Table, Target } from '../rules/model.js';
 
 type NftTableName = (typeof NftTable)[keyof typeof NftTable];
@@ -50,8 +51,8 @@ export function nftTableName(table: Table): NftTableName {
 
 /** PREROUTING -> prerouting, ISTIO_IN_REDIRECT -> istio-in-redirect. */
 export function nftChainName(chain: string): string {
-  if (chain === Chain.Prerouting) return 'prerouting';
-  if (chain === Chain.OutputBuiltin) return 'output';
+  if (chain === Builtin.Prerouting) return 'prerouting';
+  if (chain === Builtin.Output) return 'output';
   return chain.toLowerCase().replaceAll('_', '-');
 }
 
@@ -162,31 +163,149 @@ export interface NftRuleOp {
   readonly body: string;
 }
 
+/** A named set of a table (--cidr-sets): excluded destinations or ports. */
+export interface NftSetDecl {
+  readonly name: string;
+  readonly type: 'ipv4_addr' | 'ipv6_addr' | 'inet_service';
+  /** Prefixes need an interval set; ports are plain elements. */
+  readonly interval: boolean;
+  readonly elements: readonly string[];
+}
+
 export interface NftTableOps {
   readonly table: 'nat' | 'mangle' | 'raw';
   readonly name: string;
   readonly chains: readonly ChainDecl[];
+  readonly sets: readonly NftSetDecl[];
   readonly rules: readonly NftRuleOp[];
 }
 
-/** The transaction as data: per table, the chains that get rules and the rule operations in order. */
+type Body = { rule: Rule; chain: string; body: string };
+
+/** What a rule contributes to a set: a plain `-d CIDR -j RETURN` or `--dport N -j RETURN`. */
+function setMember(rule: Rule): { kind: 'v4' | 'v6' | 'ports'; proto?: 'tcp' | 'udp'; element: string; cidr?: Cidr } | undefined {
+  if (rule.target.kind !== 'return' || rule.insertAt !== undefined) return undefined;
+  const matches = rule.matches.filter((match) => match.only !== 'iptables');
+  if (matches.length !== 1) return undefined;
+  const match = matches[0]!;
+  if (match.kind === 'dst' && !match.negate) {
+    const masked = maskCidr(match.net.cidr);
+    return { kind: masked.addr.family === 4 ? 'v4' : 'v6', element: formatCidr(masked), cidr: masked };
+  }
+  if (match.kind === 'dport' && !match.negate && match.ports.length === 1) return { kind: 'ports', proto: match.proto, element: String(match.ports[0]) };
+  return undefined;
+}
+
+const SET_TYPES = { v4: 'ipv4_addr', v6: 'ipv6_addr', ports: 'inet_service' } as const;
+const SET_NAMES = { v4: 'istio-exclude-v4', v6: 'istio-exclude-v6', ports: 'istio-exclude-ports' } as const;
+
+/** Drops prefixes inside another one of the list: an interval set refuses overlaps, and the union is the same. */
+function outermostPrefixes(cidrs: readonly Cidr[]): Cidr[] {
+  const value = (bytes: readonly number[]) => bytes.reduce((acc, byte) => (acc << 8n) | BigInt(byte), 0n);
+  const spans = cidrs.map((cidr) => {
+    const bits = BigInt(cidr.addr.bytes.length * 8);
+    const start = value(cidr.addr.bytes);
+    return { cidr, start, end: start + (1n << (bits - BigInt(cidr.prefix))) - 1n };
+  });
+  spans.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.cidr.prefix - b.cidr.prefix));
+  const kept: Cidr[] = [];
+  let end = -1n;
+  for (const span of spans) {
+    if (span.start <= end) continue;
+    kept.push(span.cidr);
+    end = span.end;
+  }
+  return kept;
+}
+
+/**
+ * --cidr-sets: in a run of consecutive RETURN rules of a chain their order does not
+ * matter (a packet matching any of them returns), so the run's excluded destinations
+ * of each family, and its excluded ports, become one set lookup each, placed where
+ * the first of them was. A kind with a single entry in the run stays a rule. Chains
+ * with positioned inserts are left alone.
+ */
+function collapseIntoSets(bodies: readonly Body[]): { bodies: Body[]; sets: NftSetDecl[] } {
+  const positioned = new Set(bodies.filter((b) => (b.rule.insertAt ?? 1) > 1).map((b) => b.chain));
+  type Group = { kind: 'v4' | 'v6' | 'ports'; elements: Set<string>; cidrs: Cidr[]; lookups: Set<string>; name?: string };
+  // Pass 1: the group (run and kind) of each body.
+  const groups: Group[] = [];
+  const groupOf: (Group | undefined)[] = [];
+  const open = new Map<string, Map<string, Group>>();
+  for (const body of bodies) {
+    const member = positioned.has(body.chain) ? undefined : setMember(body.rule);
+    if (!member) {
+      open.delete(body.chain);
+      groupOf.push(undefined);
+      continue;
+    }
+    let run = open.get(body.chain);
+    if (!run) open.set(body.chain, (run = new Map()));
+    let group = run.get(member.kind);
+    if (!group) {
+      group = { kind: member.kind, elements: new Set(), cidrs: [], lookups: new Set() };
+      run.set(member.kind, group);
+      groups.push(group);
+    }
+    if (!group.elements.has(member.element)) {
+      group.elements.add(member.element);
+      if (member.cidr) group.cidrs.push(member.cidr);
+    }
+    groupOf.push(group);
+  }
+  // Pass 2: groups of two or more entries become sets.
+  const sets: NftSetDecl[] = [];
+  const used = new Map<string, number>();
+  for (const group of groups) {
+    if (group.elements.size < 2) continue;
+    const n = (used.get(group.kind) ?? 0) + 1;
+    used.set(group.kind, n);
+    group.name = n === 1 ? SET_NAMES[group.kind] : `${SET_NAMES[group.kind]}-${n}`;
+    const elements = group.kind === 'ports' ? [...group.elements] : outermostPrefixes(group.cidrs).map(formatCidr);
+    sets.push({ name: group.name, type: SET_TYPES[group.kind], interval: group.kind !== 'ports', elements });
+  }
+  // Pass 3: a set's members give way to one lookup per protocol (ports) or one (addresses).
+  const out: Body[] = [];
+  for (const [i, body] of bodies.entries()) {
+    const group = groupOf[i];
+    if (!group?.name) {
+      out.push(body);
+      continue;
+    }
+    const member = setMember(body.rule)!;
+    const lookup = member.kind === 'ports' ? `${member.proto!} dport` : member.kind === 'v4' ? 'ip daddr' : 'ip6 daddr';
+    if (group.lookups.has(lookup)) continue;
+    group.lookups.add(lookup);
+    out.push({ rule: body.rule, chain: body.chain, body: `${lookup} @${group.name} counter return` });
+  }
+  return { bodies: out, sets };
+}
+
 export function nftTableOps(ruleset: Ruleset): NftTableOps[] {
   const result: NftTableOps[] = [];
   for (const table of NFT_TABLES) {
     const rules = ruleset.rules.filter((rule) => rule.table === table && (rule.family !== 'ipv6' || ruleset.ipv6));
     // In an inet table a family-scoped rule without an address matches both families; Istio
     // writes such a rule once even where iptables needs one per family (the raw DNS jump).
+    // Families already written per chain and body: a lookup, not a scan (5000 excludes made a scan quadratic).
     const bodies: { rule: Rule; chain: string; body: string }[] = [];
+    const written = new Map<string, Set<Rule['family']>>();
     for (const rule of rules) {
       const chain = nftChainName(rule.chain);
       const body = renderNftRuleBody(rule);
-      const twin = rule.family !== 'both' && bodies.some((b) => b.chain === chain && b.body === body && b.rule.family !== rule.family);
-      if (!twin) bodies.push({ rule, chain, body });
+      const key = `${chain} ${body}`;
+      const families = written.get(key);
+      const twin = rule.family !== 'both' && families !== undefined && [...families].some((family) => family !== rule.family);
+      if (twin) continue;
+      bodies.push({ rule, chain, body });
+      if (families) families.add(rule.family);
+      else written.set(key, new Set([rule.family]));
     }
     if (bodies.length === 0) continue;
+    const collapsed = ruleset.nftSets ? collapseIntoSets(bodies) : { bodies, sets: [] };
     const counts = new Map<string, number>();
     const ops: NftRuleOp[] = [];
-    for (const { rule, chain, body } of bodies) {
+    for (const { rule, chain, body } of collapsed.bodies) {
       const count = counts.get(chain) ?? 0;
       const index = rule.insertAt === undefined ? undefined : rule.insertAt - 1;
       // nft refuses an index at or past the end of the chain: that is an append.
@@ -196,7 +315,8 @@ export function nftTableOps(ruleset: Ruleset): NftTableOps[] {
     result.push({
       table,
       name: NftTable[table],
-      chains: CHAIN_DECLS[table].filter((decl) => ops.some((op) => op.chain === decl.name)),
+      chains: CHAIN_DECLS[table].filter((decl) => counts.has(decl.name)),
+      sets: collapsed.sets,
       rules: ops,
     });
   }
@@ -205,6 +325,15 @@ export function nftTableOps(ruleset: Ruleset): NftTableOps[] {
 
 export function renderChainDecl(table: string, decl: ChainDecl): string {
   return `add chain inet ${table} ${decl.name}${decl.base ? ` { ${decl.base} ; }` : ''}`;
+}
+
+/** Declares a set, empties it (it may exist from a previous run) and fills it. */
+export function renderSetDecl(table: string, set: NftSetDecl): string[] {
+  return [
+    `add set inet ${table} ${set.name} { type ${set.type} ;${set.interval ? ' flags interval ;' : ''} }`,
+    `flush set inet ${table} ${set.name}`,
+    ...(set.elements.length > 0 ? [`add element inet ${table} ${set.name} { ${set.elements.join(', ')} }`] : []),
+  ];
 }
 
 export function renderRuleOp(table: string, op: NftRuleOp): string {
@@ -219,6 +348,7 @@ export function renderNftTransaction(ruleset: Ruleset): string[] {
     `add table inet ${ops.name}`,
     `flush table inet ${ops.name}`,
     ...ops.chains.map((decl) => renderChainDecl(ops.name, decl)),
+    ...ops.sets.flatMap((set) => renderSetDecl(ops.name, set)),
     ...ops.rules.map((op) => renderRuleOp(ops.name, op)),
   ]);
 }

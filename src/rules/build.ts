@@ -1,11 +1,12 @@
 /**
- * CaptureConfig -> Ruleset, following istio-iptables' algorithm step by step
+ * CaptureSpec -> Ruleset, following istio-iptables' algorithm step by step
  * (research: istio-iptables.md, section 2.3). Rule order is the order Istio's
  * builder emits, because byte-identical output depends on it. Pure.
  */
-import type { CaptureConfig } from '../config/types.js';
+import type { CaptureSpec } from '../config/types.js';
 import { type Cidr, formatCidr, parseCidr } from '../net/ip.js';
 import {
+  Builtin,
   Chain,
   DNS_AGENT_PORT,
   DNS_PORT,
@@ -69,25 +70,35 @@ class RuleList {
   readonly rules: Rule[] = [];
   constructor(private readonly ipv6: boolean) {}
 
-  add(table: Table, chain: string, family: FamilyScope, matches: Match[], target: Target, why: string, insertAt?: number) {
-    if (family === 'ipv6' && !this.ipv6) return;
-    this.rules.push(insertAt === undefined ? { table, chain, family, matches, target, why } : { table, chain, family, matches, target, why, insertAt });
+  /** `-A`: the rule goes after the chain's rules so far. */
+  append(table: Table, chain: string, family: FamilyScope, matches: Match[], target: Target, why: string) {
+    this.push(table, chain, family, matches, target, why, undefined);
+  }
+
+  /** `-I chain position`: Istio inserts a few rules ahead of rules it wrote earlier. */
+  insert(position: number, table: Table, chain: string, family: FamilyScope, matches: Match[], target: Target, why: string) {
+    this.push(table, chain, family, matches, target, why, position);
   }
 
   both(table: Table, chain: string, matches: Match[], target: Target, why: string) {
-    this.add(table, chain, 'both', matches, target, why);
+    this.append(table, chain, 'both', matches, target, why);
+  }
+
+  private push(table: Table, chain: string, family: FamilyScope, matches: Match[], target: Target, why: string, insertAt: number | undefined) {
+    if (family === 'ipv6' && !this.ipv6) return;
+    this.rules.push(insertAt === undefined ? { table, chain, family, matches, target, why } : { table, chain, family, matches, target, why, insertAt });
   }
 
   /** One rule per family, built from that family's value of a versioned address. */
   versioned(build: (family: Family) => { table: Table; chain: string; matches: Match[]; target: Target; insertAt?: number }, why: string) {
     for (const family of ['ipv4', 'ipv6'] as const) {
       const rule = build(family);
-      this.add(rule.table, rule.chain, family, rule.matches, rule.target, why, rule.insertAt);
+      this.push(rule.table, rule.chain, family, rule.matches, rule.target, why, rule.insertAt);
     }
   }
 }
 
-export function buildRuleset(config: CaptureConfig): Ruleset {
+export function buildRuleset(config: CaptureSpec): Ruleset {
   const ipv6 = config.ipv6.enabled;
   const list = new RuleList(ipv6);
   const loopback = (family: Family): Net => net(family === 'ipv4' ? config.ipv4LoopbackCidr : LOOPBACK_V6);
@@ -95,34 +106,34 @@ export function buildRuleset(config: CaptureConfig): Ruleset {
   const tproxy = config.mode === 'TPROXY';
   const dns = config.dns.effective;
   const { nat, mangle, raw } = { nat: 'nat', mangle: 'mangle', raw: 'raw' } as const;
-  const T = config.inboundTunnelPort;
+  const tunnelPort = config.inboundTunnelPort;
 
   // 1. Excluded interfaces are never captured, in either direction.
   for (const nic of config.excludeInterfaces) {
-    list.both(nat, Chain.Prerouting, [m.in(nic)], t.return, `traffic arriving on excluded interface ${nic} is not captured`);
-    list.both(nat, Chain.OutputBuiltin, [m.out(nic)], t.return, `traffic leaving through excluded interface ${nic} is not captured`);
+    list.both(nat, Builtin.Prerouting, [m.in(nic)], t.return, `traffic arriving on excluded interface ${nic} is not captured`);
+    list.both(nat, Builtin.Output, [m.out(nic)], t.return, `traffic leaving through excluded interface ${nic} is not captured`);
   }
   if (tproxy) {
     for (const nic of config.excludeInterfaces) {
-      list.both(mangle, Chain.Prerouting, [m.in(nic)], t.return, `traffic arriving on excluded interface ${nic} is not captured`);
-      list.both(mangle, Chain.OutputBuiltin, [m.out(nic)], t.return, `traffic leaving through excluded interface ${nic} is not captured`);
+      list.both(mangle, Builtin.Prerouting, [m.in(nic)], t.return, `traffic arriving on excluded interface ${nic} is not captured`);
+      list.both(mangle, Builtin.Output, [m.out(nic)], t.return, `traffic leaving through excluded interface ${nic} is not captured`);
     }
   }
 
   // 2. Rerouted (KubeVirt) interfaces skip inbound capture; their traffic is handled as outbound below.
   for (const nic of config.rerouteInterfaces) {
-    list.add(nat, Chain.Prerouting, 'both', [m.in(nic)], t.return, `traffic from rerouted interface ${nic} skips inbound capture`, 1);
+    list.insert(1, nat, Builtin.Prerouting, 'both', [m.in(nic)], t.return, `traffic from rerouted interface ${nic} skips inbound capture`);
   }
 
   // 3. Drop conntrack-INVALID packets instead of letting them reset connections.
   if (config.dropInvalid) {
-    list.both(mangle, Chain.Prerouting, [{ kind: 'proto', proto: 'tcp', only: 'nft' }, m.ctstate('INVALID')], t.jump(Chain.Drop),
+    list.both(mangle, Builtin.Prerouting, [{ kind: 'proto', proto: 'tcp', only: 'nft' }, m.ctstate('INVALID')], t.jump(Chain.Drop),
       'conntrack-INVALID packets are dropped (--drop-invalid)');
     list.both(mangle, Chain.Drop, [], t.drop, 'drop target for INVALID packets');
   }
 
   // 4-6. Chains that always exist: tunnel exemption and the two redirect targets.
-  list.both(nat, Chain.Inbound, [m.tcp, m.dport('tcp', T)], t.return, `the HBONE tunnel port ${T} is never captured inbound`);
+  list.both(nat, Chain.Inbound, [m.tcp, m.dport('tcp', tunnelPort)], t.return, `the HBONE tunnel port ${tunnelPort} is never captured inbound`);
   list.both(nat, Chain.Redirect, [m.tcp], t.redirect(config.proxyPort), `outbound TCP goes to the proxy on ${config.proxyPort}`);
   list.both(nat, Chain.InRedirect, [m.tcp], t.redirect(config.inboundCapturePort),
     `inbound TCP goes to the proxy on ${config.inboundCapturePort}`);
@@ -139,7 +150,7 @@ export function buildRuleset(config: CaptureConfig): Ruleset {
         target: t.tproxy(config.inboundCapturePort, config.tproxyMark),
       }), `new inbound TCP connections are handed to the proxy on ${config.inboundCapturePort} with TPROXY`);
     }
-    list.both(table, Chain.Prerouting, [m.tcp], t.jump(Chain.Inbound), 'inbound TCP is examined for capture');
+    list.both(table, Builtin.Prerouting, [m.tcp], t.jump(Chain.Inbound), 'inbound TCP is examined for capture');
     if (config.inboundPorts.kind === 'all') {
       for (const port of config.inboundPorts.exclude) {
         list.both(table, Chain.Inbound, [m.tcp, m.dport('tcp', port)], t.return, `inbound port ${port} is excluded from capture`);
@@ -165,7 +176,7 @@ export function buildRuleset(config: CaptureConfig): Ruleset {
   }
 
   // 8. All locally generated traffic is examined (no -p tcp since Istio 1.25: DNS over UDP too).
-  list.both(nat, Chain.OutputBuiltin, [], t.jump(Chain.Output), 'outbound traffic is examined for capture');
+  list.both(nat, Builtin.Output, [], t.jump(Chain.Output), 'outbound traffic is examined for capture');
 
   // 9. Excluded outbound ports, TCP and UDP.
   for (const port of config.outboundPortsExclude) {
@@ -182,12 +193,12 @@ export function buildRuleset(config: CaptureConfig): Ruleset {
   const proxyRules = (owner: 'uid' | 'gid', id: string) => {
     const match = owner === 'uid' ? m.uid : m.gid;
     const who = `${owner} ${id}`;
-    // The multiport/DNS variant applies to uids only; Istio's gid rule always uses `! --dport T`.
+    // The multiport/DNS variant applies to uids only; Istio's gid rule always uses `! --dport <tunnel port>`.
     const dnsVariant = dns && owner === 'uid';
     list.versioned((family) => ({
       table: nat, chain: Chain.Output,
       matches: [m.out('lo'), m.dst(loopback(family), true), m.tcp,
-        dnsVariant ? m.dport('tcp', [DNS_PORT, T], true) : m.dport('tcp', T, true), match(id)],
+        dnsVariant ? m.dport('tcp', [DNS_PORT, tunnelPort], true) : m.dport('tcp', tunnelPort, true), match(id)],
       target: t.jump(Chain.InRedirect),
     }), `the proxy (${who}) calling its own pod over lo is sent to inbound capture`);
     if (!config.outboundCidrs.hasLoopback) {
@@ -220,10 +231,10 @@ export function buildRuleset(config: CaptureConfig): Ruleset {
 
   // 16. Excluded destinations.
   for (const cidr of config.outboundCidrsExclude.v4) {
-    list.add(nat, Chain.Output, 'ipv4', [m.dst(netOf(cidr))], t.return, `destination ${formatCidr(cidr)} is excluded from capture`);
+    list.append(nat, Chain.Output, 'ipv4', [m.dst(netOf(cidr))], t.return, `destination ${formatCidr(cidr)} is excluded from capture`);
   }
   for (const cidr of config.outboundCidrsExclude.v6) {
-    list.add(nat, Chain.Output, 'ipv6', [m.dst(netOf(cidr))], t.return, `destination ${formatCidr(cidr)} is excluded from capture`);
+    list.append(nat, Chain.Output, 'ipv6', [m.dst(netOf(cidr))], t.return, `destination ${formatCidr(cidr)} is excluded from capture`);
   }
 
   // 17. Outbound ports always captured.
@@ -236,17 +247,17 @@ export function buildRuleset(config: CaptureConfig): Ruleset {
   if (include.wildcard) {
     list.both(nat, Chain.Output, [], t.jump(Chain.Redirect), 'all other outbound traffic is captured');
     for (const nic of config.rerouteInterfaces) {
-      list.add(nat, Chain.Prerouting, 'both', [m.in(nic)], t.jump(Chain.Redirect), `traffic from rerouted interface ${nic} is captured as outbound`, 1);
+      list.insert(1, nat, Builtin.Prerouting, 'both', [m.in(nic)], t.jump(Chain.Redirect), `traffic from rerouted interface ${nic} is captured as outbound`);
     }
   } else {
     for (const family of ['ipv4', 'ipv6'] as const) {
       for (const cidr of family === 'ipv4' ? include.v4 : include.v6) {
         const text = formatCidr(cidr);
         for (const nic of config.rerouteInterfaces) {
-          list.add(nat, Chain.Prerouting, family, [m.in(nic), m.dst(netOf(cidr))], t.jump(Chain.Redirect),
-            `traffic from rerouted interface ${nic} to ${text} is captured as outbound`, 1);
+          list.insert(1, nat, Builtin.Prerouting, family, [m.in(nic), m.dst(netOf(cidr))], t.jump(Chain.Redirect),
+            `traffic from rerouted interface ${nic} to ${text} is captured as outbound`);
         }
-        list.add(nat, Chain.Output, family, [m.dst(netOf(cidr))], t.jump(Chain.Redirect), `outbound traffic to ${text} is captured`);
+        list.append(nat, Chain.Output, family, [m.dst(netOf(cidr))], t.jump(Chain.Redirect), `outbound traffic to ${text} is captured`);
       }
     }
   }
@@ -254,30 +265,30 @@ export function buildRuleset(config: CaptureConfig): Ruleset {
   // 19. TPROXY tail: marks and connmarks that route replies and keep the proxy's own pod traffic apart.
   if (tproxy) {
     const mark = config.tproxyMark;
-    list.both(mangle, Chain.Prerouting, [m.tcp, m.mark(mark)], t.saveMark, `mark ${mark} is saved on the connection`);
-    list.both(mangle, Chain.OutputBuiltin, [m.tcp, m.out('lo'), m.mark(mark)], t.return, `packets already marked ${mark} are left alone`);
+    list.both(mangle, Builtin.Prerouting, [m.tcp, m.mark(mark)], t.saveMark, `mark ${mark} is saved on the connection`);
+    list.both(mangle, Builtin.Output, [m.tcp, m.out('lo'), m.mark(mark)], t.return, `packets already marked ${mark} are left alone`);
     const markOwn = (owner: 'uid' | 'gid', id: string) =>
       list.versioned((family) => ({
-        table: mangle, chain: Chain.OutputBuiltin,
+        table: mangle, chain: Builtin.Output,
         matches: [m.dst(loopback(family), true), m.tcp, m.out('lo'), owner === 'uid' ? m.uid(id) : m.gid(id)],
         target: t.setMark(OUTBOUND_MARK),
       }), `the proxy (${owner} ${id}) calling its own pod is marked ${OUTBOUND_MARK} so inbound capture sees it`);
     for (const uid of config.proxyUids) markOwn('uid', uid);
     for (const gid of config.proxyGids) markOwn('gid', gid);
-    list.both(mangle, Chain.OutputBuiltin, [m.tcp, m.connmark(mark)], t.restoreMark, `replies of TPROXY connections get mark ${mark} back`);
-    list.add(mangle, Chain.Inbound, 'both', [m.tcp, m.mark(mark)], t.return, `packets marked ${mark} are not captured again`, 1);
+    list.both(mangle, Builtin.Output, [m.tcp, m.connmark(mark)], t.restoreMark, `replies of TPROXY connections get mark ${mark} back`);
+    list.insert(1, mangle, Chain.Inbound, 'both', [m.tcp, m.mark(mark)], t.return, `packets marked ${mark} are not captured again`);
     list.versioned((family) => ({
       table: mangle, chain: Chain.Inbound, insertAt: 2,
       matches: [m.tcp, m.src(passthrough(family)), m.in('lo')], target: t.return,
     }), "the proxy's passthrough connections are not captured inbound");
-    list.add(mangle, Chain.Inbound, 'both', [m.tcp, m.in('lo'), m.mark(OUTBOUND_MARK, true)], t.return,
-      `local traffic not marked ${OUTBOUND_MARK} is not captured inbound`, 3);
+    list.insert(3, mangle, Chain.Inbound, 'both', [m.tcp, m.in('lo'), m.mark(OUTBOUND_MARK, true)], t.return,
+      `local traffic not marked ${OUTBOUND_MARK} is not captured inbound`);
   }
 
-  return { ipv6, rules: list.rules };
+  return config.cidrSets ? { ipv6, nftSets: true, rules: list.rules } : { ipv6, rules: list.rules };
 }
 
-function addDnsRules(list: RuleList, config: CaptureConfig): void {
+function addDnsRules(list: RuleList, config: CaptureSpec): void {
   const { captureAll, serversV4, serversV6 } = config.dns;
   const nat = 'nat';
   const raw = 'raw';
@@ -285,19 +296,19 @@ function addDnsRules(list: RuleList, config: CaptureConfig): void {
   const v6 = captureAll || serversV6.length > 0;
   const server = (text: string, family: Family): Net => net(`${text}/${family === 'ipv4' ? 32 : 128}`);
 
-  list.both(raw, Chain.OutputBuiltin, [], t.jump(Chain.OutputDns), 'outbound DNS is examined for conntrack zones');
+  list.both(raw, Builtin.Output, [], t.jump(Chain.OutputDns), 'outbound DNS is examined for conntrack zones');
   // Istio's nft builder writes this jump once for both families; the iptables one per family that has servers.
-  list.add(nat, Chain.Output, v4 && v6 ? 'both' : v4 ? 'ipv4' : 'ipv6', [], t.jump(Chain.OutputDns), 'outbound DNS is examined for capture');
+  list.append(nat, Chain.Output, v4 && v6 ? 'both' : v4 ? 'ipv4' : 'ipv6', [], t.jump(Chain.OutputDns), 'outbound DNS is examined for capture');
 
   if (captureAll) {
     list.both(nat, Chain.OutputDns, [m.tcp, m.dport('tcp', DNS_PORT)], t.redirect(DNS_AGENT_PORT), `all DNS over TCP goes to the agent on ${DNS_AGENT_PORT}`);
   } else {
     for (const s of serversV4) {
-      list.add(nat, Chain.OutputDns, 'ipv4', [m.tcpIptablesOnly, m.dport('tcp', DNS_PORT), m.dst(server(s, 'ipv4'))], t.redirect(DNS_AGENT_PORT),
+      list.append(nat, Chain.OutputDns, 'ipv4', [m.tcpIptablesOnly, m.dport('tcp', DNS_PORT), m.dst(server(s, 'ipv4'))], t.redirect(DNS_AGENT_PORT),
         `DNS over TCP to ${s} goes to the agent on ${DNS_AGENT_PORT}`);
     }
     for (const s of serversV6) {
-      list.add(nat, Chain.OutputDns, 'ipv6', [m.tcpIptablesOnly, m.dport('tcp', DNS_PORT), m.dst(server(s, 'ipv6'))], t.redirect(DNS_AGENT_PORT),
+      list.append(nat, Chain.OutputDns, 'ipv6', [m.tcpIptablesOnly, m.dport('tcp', DNS_PORT), m.dst(server(s, 'ipv6'))], t.redirect(DNS_AGENT_PORT),
         `DNS over TCP to ${s} goes to the agent on ${DNS_AGENT_PORT}`);
     }
   }
@@ -306,11 +317,11 @@ function addDnsRules(list: RuleList, config: CaptureConfig): void {
       `all DNS over UDP goes to the agent on ${DNS_AGENT_PORT}`);
   } else {
     for (const s of serversV4) {
-      list.add(nat, Chain.OutputDns, 'ipv4', [m.udpIptablesOnly, m.dport('udp', DNS_PORT), m.dst(server(s, 'ipv4'))], t.redirect(DNS_AGENT_PORT, true),
+      list.append(nat, Chain.OutputDns, 'ipv4', [m.udpIptablesOnly, m.dport('udp', DNS_PORT), m.dst(server(s, 'ipv4'))], t.redirect(DNS_AGENT_PORT, true),
         `DNS over UDP to ${s} goes to the agent on ${DNS_AGENT_PORT}`);
     }
     for (const s of serversV6) {
-      list.add(nat, Chain.OutputDns, 'ipv6', [m.udpIptablesOnly, m.dport('udp', DNS_PORT), m.dst(server(s, 'ipv6'))], t.redirect(DNS_AGENT_PORT, true),
+      list.append(nat, Chain.OutputDns, 'ipv6', [m.udpIptablesOnly, m.dport('udp', DNS_PORT), m.dst(server(s, 'ipv6'))], t.redirect(DNS_AGENT_PORT, true),
         `DNS over UDP to ${s} goes to the agent on ${DNS_AGENT_PORT}`);
     }
   }
@@ -327,7 +338,7 @@ function addDnsRules(list: RuleList, config: CaptureConfig): void {
   for (const gid of config.proxyGids) zoneRules('gid', gid);
 
   if (captureAll) {
-    list.both(raw, Chain.Prerouting, [], t.jump(Chain.Inbound), 'inbound DNS answers are examined for conntrack zones');
+    list.both(raw, Builtin.Prerouting, [], t.jump(Chain.Inbound), 'inbound DNS answers are examined for conntrack zones');
     list.both(raw, Chain.OutputDns, [m.udpIptablesOnly, m.dport('udp', DNS_PORT)], t.ctZone(DNS_ZONE_CLIENT),
       `app DNS queries use conntrack zone ${DNS_ZONE_CLIENT}`);
     list.both(raw, Chain.Inbound, [m.udpIptablesOnly, m.sport('udp', DNS_PORT)], t.ctZone(DNS_ZONE_UPSTREAM),
@@ -337,11 +348,11 @@ function addDnsRules(list: RuleList, config: CaptureConfig): void {
   for (const family of ['ipv4', 'ipv6'] as const) {
     const servers = family === 'ipv4' ? serversV4 : serversV6;
     if (servers.length === 0) continue;
-    list.add(raw, Chain.Prerouting, family, [], t.jump(Chain.Inbound), 'inbound DNS answers are examined for conntrack zones');
+    list.append(raw, Builtin.Prerouting, family, [], t.jump(Chain.Inbound), 'inbound DNS answers are examined for conntrack zones');
     for (const s of servers) {
-      list.add(raw, Chain.OutputDns, family, [m.udpIptablesOnly, m.dport('udp', DNS_PORT), m.dst(server(s, family))], t.ctZone(DNS_ZONE_CLIENT),
+      list.append(raw, Chain.OutputDns, family, [m.udpIptablesOnly, m.dport('udp', DNS_PORT), m.dst(server(s, family))], t.ctZone(DNS_ZONE_CLIENT),
         `app DNS queries to ${s} use conntrack zone ${DNS_ZONE_CLIENT}`);
-      list.add(raw, Chain.Inbound, family, [m.udpIptablesOnly, m.sport('udp', DNS_PORT), m.src(server(s, family))], t.ctZone(DNS_ZONE_UPSTREAM),
+      list.append(raw, Chain.Inbound, family, [m.udpIptablesOnly, m.sport('udp', DNS_PORT), m.src(server(s, family))], t.ctZone(DNS_ZONE_UPSTREAM),
         `DNS answers from ${s} use conntrack zone ${DNS_ZONE_UPSTREAM}`);
     }
   }

@@ -1,5 +1,6 @@
 /** Every chain name, table name and fixed number of the capture, in one place. */
 
+/** The mesh's own chains (every one starts with MESH_CHAIN_PREFIX). */
 export const Chain = {
   Inbound: 'ISTIO_INBOUND',
   Redirect: 'ISTIO_REDIRECT',
@@ -9,8 +10,12 @@ export const Chain = {
   Divert: 'ISTIO_DIVERT',
   Tproxy: 'ISTIO_TPROXY',
   Drop: 'ISTIO_DROP',
+} as const;
+
+/** The kernel's built-in chains the mesh hooks into. */
+export const Builtin = {
   Prerouting: 'PREROUTING',
-  OutputBuiltin: 'OUTPUT',
+  Output: 'OUTPUT',
 } as const;
 
 /** Prefix shared by every chain the mesh owns, in any Istio version. */

@@ -69,6 +69,11 @@ export interface Rule {
 
 export interface Ruleset {
   readonly ipv6: boolean;
+  /**
+   * The native nftables renderer writes runs of excluded destinations and ports as
+   * one set lookup each (--cidr-sets); the rules themselves, and iptables, are unchanged.
+   */
+  readonly nftSets?: boolean;
   /** In builder order, which is the order Istio emits them. */
   readonly rules: readonly Rule[];
 }

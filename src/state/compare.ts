@@ -30,11 +30,16 @@ export interface CompareOptions {
   readonly resolveId?: IdResolver;
   /** `table/chain` mesh chains kept (flushed) on purpose because a foreign rule still jumps to them. */
   readonly keptChains?: readonly string[];
+  /**
+   * What the ruleset renders to, when the caller has it already (reconcile planned with
+   * it): the read-back then does not render 5000 rules a second time.
+   */
+  readonly desired?: { readonly nft?: NftListing; readonly views?: Partial<Record<Family, StateView>> };
 }
 
 /** Differences, one line each (iptables lines start with the family); empty when the live rules are the desired ones. */
 export function liveDifferences(ruleset: Ruleset, live: LiveRules, options: CompareOptions = {}): string[] {
-  if (live.kind === 'nftables') return diffListings(desiredListing(nftTableOps(ruleset)), live.listing);
+  if (live.kind === 'nftables') return diffListings(options.desired?.nft ?? desiredListing(nftTableOps(ruleset)), live.listing);
   const lines: string[] = [];
   for (const family of options.families ?? (['ipv4', 'ipv6'] as const)) {
     let text = live.saves[family];
@@ -45,7 +50,7 @@ export function liveDifferences(ruleset: Ruleset, live: LiveRules, options: Comp
       }
       text = '';
     }
-    const desired = desiredView(rulesForFamily(ruleset, family), family, options.resolveId);
+    const desired = options.desired?.views?.[family] ?? desiredView(rulesForFamily(ruleset, family), family, options.resolveId);
     const differences = diffViews(desired, withoutKeptChains(currentView(parseSave(text)), options.keptChains ?? []));
     lines.push(...differences.map((line) => `${familyLabel(family)} ${line}`));
   }

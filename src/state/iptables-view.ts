@@ -80,9 +80,12 @@ export function diffViews(desired: StateView, current: StateView): string[] {
         const wl = w ?? [];
         const hl = h ?? [];
         if (wl.length === hl.length && wl.every((spec, i) => spec === hl[i])) continue;
-        for (const spec of wl.filter((s) => !hl.includes(s))) lines.push(`${table}: ${chain}: missing   -A ${chain} ${spec}`);
-        for (const spec of hl.filter((s) => !wl.includes(s))) lines.push(`${table}: ${chain}: unexpected -A ${chain} ${spec}`);
-        if (wl.filter((s) => hl.includes(s)).join('\n') !== hl.filter((s) => wl.includes(s)).join('\n') || wl.length !== hl.length) {
+        // Sets, not includes(): a changed list of 5000 excludes must not compare 5000 x 5000.
+        const wanted = new Set(wl);
+        const present = new Set(hl);
+        for (const spec of wl.filter((s) => !present.has(s))) lines.push(`${table}: ${chain}: missing   -A ${chain} ${spec}`);
+        for (const spec of hl.filter((s) => !wanted.has(s))) lines.push(`${table}: ${chain}: unexpected -A ${chain} ${spec}`);
+        if (wl.filter((s) => present.has(s)).join('\n') !== hl.filter((s) => wanted.has(s)).join('\n') || wl.length !== hl.length) {
           if (!lines.some((l) => l.startsWith(`${table}: ${chain}:`))) lines.push(`${table}: ${chain}: rules are in the wrong order or duplicated`);
         }
       }

@@ -4,7 +4,7 @@
  */
 import type { NftTableOps } from '../render/nftables.js';
 import { MESH_NFT_TABLES } from '../rules/constants.js';
-import { type NftListing, normaliseBase, normaliseNftRule } from './nft-listing.js';
+import { type NftListing, normaliseBase, normaliseNftRule, setListing } from './nft-listing.js';
 
 /** What the live tables should list after the transaction: inserts resolved, rules normalised. */
 export function desiredListing(ops: readonly NftTableOps[]): NftListing {
@@ -15,6 +15,7 @@ export function desiredListing(ops: readonly NftTableOps[]): NftListing {
       const base = decl.base ? /^type (\S+) hook (\S+) priority (\S+)$/.exec(decl.base) : null;
       chains.set(decl.name, base ? { base: normaliseBase(base[1]!, base[2]!, base[3]!), rules: [] } : { rules: [] });
     }
+    for (const set of table.sets) chains.set(`set ${set.name}`, { rules: setListing(set.type, set.interval, set.elements) });
     for (const op of table.rules) {
       const rules = chains.get(op.chain)!.rules;
       const body = normaliseNftRule(op.body);
@@ -48,8 +49,11 @@ export function diffListings(desired: NftListing, live: NftListing): string[] {
       else if (!w) lines.push(`${name}: chain ${chain} should not exist`);
       else if (w.base !== h.base) lines.push(`${name}: chain ${chain} is '${h.base ?? 'regular'}', expected '${w.base ?? 'regular'}'`);
       else if (w.rules.join('\n') !== h.rules.join('\n')) {
-        for (const rule of w.rules.filter((r) => !h.rules.includes(r))) lines.push(`${name}: ${chain}: missing    ${rule}`);
-        for (const rule of h.rules.filter((r) => !w.rules.includes(r))) lines.push(`${name}: ${chain}: unexpected ${rule}`);
+        // Sets, not includes(): a re-run that changes 5000 excludes must not compare 5000 x 5000.
+        const wanted = new Set(w.rules);
+        const present = new Set(h.rules);
+        for (const rule of w.rules.filter((r) => !present.has(r))) lines.push(`${name}: ${chain}: missing    ${rule}`);
+        for (const rule of h.rules.filter((r) => !wanted.has(r))) lines.push(`${name}: ${chain}: unexpected ${rule}`);
         if (!lines.some((l) => l.startsWith(`${name}: ${chain}:`))) lines.push(`${name}: ${chain}: rules in the wrong order`);
       }
     }

@@ -15,7 +15,8 @@
  *   v1.8.9 in a scratch namespace): legacy `iptables-restore: line N failed`,
  *   nft `line N failed: Chain already exists.`, `Bad rule (does a matching
  *   rule exist in that chain?).`, `Couldn't load target ...`, and so on;
- * - `nft list ruleset inet` and `nft -f -` as one transaction;
+ * - `nft list ruleset inet`, `nft list ruleset` and `nft list tables` (iptables-nft's
+ *   tables appear there as family ip / ip6), and `nft -f -` as one transaction;
  * - `ip rule`, `ip route`, `ip addr` as the engine uses them.
  *
  * Knobs: a missing table or extension per backend, the xtables lock held, a
@@ -23,6 +24,11 @@
  * writer that rewrites rules after each of your restores. State goes in and
  * out as text (load/save and nft scripts/listings), so tests state "before"
  * and "after" the way an operator reads them.
+ *
+ * test/integration/fake-netfilter.test.ts holds it to the real tools (every
+ * Istio golden's input on both backends and in nft, and the failures the
+ * engine must tell apart). Not modelled: packet counters, nft's "did you
+ * mean" suggestions, and rule syntax outside what meshcap and Istio write.
  */
 import { formatCidr, maskCidr, parseCidr } from '../../src/net/ip.js';
 import type { RunOptions, RunResult, System } from '../../src/backend/system.js';
@@ -205,6 +211,11 @@ export class FakeNetfilter implements System {
     return this;
   }
 
+  /** The nf_tables tables iptables-nft holds, as nft names them (`ip nat`, `ip6 mangle`). */
+  private iptablesNftTables(): string[] {
+    return (['ipv4', 'ipv6'] as const).flatMap((family) => [...this.iptables.nft[family].keys()].map((name) => `${family === 'ipv4' ? 'ip' : 'ip6'} ${name}`));
+  }
+
   /** What `nft list ruleset inet` prints. */
   nftListing(): string {
     const out: string[] = [];
@@ -213,7 +224,7 @@ export class FakeNetfilter implements System {
       const entries = [...chains];
       entries.forEach(([chain, { base, rules }], i) => {
         out.push(`\tchain ${chain} {`);
-        if (base) out.push(`\t\t${base.replace(/ ;?$/, '')}; policy accept;`);
+        if (base) out.push(`\t\t${nftBasePrints(base)}; policy accept;`);
         for (const rule of rules) out.push(`\t\t${nftPrints(rule)}`);
         out.push('\t}');
         if (i < entries.length - 1) out.push('');
@@ -294,6 +305,9 @@ export class FakeNetfilter implements System {
     }
     if (name === 'nft') {
       if (args.join(' ') === 'list ruleset inet') return done(0, this.nftListing());
+      // Every family: iptables-nft's tables (family ip / ip6, their content left out) and the inet ones.
+      if (args.join(' ') === 'list ruleset') return done(0, `${this.iptablesNftTables().map((t) => `table ${t} {\n}\n`).join('')}${this.nftListing()}`);
+      if (args.join(' ') === 'list tables') return done(0, [...this.iptablesNftTables(), ...[...this.nftTables.keys()].map((name) => `inet ${name}`)].map((t) => `table ${t}\n`).join(''));
       if (args.join(' ') === '-f -') {
         const result = this.nftTransaction(options.input ?? '');
         return done(result.code, '', result.stderr);
@@ -475,10 +489,11 @@ export class FakeNetfilter implements System {
   private nftTransaction(script: string): { code: number; stderr: string } {
     const tables = new Map([...this.nftTables].map(([name, chains]) => [name, new Map([...chains].map(([c, v]) => [c, { ...v, rules: [...v.rules] }]))]));
     const lines = script.split('\n');
-    const fail = (n: number, text: string, why: string) => ({
-      code: 1,
-      stderr: `/dev/stdin:${n}:1-${text.length}: Error: Could not process rule: ${why}\n${text}\n${'^'.repeat(text.length)}\n`,
-    });
+    // nft points at the object it could not find: `/dev/stdin:LINE:FROM-TO:`, then the line, then carets under the name.
+    const fail = (n: number, text: string, why: string, name: string, after = 0) => {
+      const at = text.indexOf(name, after);
+      return { code: 1, stderr: `/dev/stdin:${n}:${at + 1}-${at + name.length}: Error: Could not process rule: ${why}\n${text}\n${' '.repeat(at)}${'^'.repeat(name.length)}\n` };
+    };
     for (let i = 0; i < lines.length; i++) {
       const text = lines[i]!.trim();
       if (text === '' || text.startsWith('#')) continue;
@@ -487,22 +502,37 @@ export class FakeNetfilter implements System {
       if ((m = /^add table inet (\S+)$/.exec(text))) {
         if (!tables.has(m[1]!)) tables.set(m[1]!, new Map());
       } else if ((m = /^delete table inet (\S+)$/.exec(text))) {
-        if (!tables.delete(m[1]!)) return fail(n, text, 'No such file or directory');
+        if (!tables.delete(m[1]!)) return fail(n, text, 'No such file or directory', m[1]!, 'delete table inet'.length);
       } else if ((m = /^flush table inet (\S+)$/.exec(text))) {
         const table = tables.get(m[1]!);
-        if (!table) return fail(n, text, 'No such file or directory');
+        if (!table) return fail(n, text, 'No such file or directory', m[1]!, 'flush table inet'.length);
         for (const chain of table.values()) chain.rules = [];
       } else if ((m = /^add chain inet (\S+) (\S+)(?: \{ (.*) \})?$/.exec(text))) {
         const table = tables.get(m[1]!);
-        if (!table) return fail(n, text, 'No such file or directory');
+        if (!table) return fail(n, text, 'No such file or directory', m[1]!, 'add chain inet'.length);
         if (!table.has(m[2]!)) table.set(m[2]!, m[3] ? { base: m[3].replace(/\s*;\s*$/, ''), rules: [] } : { rules: [] });
       } else if ((m = /^(add|insert) rule inet (\S+) (\S+) (?:index (\d+) )?(.*)$/.exec(text))) {
         const chain = tables.get(m[2]!)?.get(m[3]!);
-        if (!chain) return fail(n, text, 'No such file or directory');
-        const jump = /\b(?:jump|goto) (\S+)/.exec(m[5]!)?.[1];
-        if (jump && !tables.get(m[2]!)!.has(jump)) return fail(n, text, 'No such file or directory');
-        if (m[1] === 'add') chain.rules.push(m[5]!);
-        else chain.rules.splice(Math.min(Number(m[4] ?? 0), chain.rules.length), 0, m[5]!);
+        if (!tables.has(m[2]!)) return fail(n, text, 'No such file or directory', m[2]!, `${m[1]} rule inet`.length);
+        if (!chain) return fail(n, text, 'No such file or directory', m[3]!, `${m[1]} rule inet ${m[2]}`.length);
+        // nft resolves user and group names when it adds the rule; it keeps the numbers.
+        let body = m[5]!;
+        for (const owner of body.matchAll(/\b(skuid|skgid) (?:!= )?([A-Za-z_][\w.-]*)/g)) {
+          const ids: Readonly<Record<string, number>> = owner[1] === 'skuid' ? { root: 0, ...this.options.users } : { root: 0, ...this.options.groups };
+          const id = ids[owner[2]!];
+          if (id === undefined) {
+            const at = text.indexOf(owner[2]!, text.indexOf(owner[0]));
+            return {
+              code: 1,
+              stderr: `/dev/stdin:${n}:${at + 1}-${at + owner[2]!.length}: Error: ${owner[1] === 'skuid' ? 'User' : 'Group'} does not exist\n${text}\n${' '.repeat(at)}${'^'.repeat(owner[2]!.length)}\n`,
+            };
+          }
+          body = body.replace(owner[0], owner[0].replace(owner[2]!, String(id)));
+        }
+        const jump = /\b(?:jump|goto) (\S+)/.exec(body)?.[1];
+        if (jump && !tables.get(m[2]!)!.has(jump)) return fail(n, text, 'No such file or directory', jump, text.indexOf(' jump ') + 1);
+        if (m[1] === 'add') chain.rules.push(body);
+        else chain.rules.splice(Math.min(Number(m[4] ?? 0), chain.rules.length), 0, body);
       } else {
         return { code: 1, stderr: `/dev/stdin:${n}:1-1: Error: syntax error\n${text}\n` };
       }
@@ -672,13 +702,34 @@ function canonicalTarget(target: readonly string[], family: Family): string {
   }
 }
 
-/** A rule body as `nft list` prints it back: counters with numbers, quoted names, `meta` spelled out, /32 dropped. */
+const hex8 = (n: string) => `0x${Number(n).toString(16).padStart(8, '0')}`;
+/** The order nft prints conntrack states in (their bit order). */
+const CT_STATES = ['invalid', 'established', 'related', 'new', 'untracked'];
+
+/** A rule body as `nft list` prints it back: counters with numbers, quoted names, `meta` spelled out, hex marks, /32 dropped. */
 function nftPrints(body: string): string {
   return body
     .replace(/\bmeta l4proto (tcp|udp) (?=.*\b\1 (dport|sport)\b)/g, '')
     .replace(/\b(iifname|oifname) (!= )?([^\s"]+)/g, '$1 $2"$3"')
     .replace(/(?<!meta )\b(skuid|skgid)\b/g, 'meta $1')
-    .replace(/(\d+\.\d+\.\d+\.\d+)\/32\b/g, '$1')
-    .replace(/([0-9a-f]*:[0-9a-f:]*)\/128\b/g, '$1')
+        // Prefixes masked, a full-length one printed as the bare address (inet_ntop's spelling).
+    .split(' ')
+    .map((token) => (/^[0-9a-f.:]+\/\d+$/.test(token) && /[.:]/.test(token) ? canonicalAddress(token).replace(/\/(32|128)$/, (all, bits: string) => (token.includes(':') === (bits === '128') ? '' : all)) : token))
+    .join(' ')
+    .replace(/\bct mark set mark\b/g, 'ct mark set meta mark')
+    .replace(/(?<!(?:meta|ct) )\bmark (!= )?(\d+)\b/g, (_m, ne: string | undefined, n: string) => `meta mark ${ne ?? ''}${hex8(n)}`)
+    .replace(/\b(meta mark set|ct mark|meta mark) (!= )?(\d+)\b/g, (_m, what: string, ne: string | undefined, n: string) => `${what} ${ne ?? ''}${hex8(n)}`)
+    .replace(/\bct state (\S+)/g, (_m, states: string) => `ct state ${states.split(',').sort((x, y) => CT_STATES.indexOf(x) - CT_STATES.indexOf(y)).join(',')}`)
     .replace(/\bcounter\b(?! packets)/g, 'counter packets 0 bytes 0');
+}
+
+/** A base chain's line as nft prints it: standard priorities by name (dstnat and srcnat only on their hooks). */
+function nftBasePrints(base: string): string {
+  const m = /^type (\S+) hook (\S+) priority (-?\d+)$/.exec(base.trim());
+  if (!m) return base;
+  const [, type, hook, value] = m;
+  const names: Record<string, string> = { '-300': 'raw', '-150': 'mangle', '0': 'filter', '50': 'security' };
+  if (hook === 'prerouting') names['-100'] = 'dstnat';
+  if (hook === 'postrouting') names['100'] = 'srcnat';
+  return `type ${type} hook ${hook} priority ${names[value!] ?? value}`;
 }

@@ -10,19 +10,21 @@ import { FAR_V4, Lab, OUTSIDE_V4, POD_V4, labSkipReason, meshLines } from '../he
 
 const skip = labSkipReason();
 
-type Mode = 'legacy' | 'nft' | 'native';
-const MODES: readonly Mode[] = ['legacy', 'nft', 'native'];
+/** `sets`: native nftables with --cidr-sets, which must capture exactly as the rule-per-entry layout does. */
+type Mode = 'legacy' | 'nft' | 'native' | 'sets';
+const MODES: readonly Mode[] = ['legacy', 'nft', 'native', 'sets'];
+const isNative = (mode: Mode): mode is 'native' | 'sets' => mode === 'native' || mode === 'sets';
 
-const backendArgs = (mode: Mode) => (mode === 'native' ? ['--native-nftables'] : [`--backend=${mode}`]);
+const backendArgs = (mode: Mode) => (mode === 'sets' ? ['--native-nftables', '--cidr-sets'] : mode === 'native' ? ['--native-nftables'] : [`--backend=${mode}`]);
 
 /** What the injector passes by default, plus an excluded CIDR and inbound port we can probe. */
-const CONFIG_A = ['-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '198.18.1.0/24', '-b', '*', '-d', '9090,15021', '--ipv6=false'];
+const CONFIG_A = ['-p', '15001', '-z', '15006', '-u', '1337', '-g', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '198.18.1.0/24', '-o', '8081,8082', '-b', '*', '-d', '9090,15021', '--ipv6=false'];
 /** A different config: outbound to one CIDR only, inbound on one port. */
 const CONFIG_B = ['-p', '15001', '-z', '15006', '-u', '1337', '-i', '198.18.0.0/24', '-b', '8080', '--ipv6=false'];
 
 /** The mesh part of the state, in a form comparable across runs. */
 async function meshState(lab: Lab, mode: Mode): Promise<string> {
-  if (mode === 'native') return (await lab.nftRuleset()).split('table ').filter((t) => t.startsWith('inet istio-proxy-')).join('table ');
+  if (isNative(mode)) return (await lab.nftRuleset()).split('table ').filter((t) => t.startsWith('inet istio-proxy-')).join('table ');
   return [await lab.save(mode, 4), await lab.save(mode, 6)].join('\n');
 }
 
@@ -44,14 +46,14 @@ async function freshStateFor(mode: Mode, args: readonly string[]): Promise<strin
 }
 
 for (const mode of MODES) {
-  describe(`apply on ${mode === 'native' ? 'native nftables' : `iptables-${mode}`}`, { skip }, () => {
+  describe(`apply on ${mode === 'sets' ? 'native nftables with --cidr-sets' : mode === 'native' ? 'native nftables' : `iptables-${mode}`}`, { skip }, () => {
     let lab: Lab;
     const cfgA = [...CONFIG_A, ...backendArgs(mode)];
     const cfgB = [...CONFIG_B, ...backendArgs(mode)];
 
     before(async () => {
       lab = Lab.create(mode.slice(0, 3));
-      await lab.serve(lab.outside, [8080], 'outside-app');
+      await lab.serve(lab.outside, [8080, 8081], 'outside-app');
       await lab.serve(lab.pod, [15001, 15006], 'proxy');
       await lab.serve(lab.pod, [9090], 'pod-app');
     });
@@ -80,11 +82,16 @@ for (const mode of MODES) {
       assert.equal(excludedPort.reply, `pod-app ${POD_V4} 9090`, 'an excluded inbound port reaches the app');
       const excludedCidr = await lab.connect(lab.pod, FAR_V4, 8080);
       assert.equal(excludedCidr.reply, `outside-app ${FAR_V4} 8080`, 'an excluded CIDR is not captured');
+      const excludedOutPort = await lab.connect(lab.pod, OUTSIDE_V4, 8081);
+      assert.equal(excludedOutPort.reply, `outside-app ${OUTSIDE_V4} 8081`, 'an excluded outbound port is not captured');
     });
 
     test('three consecutive runs exit 0 and leave identical rules', async () => {
       const first = await meshState(lab, mode);
-      assert.ok(first.includes(mode === 'native' ? 'istio-output' : 'ISTIO_OUTPUT'));
+      assert.ok(first.includes(isNative(mode) ? 'istio-output' : 'ISTIO_OUTPUT'));
+      // The excluded CIDR and localhost are one set lookup under --cidr-sets, one rule each otherwise.
+      if (mode === 'sets') assert.match(first, /ip daddr @istio-exclude-v4 counter/);
+      if (mode === 'native') assert.doesNotMatch(first, /@istio-exclude/);
       for (let i = 0; i < 3; i++) {
         const result = await appliedOk(lab, cfgA);
         assert.match(result.stderr, /already in place, nothing to do/);
@@ -96,7 +103,7 @@ for (const mode of MODES) {
       await appliedOk(lab, cfgB);
       const state = await meshState(lab, mode);
       assert.equal(state, await freshStateFor(mode, cfgB));
-      if (mode !== 'native') {
+      if (!isNative(mode)) {
         assert.equal(state.split('\n').filter((l) => l === '-A OUTPUT -j ISTIO_OUTPUT').length, 1);
         assert.equal(state.split('\n').filter((l) => l === '-A PREROUTING -p tcp -j ISTIO_INBOUND').length, 1);
         assert.doesNotMatch(state, /198\.18\.1\.0\/24/, 'the old config\'s excluded CIDR is gone');

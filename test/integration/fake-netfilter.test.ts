@@ -14,6 +14,7 @@ import { after, describe, test } from 'node:test';
 import { parseCaptureConfig } from '../../src/config/parse.js';
 import type { HostFacts } from '../../src/config/types.js';
 import { renderIstioRestore } from '../../src/render/iptables.js';
+import { renderNftTransaction } from '../../src/render/nftables.js';
 import { buildRuleset } from '../../src/rules/build.js';
 import { type Family, FakeNetfilter, type Variant } from '../helpers/fake-netfilter.js';
 import { labSkipReason } from '../helpers/netns.js';
@@ -104,5 +105,47 @@ describe('the netfilter fake agrees with the real tools', { skip }, () => {
         }
       });
     }
+  }
+});
+
+/** `nft -f -` of `before`, then of `input`, then `nft list ruleset inet`, in a throwaway namespace. */
+function realNft(before: string, input: string): Outcome {
+  const pre = join(dir, `nft-pre-${++counter}`);
+  const main = join(dir, `nft-in-${counter}`);
+  writeFileSync(pre, before);
+  writeFileSync(main, input);
+  const run = spawnSync('unshare', ['-n', 'sh', '-c', `nft -f ${pre} || exit 99; nft -f - < ${main} 2>${main}.err; echo $? > ${main}.rc; nft list ruleset inet`], { encoding: 'utf8' });
+  assert.notEqual(run.status, 99, `the starting state did not load: ${run.stderr}`);
+  const read = (suffix: string) => spawnSync('cat', [`${main}${suffix}`], { encoding: 'utf8' }).stdout;
+  return { code: Number(read('.rc').trim()), stderr: read('.err'), save: run.stdout };
+}
+
+async function fakeNft(before: string, input: string): Promise<Outcome> {
+  const sys = new FakeNetfilter();
+  if (before.trim() !== '') sys.loadNft(before);
+  const result = await sys.run('/usr/sbin/nft', ['-f', '-'], { input });
+  return { code: result.code, stderr: result.stderr, save: sys.nftListing() };
+}
+
+const NFT_SCENARIOS: readonly { name: string; before: string; input: string }[] = [
+  { name: 'deleting a table that is not there fails the whole transaction', before: '', input: 'add table inet t\ndelete table inet nope\n' },
+  { name: 'flushing a table that is not there', before: '', input: 'flush table inet nope\n' },
+  { name: 'a rule in a chain that is not there', before: 'add table inet foreign\n', input: 'add rule inet foreign nochain counter return\n' },
+  { name: 'an unknown group name', before: '', input: 'add table inet t\nadd chain inet t c\nadd rule inet t c skgid != no-such-group-here counter return\n' },
+  { name: 'the cleanup input (add, then delete) on a table that is there', before: 'add table inet istio-proxy-nat\nadd chain inet istio-proxy-nat c\n', input: 'add table inet istio-proxy-nat\ndelete table inet istio-proxy-nat\n' },
+];
+
+describe('the netfilter fake agrees with the real nft', { skip }, () => {
+  test("every Istio nftables golden's transaction lists back the same", async () => {
+    for (const c of GOLDEN_CASES) {
+      const args = [...BASE_ARGS, ...c.args, `--ipv6=${c.ipv6}`, '--native-nftables', ...(c.dnsV4 !== undefined ? ['--dns-servers-v4', c.dnsV4] : []), ...(c.dnsV6 !== undefined ? ['--dns-servers-v6', c.dnsV6] : [])];
+      const input = `${renderNftTransaction(buildRuleset(parseCaptureConfig(args, c.env ?? {}, FACTS))).join('\n')}\n`;
+      assert.deepEqual(await fakeNft('', input), realNft('', input), c.name);
+    }
+  });
+  for (const scenario of NFT_SCENARIOS) {
+    test(scenario.name, async () => {
+      assert.deepEqual(await fakeNft(scenario.before, scenario.input), realNft(scenario.before, scenario.input));
+    });
   }
 });

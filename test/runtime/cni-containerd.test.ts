@@ -20,18 +20,20 @@ import { podManifest } from '../helpers/manifests.js';
 import { runAsync } from '../helpers/netns.js';
 import { MESHCAP_BIN } from '../helpers/paths.js';
 import { RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
+import { type K8sContainer, kubeletContainer } from './kubelet.js';
+import { meshcapImageArchive } from '../helpers/cni-image.js';
 
 const skip = runtimeSkip();
 const SUBNET = 60 + (process.pid % 30);
 
 /** What `meshcap inject --cni` makes of a pod with these annotations: its annotations and istio-validation's args. */
-function injectCni(annotations: Record<string, string>): { annotations: Record<string, string>; validationArgs: string[] } {
+function injectCni(annotations: Record<string, string>): { annotations: Record<string, string>; validationArgs: string[]; validation: K8sContainer } {
   const result = injectManifests(podManifest(annotations), { ...DEFAULT_SETTINGS, cni: true });
   const pod = podsOf(result.text)[0]!;
-  const validation = ((pod.spec.initContainers ?? []) as { name: string; args: string[] }[]).find((c) => c.name === 'istio-validation');
+  const validation = ((pod.spec.initContainers ?? []) as unknown as (K8sContainer & { args: string[] })[]).find((c) => c.name === 'istio-validation');
   assert.ok(validation, 'inject --cni writes istio-validation');
   assert.ok(!((pod.spec.initContainers ?? []) as { name: string }[]).some((c) => c.name === 'istio-init'), 'and no istio-init');
-  return { annotations: pod.metadata.annotations as Record<string, string>, validationArgs: validation.args };
+  return { annotations: pod.metadata.annotations as Record<string, string>, validationArgs: validation.args, validation };
 }
 
 const rules = (pod: Sandbox) => pod.exec('iptables-nft-save', []).stdout + pod.exec('iptables-legacy-save', []).stdout;
@@ -66,6 +68,8 @@ describe('CNI mode on a private containerd (CRI)', { skip }, () => {
     // The node has no Node.js: containerd, and so every CNI plugin, gets a PATH without it.
     node = await RuntimeNode.start({ label: 'cni', cniConfDir: confDir, env: { PATH: `${tools}:/usr/sbin:/sbin` } });
     binDir = join(node.dir, 'cni-bin');
+    // The image istio-validation names, built from this checkout, so the runtime runs it as injected.
+    await node.importImage(meshcapImageArchive(injected.validation.image!));
     node.inNode('ip', ['addr', 'add', '198.19.0.1/32', 'dev', 'lo']);
   });
   after(async () => {
@@ -76,9 +80,13 @@ describe('CNI mode on a private containerd (CRI)', { skip }, () => {
   test('startup race: a sandbox created before the entry existed is detected by the validation container (126)', async () => {
     const pod = await node.runSandbox({ name: 'early', annotations: injected.annotations });
     assert.doesNotMatch(rules(pod), /ISTIO_REDIRECT/);
-    const result = await validate(pod, injected.validationArgs, '2s');
+    // The istio-validation init container exactly as injected (uid 1337, no capabilities, read-only root), run by containerd.
+    const run = await pod.run(kubeletContainer({ ...injected.validation, args: [...injected.validationArgs, '--probe-timeout=2s'] }, pod));
+    assert.equal(run.exitCode, 126, run.log);
+    assert.equal(run.log.split('\n')[0], 'iptables validation failed; workload is not ready for Istio.');
+    // The same check from the host side, as the proxy uid with no capabilities, agrees.
+    const result = await validate(pod, injected.validationArgs, '1s');
     assert.equal(result.code, 126, result.stderr);
-    assert.equal(result.stderr.split('\n')[0], 'iptables validation failed; workload is not ready for Istio.');
     await pod.remove();
     const installed = install();
     assert.equal(installed.code, 0, installed.stderr);
@@ -98,8 +106,9 @@ describe('CNI mode on a private containerd (CRI)', { skip }, () => {
       await proxy.stop();
       await outside.stop();
     }
-    const validation = await validate(pod, injected.validationArgs, '5s');
-    assert.equal(validation.code, 0, validation.stderr);
+    const validation = await pod.run(kubeletContainer(injected.validation, pod));
+    assert.equal(validation.exitCode, 0, validation.log);
+    assert.match(validation.log, /validation passed/);
     // Three DELs: StopPodSandbox twice, then RemovePodSandbox; each must succeed.
     await node.cri.stopPodSandbox(pod.id);
     await node.cri.stopPodSandbox(pod.id);

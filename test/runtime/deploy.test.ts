@@ -102,6 +102,16 @@ describe('deploy/ manifests run from the image under containerd (CRI)', { skip }
 
     const status = await node.cri.containerStatus(id);
     assert.equal(status.state, 'CONTAINER_RUNNING');
+    // As the Deployment says: its user and group, no capabilities, a read-only root.
+    const [pid] = node.containerPids(id);
+    assert.ok(pid, 'the webhook container has a process');
+    const procStatus = readFileSync(`/proc/${pid}/status`, 'utf8');
+    assert.match(procStatus, /^Uid:\s+65532\s+65532\s+65532\s+65532$/m);
+    assert.match(procStatus, /^Gid:\s+65532\s+65532\s+65532\s+65532$/m);
+    assert.match(procStatus, /^CapEff:\s+0+$/m);
+    assert.match(procStatus, /^NoNewPrivs:\s+1$/m);
+    const rootMount = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').find((line) => line.split(' ')[4] === '/');
+    assert.match(rootMount ?? '', /^\S+ \S+ \S+ \S+ \/ (ro|ro,\S*) /, `root is not read-only: ${rootMount}`);
     await node.cri.stopContainer(id, 10);
     const stopped = await node.cri.waitForExit(id, 20_000);
     assert.equal(stopped.exit_code, 0, pod.log(config));

@@ -24,10 +24,12 @@ describe('the meshcap image (Dockerfile as written, no registry)', { skip }, () 
   });
   after(() => node?.stop());
 
-  it(`is at most 90 MB compressed`, () => {
+  // ~84 MB without the single executable; it adds ~37 MB compressed (a copy of node), the price of a
+  // faster istio-init on every pod start (README, "Start-up and long lists").
+  it(`is at most 125 MB compressed`, () => {
     const size = meshcapImageCompressedSize();
     assert.ok(size > 30e6, `implausibly small: ${size}`);
-    assert.ok(size <= 90e6, `compressed size ${(size / 1e6).toFixed(1)} MB > 90 MB`);
+    assert.ok(size <= 125e6, `compressed size ${(size / 1e6).toFixed(1)} MB > 125 MB`);
   });
 
   it('runs `meshcap --version` through its ENTRYPOINT as its default user', async () => {
@@ -43,9 +45,8 @@ describe('the meshcap image (Dockerfile as written, no registry)', { skip }, () 
       'for t in iptables-nft-restore iptables-nft-save iptables-legacy-restore iptables-legacy-save ip6tables-nft-restore ip6tables-legacy-restore nft ip modprobe nsenter; do command -v $t >/dev/null || echo "missing $t"; done',
       'iptables --version',
       'ls /opt/meshcap', 'ls /opt/meshcap/dist',
-      'ls /opt/meshcap/node_modules',
-      'ls /opt/meshcap/node_modules/@grpc',
-      'for f in /usr/local/etc/build-ca.crt /usr/local/etc/npmrc /opt/meshcap/dist/src /opt/meshcap/src /var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease; do [ -e $f ] && echo "leftover $f"; done',
+      'echo "meshcap -> $(readlink /usr/local/bin/meshcap)"',
+      'for f in /usr/local/etc/build-ca.crt /usr/local/etc/npmrc /opt/meshcap/dist/src /opt/meshcap/src /opt/meshcap/node_modules /var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease; do [ -e $f ] && echo "leftover $f"; done',
       'true',
     ].join('; ');
     const run = await pod.run(pod.container({ name: 'contents', image: MESHCAP_IMAGE, command: ['/bin/sh', '-c', script] }));
@@ -55,9 +56,8 @@ describe('the meshcap image (Dockerfile as written, no registry)', { skip }, () 
     assert.doesNotMatch(run.log, /^missing /m);
     assert.doesNotMatch(run.log, /^leftover /m);
     assert.match(run.log, /iptables v1\.8\.\d+ \(nf_tables\)/);
-    assert.match(run.log, /^bin\ndist\nnode_modules\npackage\.json\nbundle$/m);
-    assert.match(run.log, /^yaml$/m);
-    assert.match(run.log, /^grpc-js$/m);
-    for (const dev of ['typescript', 'esbuild', 'fast-check', 'kubernetes-models']) assert.doesNotMatch(run.log, new RegExp(`^${dev}$`, 'm'), `${dev} (a devDependency) ships`);
+    // One CommonJS file with its dependencies bundled (no node_modules), and the single executable.
+    assert.match(run.log, /^bin\ndist\npackage\.json\nmeshcap\.cjs\nsea$/m);
+    assert.match(run.log, /^meshcap -> \/opt\/meshcap\/dist\/sea\/meshcap$/m);
   });
 });

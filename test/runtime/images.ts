@@ -18,7 +18,7 @@ process.on('exit', () => {
 });
 
 /** Files a dynamically linked binary needs: itself and what `ldd` lists. */
-function withLibraries(binary: string): string[] {
+export function withLibraries(binary: string): string[] {
   const ldd = spawnSync('ldd', [binary], { encoding: 'utf8' });
   const libraries = [...(ldd.stdout ?? '').matchAll(/(\/\S+) \(0x/g)].map((m) => m[1]!);
   return [binary, ...libraries];
@@ -28,7 +28,13 @@ function withLibraries(binary: string): string[] {
  * Writes a docker-archive with one layer made of `files` (host paths copied to the same paths) and the
  * given image config; returns the archive path (removed on exit).
  */
-export function hostFilesImage(tag: string, files: string[], config: { Entrypoint?: string[]; Cmd?: string[]; User?: string }): string {
+export function hostFilesImage(
+  tag: string,
+  files: string[],
+  config: { Entrypoint?: string[]; Cmd?: string[]; User?: string },
+  /** Files that exist only in the image: path -> text (mode 0755). */
+  extra: Readonly<Record<string, string>> = {},
+): string {
   const dir = mkdtempSync(join(tmpdir(), 'meshcap-rt-image-'));
   made.push(dir);
   const root = join(dir, 'rootfs');
@@ -36,6 +42,11 @@ export function hostFilesImage(tag: string, files: string[], config: { Entrypoin
     const target = join(root, file);
     mkdirSync(dirname(target), { recursive: true });
     copyFileSync(file, target);
+  }
+  for (const [file, text] of Object.entries(extra)) {
+    const target = join(root, file);
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, text, { mode: 0o755 });
   }
   mkdirSync(join(root, 'tmp'), { recursive: true });
   const layer = join(dir, 'layer.tar');

@@ -190,7 +190,7 @@ describe('istio-init under containerd (CRI), from `meshcap inject` output', { sk
     const pod = await newPod();
     // Count every TCP packet from the pod that reaches the node (its bridge) while the probes run.
     const table = `meshcap_watch_${pods}`;
-    const nft = node.inNode('nft', ['-f', '-'], `table ip ${table} {\n chain watch_forward { type filter hook forward priority 0; ip saddr ${pod.ip} meta l4proto tcp counter }\n chain watch_input { type filter hook input priority 0; ip saddr ${pod.ip} meta l4proto tcp counter }\n}\n`);
+    const nft = node.inNode('nft', ['-f', '-'], `table ip ${table} {\n chain watch_forward {\n  type filter hook forward priority 0;\n  ip saddr ${pod.ip} meta l4proto tcp counter\n }\n chain watch_input {\n  type filter hook input priority 0;\n  ip saddr ${pod.ip} meta l4proto tcp counter\n }\n}\n`);
     assert.equal(nft.code, 0, nft.stderr);
     const run = await runInit(pod, variant({ extraArgs: ['--run-validation'] }));
     assert.doesNotMatch(run.log, /unexpected internal error/);

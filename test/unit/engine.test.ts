@@ -16,6 +16,8 @@ import { renderIstioRestore } from '../../src/render/iptables.js';
 import { buildRuleset } from '../../src/rules/build.js';
 import { liveDifferences } from '../../src/state/compare.js';
 import { parseNftListing } from '../../src/state/nft-listing.js';
+import { analyzeStatus } from '../../src/status/analyze.js';
+import { readNamespace } from '../../src/status/gather.js';
 import { ruleDifferences } from '../../src/verify/run.js';
 import { configOf, engineOptions, ISTIO_INIT_ARGS, memoryLogger } from '../helpers/capture.js';
 import { FakeNetfilter, type Variant } from '../helpers/fake-netfilter.js';
@@ -352,5 +354,41 @@ describe('the plan is data', () => {
     const report = await applyCapture(plan, engineOptions(sys));
     assert.equal(report.families[0]?.attempts, 2);
     assert.deepEqual(differences(sys, ARGS), []);
+  });
+});
+
+describe('status and verify read the fake as they read a namespace', () => {
+  test('healthy after apply; drift against another config; incomplete when a hook jump is gone; absent after clean', async () => {
+    const sys = new FakeNetfilter();
+    const config = configOf(ARGS);
+    await runCapture(config, engineOptions(sys));
+    let report = analyzeStatus({ read: await readNamespace(sys), config, ruleset: buildRuleset(config) });
+    assert.equal(report.health, 'healthy', report.summary);
+    assert.equal(report.active, 'iptables-nft');
+    assert.deepEqual((await ruleDifferences(config, sys)).differences, []);
+
+    const other = configOf([...ARGS.slice(0, -1), '-i', '10.0.0.0/8', '--ipv6=false']);
+    report = analyzeStatus({ read: await readNamespace(sys), config: other, ruleset: buildRuleset(other) });
+    assert.equal(report.health, 'drifted');
+    assert.ok(report.drift?.some((line) => /10\.0\.0\.0\/8/.test(line)), report.drift?.join('\n'));
+
+    sys.load('nft', 'ipv4', sys.save('nft', 'ipv4').replace(/^-A OUTPUT -j ISTIO_OUTPUT\n/m, ''));
+    report = analyzeStatus({ read: await readNamespace(sys) });
+    assert.equal(report.health, 'incomplete');
+    assert.ok(report.backends.find((b) => b.name === 'iptables-nft')?.problems.some((p) => /nat OUTPUT does not jump to ISTIO_OUTPUT/.test(p)));
+    assert.ok((await ruleDifferences(config, sys)).differences.some((line) => /OUTPUT: missing +-A OUTPUT -j ISTIO_OUTPUT/.test(line)));
+
+    await cleanEverything({ ...engineOptions(sys), lockTimeoutSeconds: 1 });
+    assert.equal(analyzeStatus({ read: await readNamespace(sys) }).health, 'absent');
+  });
+
+  test('mesh rules in both backends are a conflict, and the plain iptables is named when it shows nothing', async () => {
+    const sys = new FakeNetfilter({ plain: 'nft' });
+    await restoreAs(sys, 'legacy', istioLeftovers(ARGS));
+    let report = analyzeStatus({ read: await readNamespace(sys) });
+    assert.ok(report.warnings.some((w) => /rules exist only in legacy tables; `iptables` \(nft\) shows nothing/.test(w)), report.warnings.join('\n'));
+    await restoreAs(sys, 'nft', istioLeftovers(ARGS));
+    report = analyzeStatus({ read: await readNamespace(sys) });
+    assert.equal(report.health, 'conflict');
   });
 });

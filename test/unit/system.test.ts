@@ -1,0 +1,42 @@
+/** The real System seam: both ways of running a child, and both ways of collecting stdout, answer alike. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { realSystem } from '../../src/backend/system.js';
+
+const variants = [
+  { name: 'async, pipe', blocking: false, largeOutput: false },
+  { name: 'async, scratch file', blocking: false, largeOutput: true },
+  { name: 'spawnSync, pipe', blocking: true, largeOutput: false },
+  { name: 'spawnSync, scratch file', blocking: true, largeOutput: true },
+];
+
+describe('realSystem.run', () => {
+  for (const v of variants) {
+    it(`${v.name}: stdout, stderr, exit code and stdin`, async () => {
+      const sys = realSystem(process.env, { blocking: v.blocking });
+      // Many small unbuffered writes, as nft does, and a line read from stdin.
+      const script = 'read line; i=0; while [ $i -lt 2000 ]; do printf "r$i "; i=$((i+1)); done; echo "$line"; echo oops >&2; exit 3';
+      const result = await sys.run('/bin/sh', ['-c', script], { input: 'hello\n', largeOutput: v.largeOutput });
+      assert.equal(result.code, 3);
+      assert.equal(result.stderr, 'oops\n');
+      assert.ok(result.stdout.startsWith('r0 r1 '));
+      assert.ok(result.stdout.endsWith('r1999 hello\n'));
+      assert.equal(result.stdout.split(' ').length, 2001);
+      assert.equal(result.notFound, false);
+    });
+
+    it(`${v.name}: a missing binary is exit 127 and notFound`, async () => {
+      const sys = realSystem(process.env, { blocking: v.blocking });
+      const result = await sys.run('/nonexistent/meshcap-test-binary', [], { largeOutput: v.largeOutput });
+      assert.equal(result.code, 127);
+      assert.equal(result.notFound, true);
+      assert.match(result.stderr, /ENOENT/);
+    });
+  }
+
+  it('the environment reaches the child with LC_ALL=C', async () => {
+    const sys = realSystem({ PATH: process.env.PATH, MESHCAP_TEST_VAR: 'x1' }, { blocking: true });
+    const result = await sys.run('/bin/sh', ['-c', 'echo "$MESHCAP_TEST_VAR $LC_ALL"']);
+    assert.equal(result.stdout, 'x1 C\n');
+  });
+});
