@@ -132,6 +132,8 @@ export class RuntimeNode {
   private pid = 0;
   private stopped = false;
   snapshotter: 'overlayfs' | 'native' = 'native';
+  /** Every sandbox made here: their CNI result files (containerd's loopback network too) go in cleanup. */
+  private readonly sandboxIds = new Set<string>();
 
   private constructor(
     readonly label: string,
@@ -275,6 +277,7 @@ export class RuntimeNode {
       },
     };
     const id = await this.cri.runPodSandbox(config);
+    this.sandboxIds.add(id);
     const status = await this.cri.podSandboxStatus(id, true);
     const netnsPath = await this.cri.sandboxNetnsPath(id);
     if (!netnsPath) throw new Error(`sandbox ${id} has no network namespace path in its verbose status`);
@@ -323,7 +326,10 @@ export class RuntimeNode {
     spawnSync('ip', ['netns', 'del', this.netns]);
     for (const dir of ['/var/lib/cni/results', '/var/lib/cni/cache/results']) {
       if (!existsSync(dir)) continue;
-      for (const name of readdirSync(dir)) if (name.startsWith(`${this.networkName}-`)) rmSync(join(dir, name), { force: true });
+      for (const name of readdirSync(dir)) {
+        const ours = name.startsWith(`${this.networkName}-`) || [...this.sandboxIds].some((id) => name.includes(`-${id}-`));
+        if (ours) rmSync(join(dir, name), { force: true });
+      }
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
