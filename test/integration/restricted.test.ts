@@ -4,7 +4,7 @@
  * NET_RAW, no_new_privs), reproduced with setpriv inside a lab namespace.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -75,15 +75,26 @@ describe("verify under istio-init's securityContext", { skip }, () => {
   });
 
   test('verify as the proxy user (uid 1337, no capabilities): the proxy probes run as itself, exit 0', async () => {
-    await withLab('rvv', async (lab) => {
+    // uid 1337 may not be able to enter the checkout (a clone under a 0700 mktemp dir), as a pod's
+    // proxy user could not read root's files: it runs a world-readable copy of the one-file build.
+    const dir = mkdtempSync(join(tmpdir(), 'meshcap-proxy-user-'));
+    try {
+      chmodSync(dir, 0o755);
+      const cli = join(dir, 'meshcap.cjs');
+      copyFileSync(join(REPO_ROOT, 'dist', 'meshcap.cjs'), cli);
+      chmodSync(cli, 0o644);
+      await withLab('rvv', async (lab) => {
       assert.equal((await lab.meshcap(['apply', ...ISTIO_ARGS])).code, 0);
       const result = await lab.exec(lab.pod, ['setpriv', '--reuid=1337', '--regid=1337', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
-        process.execPath, MESHCAP_BIN, 'verify', ...ISTIO_ARGS]);
+        process.execPath, cli, 'verify', ...ISTIO_ARGS]);
       assert.equal(result.code, 0, result.stderr);
       noStackTrace(result.stderr);
       assert.match(result.stderr, /verify ok: proxy \(uid 1337\) -> 127\.0\.0\.6:15002 over lo is sent to the inbound port 15006/);
       assert.match(result.stderr, /verify skipped: rules check: reading the rules needs CAP_NET_ADMIN/);
-    });
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
