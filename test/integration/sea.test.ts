@@ -8,7 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Lab, OUTSIDE_V4, labSkipReason } from '../helpers/netns.js';
@@ -82,10 +83,20 @@ describe('the single executable', { skip }, () => {
   });
 
   test('probe-connect as another uid and status --netns start the executable again', async () => {
+    // The probe re-runs the executable as uid 1337, which may not enter the checkout (a clone under a
+    // 0700 mktemp dir): run a world-readable copy, as an image's /usr/local/bin would be.
+    const dir = mkdtempSync(join(tmpdir(), 'meshcap-sea-'));
+    mkdirSync(join(dir, 'sea'));
+    for (const d of [dir, join(dir, 'sea')]) chmodSync(d, 0o755);
+    const sea = join(dir, 'sea', 'meshcap');
+    copyFileSync(SEA, sea);
+    chmodSync(sea, 0o755);
+    copyFileSync(join(REPO_ROOT, 'dist', 'meshcap.cjs'), join(dir, 'meshcap.cjs'));
+    chmodSync(join(dir, 'meshcap.cjs'), 0o644);
     const lab = Lab.create('sea-self');
     try {
       await lab.serve(lab.outside, [8080], 'outside-app');
-      const probe = await lab.exec(lab.pod, [SEA, 'probe-connect', OUTSIDE_V4, '8080', '--uid', '1337', '--timeout', '3000']);
+      const probe = await lab.exec(lab.pod, [sea, 'probe-connect', OUTSIDE_V4, '8080', '--uid', '1337', '--timeout', '3000']);
       assert.equal(JSON.parse(probe.stdout).reply, `outside-app ${OUTSIDE_V4} 8080`, probe.stderr);
       assert.equal((await lab.exec(lab.pod, [SEA, 'apply', ...CONFIG])).code, 0);
       const status = spawnSync(SEA, ['status', '--netns', lab.pod], { encoding: 'utf8' });
@@ -93,6 +104,7 @@ describe('the single executable', { skip }, () => {
       assert.match(status.stdout, /HEALTHY/);
     } finally {
       await lab.destroy();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
