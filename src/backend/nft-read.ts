@@ -10,8 +10,8 @@ import { toolFailure } from './tool-errors.js';
  * tables are `inet istio-proxy-*`. Undefined when nft cannot answer (no
  * nf_tables): then the callers read everything, as before.
  */
-export async function listNftTableNames(sys: System, nft: string): Promise<NftTableName[] | undefined> {
-  const result = await sys.run(nft, ['list', 'tables']);
+export async function listNftTableNames(sys: System, nft: string, background = false): Promise<NftTableName[] | undefined> {
+  const result = await sys.run(nft, ['list', 'tables'], background ? { background } : {});
   return result.code === 0 ? parseNftTableNames(result.stdout) : undefined;
 }
 
@@ -28,7 +28,8 @@ export async function readNftRulesetAndTables(sys: System, nft: string): Promise
 /** The raw read, for callers that report a failure as a fact rather than an error (status). */
 export function listNftRuleset(sys: System, nft: string): Promise<RunResult> {
   // nft writes a listing unbuffered, a write() per token: a scratch file, not a socketpair (see RunOptions).
-  return sys.run(nft, ['list', 'ruleset', 'inet'], { largeOutput: true });
+  // -s (stateless): no packet and byte counts, which every reader drops anyway; ~15% fewer writes at 5000 rules.
+  return sys.run(nft, ['-s', 'list', 'ruleset', 'inet'], { largeOutput: true });
 }
 
 /** The live inet tables (all of them; the mesh's are picked by name); a failed read is an error naming the fix. */

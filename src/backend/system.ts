@@ -6,7 +6,7 @@
  * demo's probe servers aside, startService below).
  */
 import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
-import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, readlinkSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
@@ -24,6 +24,13 @@ export interface RunOptions {
    * the default socketpair, where 5000 rules cost ~40 ms more per listing.
    */
   readonly largeOutput?: boolean;
+  /**
+   * The caller works while the child runs (it awaits the result later): stdin,
+   * stdout and stderr are scratch files, so the child never waits for this
+   * process to turn its event loop. With blocking children (the init path) this
+   * is the one child that runs alongside meshcap's own work.
+   */
+  readonly background?: boolean;
 }
 
 export interface RunResult {
@@ -64,8 +71,10 @@ export interface RealSystemOptions {
 export function realSystem(env: Readonly<Record<string, string | undefined>> = process.env, systemOptions: RealSystemOptions = {}): System {
   const whichCache = new Map<string, string | undefined>();
   return {
-    run: (file, args, options = {}) =>
-      systemOptions.blocking ? Promise.resolve(runProcessSync(file, args, options, env)) : runProcess(file, args, options, env),
+    run: (file, args, options = {}) => {
+      if (!systemOptions.blocking) return runProcess(file, args, options, env);
+      return options.background ? runProcessBackground(file, args, options, env) : Promise.resolve(runProcessSync(file, args, options, env));
+    },
     which(name) {
       if (!whichCache.has(name)) whichCache.set(name, findOnPath(name, env.PATH ?? ''));
       return whichCache.get(name);
@@ -154,6 +163,21 @@ function drainScratch(fd: number): string {
   }
 }
 
+/** A scratch file holding `text`, its offset at the start (pwrite does not move it), for a child's stdin. */
+function scratchWith(text: string): number | undefined {
+  const fd = openScratch();
+  if (fd === undefined) return undefined;
+  const bytes = Buffer.from(text, 'utf8');
+  let written = 0;
+  try {
+    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written, written);
+  } catch {
+    closeSync(fd);
+    return undefined;
+  }
+  return fd;
+}
+
 function spawnOptions(options: RunOptions, env: Readonly<Record<string, string | undefined>>, stdout: number | 'pipe') {
   return {
     env: { ...env, ...options.env, LC_ALL: 'C' },
@@ -198,6 +222,59 @@ function runProcessSync(
     notFound: failedToStart && (error.code === 'ENOENT' || error.code === 'EACCES'),
     ...(failedToStart ? { spawnError: error.code ?? 'unknown' } : {}),
   };
+}
+
+/**
+ * A child whose stdio are all scratch files (RunOptions.background): it reads its
+ * input and writes its output at its own pace while this process computes; only
+ * its exit is waited for. Where no scratch file can be made, the plain pipes.
+ */
+function runProcessBackground(
+  file: string,
+  args: readonly string[],
+  options: RunOptions,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<RunResult> {
+  const input = options.input === undefined ? 'ignore' : scratchWith(options.input);
+  const out = openScratch();
+  const err = openScratch();
+  const opened = [input, out, err].filter((fd): fd is number => typeof fd === 'number');
+  if (input === undefined || out === undefined || err === undefined) {
+    opened.forEach((fd) => closeSync(fd));
+    return runProcess(file, args, options, env);
+  }
+  return new Promise((resolve) => {
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(file, args, { ...spawnOptions(options, env, out), stdio: [input, out, err] });
+    } catch (error) {
+      opened.forEach((fd) => closeSync(fd));
+      const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
+      resolve({ file, args, code: 127, signal: null, stdout: '', stderr: `${file}: ${(error as Error).message}`, notFound: false, spawnError: code });
+      return;
+    }
+    // The child has its own copy of stdin.
+    if (typeof input === 'number') closeSync(input);
+    let spawnError: NodeJS.ErrnoException | undefined;
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      spawnError = error;
+    });
+    child.on('close', (code, signal) => {
+      const stdout = drainScratch(out);
+      const stderr = drainScratch(err);
+      const notFound = spawnError?.code === 'ENOENT' || spawnError?.code === 'EACCES';
+      resolve({
+        file,
+        args,
+        code: spawnError ? 127 : (code ?? 128),
+        signal,
+        stdout,
+        stderr: spawnError && !stderr ? `${file}: ${spawnError.message}` : stderr,
+        notFound,
+        ...(spawnError ? { spawnError: spawnError.code ?? 'unknown' } : {}),
+      });
+    });
+  });
 }
 
 function runProcess(

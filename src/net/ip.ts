@@ -20,7 +20,16 @@ export interface Cidr {
 const DECIMAL_OCTET = /^(0|[1-9][0-9]{0,2})$/;
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
 
+/** Four decimal octets without leading zeros (their values are checked below). */
+const IPV4 = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$/;
+
 export function parseIpv4(text: string): IpAddress | undefined {
+  // One match, no split: lists of thousands of excludes come through here.
+  const m = IPV4.exec(text);
+  if (m) {
+    const bytes = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+    return bytes[0]! > 255 || bytes[1]! > 255 || bytes[2]! > 255 || bytes[3]! > 255 ? undefined : { family: 4, bytes };
+  }
   const parts = text.split('.');
   if (parts.length !== 4) return undefined;
   const bytes: number[] = [];
@@ -123,11 +132,16 @@ export function formatIp(addr: IpAddress): string {
 }
 
 export function formatCidr(cidr: Cidr): string {
+  const b = cidr.addr.bytes;
+  if (cidr.addr.family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}/${cidr.prefix}`;
   return `${formatIp(cidr.addr)}/${cidr.prefix}`;
 }
 
 /** The prefix with its host bits cleared, as the kernel stores it. */
 export function maskCidr(cidr: Cidr): Cidr {
+  const b = cidr.addr.bytes;
+  // Already masked (the usual case: excludes are written as networks): the same value.
+  if (cidr.addr.family === 4 && (cidr.prefix === 32 || ((((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) << cidr.prefix) | 0) === 0)) return cidr;
   const bytes = cidr.addr.bytes.map((byte, index) => {
     const bitsBefore = index * 8;
     if (cidr.prefix >= bitsBefore + 8) return byte;

@@ -16,8 +16,8 @@ import type { IdResolver } from '../render/iptables-save-form.js';
 import { type Family, type Ruleset, familyLabel } from '../rules/model.js';
 import { liveDifferences } from '../state/compare.js';
 import { type SaveState, parseSave } from '../state/iptables-save.js';
-import { currentView } from '../state/iptables-view.js';
-import { type FamilyPlan, cleanupInput, planFamily } from './plan.js';
+import { type StateView, currentView } from '../state/iptables-view.js';
+import { type FamilyPlan, cleanupInput, desiredOf, planFamily } from './plan.js';
 import type { Logger } from '../log.js';
 
 export interface IptablesRunOptions {
@@ -75,6 +75,7 @@ async function restore(opts: IptablesRunOptions, bins: IptablesBinaries, input: 
   return opts.sys.run(bins.restore, restoreArgs(bins, opts.lockTimeoutSeconds), {
     input,
     timeoutMs: (opts.lockTimeoutSeconds + 30) * 1000,
+    background: true,
   });
 }
 
@@ -112,7 +113,10 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
       }
     }
     const toApply = plans.filter((plan) => !plan.noop && plan.restoreInput !== '');
-    const results = await Promise.all(toApply.map((plan) => restore(opts, opts.binaries[plan.family]!, plan.restoreInput)));
+    const restoring = Promise.all(toApply.map((plan) => restore(opts, opts.binaries[plan.family]!, plan.restoreInput)));
+    // The read-back's expectation, rendered while the restores run in the background.
+    const desired = toApply.map((plan) => desiredOf(ruleset, plan, opts.resolveId));
+    const results = await restoring;
 
     const retry: Family[] = [];
     for (const [i, result] of results.entries()) {
@@ -136,7 +140,7 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
 
     // Read back what was applied and compare it with what was asked for.
     const applied = toApply.filter((plan) => !retry.includes(plan.family));
-    const verified = await verifyPlans(ruleset, opts, applied);
+    const verified = await verifyPlans(ruleset, opts, applied, applied.map((plan) => desired[toApply.indexOf(plan)]!));
     for (const { plan, differences } of verified) {
       if (differences.length === 0) {
         outcomes.set(plan.family, { family: plan.family, changed: true, attempts: attempt, changes: plan.changes });
@@ -161,7 +165,7 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
   return families.map((family) => outcomes.get(family)!).filter(Boolean);
 }
 
-async function verifyPlans(ruleset: Ruleset, opts: IptablesRunOptions, plans: readonly FamilyPlan[]) {
+async function verifyPlans(ruleset: Ruleset, opts: IptablesRunOptions, plans: readonly FamilyPlan[], desired: readonly StateView[]) {
   const saves = await Promise.all(plans.map((plan) => opts.sys.run(opts.binaries[plan.family]!.save, [])));
   return plans.map((plan, i) => {
     const result = saves[i]!;
@@ -174,7 +178,7 @@ async function verifyPlans(ruleset: Ruleset, opts: IptablesRunOptions, plans: re
       families: [plan.family],
       resolveId: opts.resolveId,
       keptChains: plan.keptStaleChains,
-      desired: { views: { [plan.family]: plan.desired } },
+      desired: { views: { [plan.family]: desired[i]! } },
     });
     return { plan, differences };
   });

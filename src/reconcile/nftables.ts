@@ -3,15 +3,15 @@
  * three inet tables, skipped when the live tables already equal the desired
  * ones, then read back and compared.
  */
-import { readNftListing } from '../backend/nft-read.js';
+import { listNftRuleset, readNftListing } from '../backend/nft-read.js';
 import type { System } from '../backend/system.js';
 import { toolFailure } from '../backend/tool-errors.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { MESH_NFT_TABLES } from '../rules/constants.js';
-import type { NftListing } from '../state/nft-listing.js';
+import { type NftListing, parseNftListing } from '../state/nft-listing.js';
 import { liveDifferences } from '../state/compare.js';
-import { desiredListing, diffListings } from '../state/nft-view.js';
+import { desiredListing, diffListings, hasMeshTables, sameListing } from '../state/nft-view.js';
 
 import type { Ruleset } from '../rules/model.js';
 import { type NftTableOps, nftTableOps, renderChainDecl, renderNftCleanup, renderRuleOp, renderSetDecl } from '../render/nftables.js';
@@ -54,17 +54,27 @@ export interface NftPlan {
   readonly transaction: string;
   /** What differs, for logs. */
   readonly changes: readonly string[];
-  /** What the tables should list: the read-back compares with it (no second render of a long ruleset). */
-  readonly desired: NftListing;
+  /** The tables to write, as operations. */
+  readonly ops: readonly NftTableOps[];
+  /**
+   * What the tables should list, which the read-back compares with (no second render of a
+   * long ruleset); absent when no mesh table was live: a fresh apply needs it only for the
+   * read-back, and applyNftPlan computes it while nft applies the transaction.
+   */
+  readonly desired?: NftListing;
 }
 
 /** The one transaction that makes the live tables the desired ones (`force`: even when they already are). Pure. */
 export function planNftables(ruleset: Ruleset, live: NftListing, force = false): NftPlan {
   const ops = nftTableOps(ruleset);
-  const desired = desiredListing(ops);
-  const changes = diffListings(desired, live);
-  if (changes.length === 0 && !force) return { transaction: '', changes, desired };
-  return { transaction: nftTransaction(ops, live), changes, desired };
+  // No mesh table live (a fresh namespace): each wanted table is missing, and that is the
+  // whole difference (what diffListings would say), known without the desired listing.
+  const desired = hasMeshTables(live) ? desiredListing(ops) : undefined;
+  const changes = desired
+    ? diffListings(desired, live)
+    : MESH_NFT_TABLES.filter((name) => ops.some((table) => table.name === name)).map((name) => `table inet ${name} is missing`);
+  const transaction = changes.length === 0 && !force ? '' : nftTransaction(ops, live);
+  return { transaction, changes, ops, ...(desired ? { desired } : {}) };
 }
 
 /**
@@ -83,10 +93,17 @@ export function nftCleanupInput(tables: readonly string[]): string {
 export async function applyNftPlan(ruleset: Ruleset, plan: NftPlan, opts: NftRunOptions): Promise<{ changed: boolean; changes: readonly string[] }> {
   if (plan.transaction === '') return { changed: false, changes: plan.changes };
   opts.log.debug(`nft transaction:\n${plan.transaction}`);
-  const result = await opts.sys.run(opts.nft, ['-f', '-'], { input: plan.transaction });
+  // nft applies in the background while the read-back's expectation is made here: rules as
+  // written, compared with rules as listed (sameListing), normalised only where they differ.
+  const applying = opts.sys.run(opts.nft, ['-f', '-'], { input: plan.transaction, background: true });
+  const expected = desiredListing(plan.ops, false);
+  const result = await applying;
   if (result.code !== 0) throw toolFailure(result, { action: `applying the nftables transaction with ${opts.nft}`, input: plan.transaction });
-  const after = await readNftListing(opts.sys, opts.nft);
-  const differences = liveDifferences(ruleset, { kind: 'nftables', listing: after }, { desired: { nft: plan.desired } });
+  const read = await listNftRuleset(opts.sys, opts.nft);
+  if (read.code !== 0) throw toolFailure(read, { action: `reading the nftables ruleset with ${opts.nft}` });
+  if (sameListing(expected, parseNftListing(read.stdout, false))) return { changed: true, changes: plan.changes };
+  // They differ: the normalised comparison says where.
+  const differences = liveDifferences(ruleset, { kind: 'nftables', listing: parseNftListing(read.stdout) }, { desired: { nft: plan.desired ?? desiredListing(plan.ops) } });
   if (differences.length > 0) {
     throw new MeshcapError({
       exitCode: ExitCode.VerifyFailed,

@@ -25,7 +25,12 @@ export interface FamilyPlan {
   readonly restoreInput: string;
   /** What changes, for logs. */
   readonly changes: readonly string[];
-  readonly desired: StateView;
+  /**
+   * The view the family should have, which the read-back compares with; absent for a
+   * fresh family, which needs it only for the read-back: the applier renders it while
+   * the restore runs (desiredOf).
+   */
+  readonly desired?: StateView;
   /** Mesh chains kept (flushed) because a foreign chain still jumps to them. */
   readonly keptStaleChains: readonly string[];
 }
@@ -38,19 +43,27 @@ export interface PlanOptions {
 
 export function planFamily(ruleset: Ruleset, family: Family, current: SaveState, options: PlanOptions = {}): FamilyPlan {
   const rules = rulesForFamily(ruleset, family);
-  const desired = desiredView(rules, family, options.resolveId);
-  const live = currentView(current);
-  const differences = diffViews(desired, live);
-  const base = { family, desired, keptStaleChains: [] as string[] };
-  if (differences.length === 0 && !options.force) {
-    return { ...base, noop: true, fresh: false, restoreInput: '', changes: [] };
-  }
+  const base = { family, keptStaleChains: [] as string[] };
   if (!hasMeshState(current)) {
+    // Nothing of the mesh's is live: what is missing is every desired chain and built-in rule,
+    // named without rendering the rules of the mesh's own chains (5000 excludes).
+    const differences = diffViews(desiredView(rules, family, options.resolveId, true), new Map());
+    if (differences.length === 0 && !options.force) return { ...base, noop: true, fresh: false, restoreInput: '', changes: [] };
     const lines = renderIstioRestore(ruleset, family);
     return { ...base, noop: false, fresh: true, restoreInput: lines.length ? `${lines.join('\n')}\n` : '', changes: differences };
   }
+  const desired = desiredView(rules, family, options.resolveId);
+  const differences = diffViews(desired, currentView(current));
+  if (differences.length === 0 && !options.force) {
+    return { ...base, desired, noop: true, fresh: false, restoreInput: '', changes: [] };
+  }
   const { text, keptStaleChains } = reconcileInput(rules, current);
-  return { ...base, noop: false, fresh: false, restoreInput: text, changes: differences, keptStaleChains };
+  return { ...base, desired, noop: false, fresh: false, restoreInput: text, changes: differences, keptStaleChains };
+}
+
+/** The view a plan's family should have: the plan's own, else rendered now. */
+export function desiredOf(ruleset: Ruleset, plan: FamilyPlan, resolveId?: IdResolver): StateView {
+  return plan.desired ?? desiredView(rulesForFamily(ruleset, plan.family), plan.family, resolveId);
 }
 
 function reconcileInput(rules: readonly Rule[], current: SaveState): { text: string; keptStaleChains: string[] } {

@@ -18,6 +18,7 @@ const hex = (n: number) => `0x${n.toString(16)}`;
  */
 export function saveFormCidr(cidr: Cidr): string {
   const masked = maskCidr(cidr);
+  if (masked.addr.family === 4) return formatCidr(masked);
   const b = masked.addr.bytes;
   if (b.length === 16 && b.slice(0, 12).every((x) => x === 0) && (b[12] !== 0 || b[13] !== 0)) {
     return `::${b[12]}.${b[13]}.${b[14]}.${b[15]}/${masked.prefix}`;
@@ -77,23 +78,30 @@ function target(t: Target, family: 'ipv4' | 'ipv6'): string {
 }
 
 export function renderSaveSpec(rule: Rule, family: 'ipv4' | 'ipv6', resolveId: IdResolver = numericIds): string {
-  const matches = rule.matches.filter((match) => match.only !== 'nft');
-  const find = <K extends Match['kind']>(kind: K) => matches.find((match) => match.kind === kind) as Extract<Match, { kind: K }> | undefined;
-  const parts: string[] = [];
-  const src = find('src');
-  const dst = find('dst');
-  const inIface = find('inIface');
-  const outIface = find('outIface');
-  const proto = find('proto');
-  if (src) parts.push(`${not(src.negate)}-s ${saveFormCidr(src.net.cidr)}`);
-  if (dst) parts.push(`${not(dst.negate)}-d ${saveFormCidr(dst.net.cidr)}`);
-  if (inIface) parts.push(`-i ${inIface.name}`);
-  if (outIface) parts.push(`-o ${outIface.name}`);
-  if (proto) parts.push(`-p ${proto.proto}`);
-  for (const match of matches) {
-    const text = moduleMatch(match, resolveId);
-    if (text) parts.push(text);
+  // One pass for the leading matches (the first of each kind, as iptables-save orders them): this runs once per rule of a 5000-exclude ruleset.
+  let src: Extract<Match, { kind: 'src' }> | undefined;
+  let dst: Extract<Match, { kind: 'dst' }> | undefined;
+  let inIface: Extract<Match, { kind: 'inIface' }> | undefined;
+  let outIface: Extract<Match, { kind: 'outIface' }> | undefined;
+  let proto: Extract<Match, { kind: 'proto' }> | undefined;
+  let modules = '';
+  for (const match of rule.matches) {
+    if (match.only === 'nft') continue;
+    if (match.kind === 'src') src ??= match;
+    else if (match.kind === 'dst') dst ??= match;
+    else if (match.kind === 'inIface') inIface ??= match;
+    else if (match.kind === 'outIface') outIface ??= match;
+    else if (match.kind === 'proto') proto ??= match;
+    else {
+      const text = moduleMatch(match, resolveId);
+      if (text) modules += ` ${text}`;
+    }
   }
-  parts.push(target(rule.target, family));
-  return parts.join(' ');
+  let spec = '';
+  if (src) spec += ` ${not(src.negate)}-s ${saveFormCidr(src.net.cidr)}`;
+  if (dst) spec += ` ${not(dst.negate)}-d ${saveFormCidr(dst.net.cidr)}`;
+  if (inIface) spec += ` -i ${inIface.name}`;
+  if (outIface) spec += ` -o ${outIface.name}`;
+  if (proto) spec += ` -p ${proto.proto}`;
+  return `${spec}${modules} ${target(rule.target, family)}`.slice(1);
 }

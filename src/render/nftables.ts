@@ -49,11 +49,16 @@ export function nftTableName(table: Table): NftTableName {
   return NftTable[table];
 }
 
+const chainNames = new Map<string, string>();
+
 /** PREROUTING -> prerouting, ISTIO_IN_REDIRECT -> istio-in-redirect. */
 export function nftChainName(chain: string): string {
   if (chain === Builtin.Prerouting) return 'prerouting';
   if (chain === Builtin.Output) return 'output';
-  return chain.toLowerCase().replaceAll('_', '-');
+  // A handful of names, asked for once per rule.
+  let name = chainNames.get(chain);
+  if (name === undefined) chainNames.set(chain, (name = chain.toLowerCase().replaceAll('_', '-')));
+  return name;
 }
 
 /**
@@ -148,6 +153,12 @@ function renderTarget(target: Target, rule: Rule): string {
 
 /** The rule body after the chain name: matches in nft order, counter, verdict. */
 export function renderNftRuleBody(rule: Rule): string {
+  // A single match (every exclude rule) needs no ordering.
+  if (rule.matches.length <= 1) {
+    const first = rule.matches[0] && renderMatch(rule.matches[0], rule.table);
+    const verdict = renderTarget(rule.target, rule);
+    return first === undefined ? verdict : `${first} ${verdict}`;
+  }
   const ordered = rule.matches
     .map((match, index) => ({ match, index }))
     .sort((a, b) => rank(a.match, rule.table) - rank(b.match, rule.table) || a.index - b.index);
@@ -281,6 +292,8 @@ function collapseIntoSets(bodies: readonly Body[]): { bodies: Body[]; sets: NftS
   return { bodies: out, sets };
 }
 
+const FAMILY_BIT: Record<Rule['family'], number> = { ipv4: 1, ipv6: 2, both: 4 };
+
 export function nftTableOps(ruleset: Ruleset): NftTableOps[] {
   const result: NftTableOps[] = [];
   for (const table of NFT_TABLES) {
@@ -289,17 +302,18 @@ export function nftTableOps(ruleset: Ruleset): NftTableOps[] {
     // writes such a rule once even where iptables needs one per family (the raw DNS jump).
     // Families already written per chain and body: a lookup, not a scan (5000 excludes made a scan quadratic).
     const bodies: { rule: Rule; chain: string; body: string }[] = [];
-    const written = new Map<string, Set<Rule['family']>>();
+    // Per chain and body, the families written so far (bits of FAMILY_BIT).
+    const written = new Map<string, number>();
     for (const rule of rules) {
       const chain = nftChainName(rule.chain);
       const body = renderNftRuleBody(rule);
       const key = `${chain} ${body}`;
       const families = written.get(key);
-      const twin = rule.family !== 'both' && families !== undefined && [...families].some((family) => family !== rule.family);
+      const bit = FAMILY_BIT[rule.family];
+      const twin = rule.family !== 'both' && families !== undefined && (families & ~bit) !== 0;
       if (twin) continue;
       bodies.push({ rule, chain, body });
-      if (families) families.add(rule.family);
-      else written.set(key, new Set([rule.family]));
+      written.set(key, (families ?? 0) | bit);
     }
     if (bodies.length === 0) continue;
     const collapsed = ruleset.nftSets ? collapseIntoSets(bodies) : { bodies, sets: [] };

@@ -231,10 +231,12 @@ export function buildRuleset(config: CaptureSpec): Ruleset {
 
   // 16. Excluded destinations.
   for (const cidr of config.outboundCidrsExclude.v4) {
-    list.append(nat, Chain.Output, 'ipv4', [m.dst(netOf(cidr))], t.return, `destination ${formatCidr(cidr)} is excluded from capture`);
+    const dst = netOf(cidr);
+    list.append(nat, Chain.Output, 'ipv4', [m.dst(dst)], t.return, `destination ${dst.text} is excluded from capture`);
   }
   for (const cidr of config.outboundCidrsExclude.v6) {
-    list.append(nat, Chain.Output, 'ipv6', [m.dst(netOf(cidr))], t.return, `destination ${formatCidr(cidr)} is excluded from capture`);
+    const dst = netOf(cidr);
+    list.append(nat, Chain.Output, 'ipv6', [m.dst(dst)], t.return, `destination ${dst.text} is excluded from capture`);
   }
 
   // 17. Outbound ports always captured.

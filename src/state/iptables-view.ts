@@ -16,8 +16,12 @@ export interface TableView {
 
 export type StateView = ReadonlyMap<string, TableView>;
 
-/** The desired view: rules in save form, with `-I n` positions resolved among the mesh's own rules. */
-export function desiredView(rules: readonly Rule[], family: Family, resolveId: IdResolver = numericIds): StateView {
+/**
+ * The desired view: rules in save form, with `-I n` positions resolved among the mesh's own rules.
+ * `chainsOnly`: the mesh's own chains are named but their rules not rendered (built-in chains'
+ * rules are): enough to tell what a state without any mesh chain lacks.
+ */
+export function desiredView(rules: readonly Rule[], family: Family, resolveId: IdResolver = numericIds, chainsOnly = false): StateView {
   const view = new Map<string, { meshChains: Map<string, string[]>; builtinRules: Map<string, string[]> }>();
   for (const rule of rules) {
     let table = view.get(rule.table);
@@ -25,12 +29,15 @@ export function desiredView(rules: readonly Rule[], family: Family, resolveId: I
       table = { meshChains: new Map(), builtinRules: new Map() };
       view.set(rule.table, table);
     }
-    const target = BUILTIN_CHAINS.has(rule.chain) ? table.builtinRules : table.meshChains;
+    const builtin = BUILTIN_CHAINS.has(rule.chain);
+    const target = builtin ? table.builtinRules : table.meshChains;
     const list = target.get(rule.chain) ?? [];
     target.set(rule.chain, list);
-    const spec = renderSaveSpec(rule, family, resolveId);
-    if (rule.insertAt === undefined) list.push(spec);
-    else list.splice(Math.min(rule.insertAt - 1, list.length), 0, spec);
+    if (builtin || !chainsOnly) {
+      const spec = renderSaveSpec(rule, family, resolveId);
+      if (rule.insertAt === undefined) list.push(spec);
+      else list.splice(Math.min(rule.insertAt - 1, list.length), 0, spec);
+    }
     // Jump targets exist even when empty (iptables would refuse the jump otherwise).
     if (rule.target.kind === 'jump' && !BUILTIN_CHAINS.has(rule.target.chain) && !table.meshChains.has(rule.target.chain)) {
       table.meshChains.set(rule.target.chain, []);

@@ -39,8 +39,11 @@ export function parseNftTableNames(text: string): NftTableName[] {
   return names;
 }
 
-/** Tables of family inet, by name; chains by name, sets as `set NAME`. */
-export function parseNftListing(text: string): NftListing {
+/**
+ * Tables of family inet, by name; chains by name, sets as `set NAME`.
+ * `normalise` false: rule lines are kept as listed (see sameListing).
+ */
+export function parseNftListing(text: string, normalise = true): NftListing {
   const tables: NftListing = new Map();
   let table: Map<string, NftChainListing> | undefined;
   let chain: { base?: string; rules: string[] } | undefined;
@@ -64,18 +67,20 @@ export function parseNftListing(text: string): NftListing {
       else if (line.startsWith('flags ')) set.interval = line.slice(6).split(',').map((f) => f.trim()).includes('interval');
       continue;
     }
-    const setMatch = /^set (\S+) \{$/.exec(line);
+    // A header line ends with '{': the rule lines of a 5000-rule listing skip the header patterns.
+    const header = line.endsWith('{');
+    const setMatch = header ? /^set (\S+) \{$/.exec(line) : null;
     if (setMatch && table && !chain) {
       set = { name: setMatch[1]!, type: '', interval: false, elements: [], inElements: false };
       continue;
     }
-    const tableMatch = /^table inet (\S+) \{$/.exec(line);
+    const tableMatch = header ? /^table inet (\S+) \{$/.exec(line) : null;
     if (tableMatch) {
       table = new Map();
       tables.set(tableMatch[1]!, table);
       continue;
     }
-    const chainMatch = /^chain (\S+) \{$/.exec(line);
+    const chainMatch = header ? /^chain (\S+) \{$/.exec(line) : null;
     if (chainMatch && table) {
       chain = { rules: [] };
       table.set(chainMatch[1]!, chain);
@@ -87,12 +92,12 @@ export function parseNftListing(text: string): NftListing {
       continue;
     }
     if (!chain || line === '') continue;
-    const hook = /^type (\S+) hook (\S+) priority ([^;]+);/.exec(line);
+    const hook = line.startsWith('type ') ? /^type (\S+) hook (\S+) priority ([^;]+);/.exec(line) : null;
     if (hook) {
       chain.base = normaliseBase(hook[1]!, hook[2]!, hook[3]!.trim());
       continue;
     }
-    chain.rules.push(normaliseNftRule(line));
+    chain.rules.push(normalise ? normaliseNftRule(line) : line);
   }
   return tables;
 }

@@ -6,8 +6,11 @@ import type { NftTableOps } from '../render/nftables.js';
 import { MESH_NFT_TABLES } from '../rules/constants.js';
 import { type NftListing, normaliseBase, normaliseNftRule, setListing } from './nft-listing.js';
 
-/** What the live tables should list after the transaction: inserts resolved, rules normalised. */
-export function desiredListing(ops: readonly NftTableOps[]): NftListing {
+/**
+ * What the live tables should list after the transaction: inserts resolved, rules normalised
+ * (`normalise` false: rules as written, see sameListing).
+ */
+export function desiredListing(ops: readonly NftTableOps[], normalise = true): NftListing {
   const listing: NftListing = new Map();
   for (const table of ops) {
     const chains = new Map<string, { base?: string; rules: string[] }>();
@@ -18,7 +21,7 @@ export function desiredListing(ops: readonly NftTableOps[]): NftListing {
     for (const set of table.sets) chains.set(`set ${set.name}`, { rules: setListing(set.type, set.interval, set.elements) });
     for (const op of table.rules) {
       const rules = chains.get(op.chain)!.rules;
-      const body = normaliseNftRule(op.body);
+      const body = normalise ? normaliseNftRule(op.body) : op.body;
       if (op.index === undefined) rules.push(body);
       else rules.splice(op.index, 0, body);
     }
@@ -59,6 +62,36 @@ export function diffListings(desired: NftListing, live: NftListing): string[] {
     }
   }
   return lines;
+}
+
+/**
+ * Do the live mesh tables equal the desired ones? Both listings hold rules as written
+ * and as listed (parseNftListing / desiredListing with `normalise` false): a rule is
+ * normalised only where the two texts differ, since equal texts normalise equally.
+ * Written and listed alike is the common case (every exclude rule), so a 5000-rule
+ * read-back is not normalised twice. True exactly when diffListings of the normalised
+ * listings finds nothing.
+ */
+export function sameListing(desired: NftListing, live: NftListing): boolean {
+  for (const name of MESH_NFT_TABLES) {
+    const want = desired.get(name);
+    const have = live.get(name);
+    if (!want || !have) {
+      if (want || have) return false;
+      continue;
+    }
+    if (want.size !== have.size) return false;
+    for (const [chain, w] of want) {
+      const h = have.get(chain);
+      if (!h || w.base !== h.base || w.rules.length !== h.rules.length) return false;
+      for (let i = 0; i < w.rules.length; i++) {
+        const a = w.rules[i]!;
+        const b = h.rules[i]!;
+        if (a !== b && normaliseNftRule(a) !== normaliseNftRule(b)) return false;
+      }
+    }
+  }
+  return true;
 }
 
 /** Does a listing hold any of the mesh's tables? */

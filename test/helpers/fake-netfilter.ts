@@ -305,6 +305,8 @@ export class FakeNetfilter implements System {
     }
     if (name === 'nft') {
       if (args.join(' ') === 'list ruleset inet') return done(0, this.nftListing());
+      // -s (stateless): counters without their numbers.
+      if (args.join(' ') === '-s list ruleset inet') return done(0, this.nftListing().replace(/\bcounter packets 0 bytes 0\b/g, 'counter'));
       // Every family: iptables-nft's tables (family ip / ip6, their content left out) and the inet ones.
       if (args.join(' ') === 'list ruleset') return done(0, `${this.iptablesNftTables().map((t) => `table ${t} {\n}\n`).join('')}${this.nftListing()}`);
       if (args.join(' ') === 'list tables') return done(0, [...this.iptablesNftTables(), ...[...this.nftTables.keys()].map((name) => `inet ${name}`)].map((t) => `table ${t}\n`).join(''));

@@ -16,6 +16,10 @@ import { renderIstioRestore } from '../../src/render/iptables.js';
 import { buildRuleset } from '../../src/rules/build.js';
 import { liveDifferences } from '../../src/state/compare.js';
 import { parseNftListing } from '../../src/state/nft-listing.js';
+import { desiredListing, diffListings, sameListing } from '../../src/state/nft-view.js';
+import { nftTableOps } from '../../src/render/nftables.js';
+import { nftTransaction } from '../../src/reconcile/nftables.js';
+import type { System } from '../../src/backend/system.js';
 import { analyzeStatus } from '../../src/status/analyze.js';
 import { readNamespace } from '../../src/status/gather.js';
 import { ruleDifferences } from '../../src/verify/run.js';
@@ -285,6 +289,46 @@ describe('native nftables on the fake', () => {
     assert.deepEqual((await ruleDifferences(configOf(NATIVE), sys)).differences, []);
     sys.loadNft('delete table inet istio-proxy-nat\nadd table inet istio-proxy-nat\n');
     assert.ok((await ruleDifferences(configOf(NATIVE), sys)).differences.length > 0);
+  });
+
+  test('the read-back fails with exit 6 when another writer changes the tables right after the transaction', async () => {
+    const fake = new FakeNetfilter();
+    // Another writer adds a rule to a mesh chain as soon as meshcap's transaction has run.
+    const sys: System = {
+      run: async (file, args, options) => {
+        const result = await fake.run(file, args, options);
+        if (args.join(' ') === '-f -' && /^add table inet istio-proxy-nat$/m.test(options?.input ?? '')) fake.loadNft('add rule inet istio-proxy-nat istio-output ip daddr 198.18.0.9 counter return\n');
+        return result;
+      },
+      which: (name) => fake.which(name),
+      readFile: (path) => fake.readFile(path),
+      readBytes: () => fake.readBytes(),
+      readLink: (path) => fake.readLink(path),
+    };
+    await assert.rejects(runCapture(configOf([...NATIVE, '-x', '198.18.0.0/24,198.18.1.0/24']), engineOptions(sys)), (error: unknown) => {
+      assert.ok(error instanceof MeshcapError && error.exitCode === ExitCode.VerifyFailed, String(error));
+      assert.match(error.output ?? '', /istio-output: unexpected ip daddr 198\.18\.0\.9 counter return/);
+      return true;
+    });
+  });
+
+  test('sameListing (rules compared as written and as listed) agrees with diffListings of the normalised listings', () => {
+    const ops = nftTableOps(buildRuleset(configOf([...NATIVE, '-x', '198.18.0.1/24,198.18.1.0/24,2001:db8::/32'])));
+    const fake = new FakeNetfilter().loadNft(nftTransaction(ops, new Map()));
+    const listed = fake.nftListing().replace(/\bcounter packets 0 bytes 0\b/g, 'counter');
+    const cases: [string, string][] = [
+      ['as nft lists it (198.18.0.1/24 written, 198.18.0.0/24 listed)', listed],
+      ['an exclude changed', listed.replace('198.18.1.0/24', '198.18.2.0/24')],
+      ['a rule gone', listed.replace(/^\s*ip daddr 198\.18\.1\.0\/24 counter return\n/m, '')],
+      ['two rules swapped', listed.replace(/(\s*ip daddr 198\.18\.0\.0\/24 counter return\n)(\s*ip daddr 198\.18\.1\.0\/24 counter return\n)/, '$2$1')],
+      ['a table gone', listed.replace(/^table inet istio-proxy-nat \{[^]*?\n\}\n/m, '')],
+      ['a foreign chain in a mesh table', listed.replace(/^table inet istio-proxy-nat \{\n/m, 'table inet istio-proxy-nat {\n\tchain extra {\n\t}\n\n')],
+    ];
+    for (const [name, text] of cases) {
+      const same = sameListing(desiredListing(ops, false), parseNftListing(text, false));
+      assert.equal(same, diffListings(desiredListing(ops), parseNftListing(text)).length === 0, name);
+      assert.equal(same, name.startsWith('as nft lists it'), name);
+    }
   });
 
   test('iptables mode removes native mesh tables that would capture a second time', async () => {
