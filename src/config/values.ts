@@ -110,7 +110,17 @@ export function parseInterfaceList(text: string): Parsed<string[]> {
 
 const CIDR_ALLOWED = 'give IPv4 or IPv6 prefixes with a length, e.g. 10.0.0.0/8,2001:db8::/32';
 
+/** A plain IPv4 prefix, the usual item of a long exclude list (values checked below). */
+const IPV4_PREFIX = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\/(0|[1-9][0-9]?)$/;
+
 export function parseCidrItem(text: string): Parsed<Cidr> {
+  // One match for the common case; it has no character the checks below refuse.
+  const v4 = IPV4_PREFIX.exec(text);
+  if (v4) {
+    const bytes = [Number(v4[1]), Number(v4[2]), Number(v4[3]), Number(v4[4])];
+    const prefix = Number(v4[5]);
+    if (bytes.every((byte) => byte <= 255) && prefix <= 32) return ok({ addr: { family: 4, bytes }, prefix });
+  }
   const unsafe = unsafeCharacterProblem(text);
   if (unsafe) return fail(`${quote(text)} ${unsafe}`, CIDR_ALLOWED);
   if (!text.includes('/')) {

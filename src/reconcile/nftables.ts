@@ -16,6 +16,9 @@ import { desiredListing, diffListings, hasMeshTables, sameListing } from '../sta
 import type { Ruleset } from '../rules/model.js';
 import { type NftTableOps, nftTableOps, renderChainDecl, renderNftCleanup, renderRuleOp, renderSetDecl } from '../render/nftables.js';
 
+/** A transaction from which on nft runs in the background: a short one is done before that would pay (see restoreArgs's twin in iptables.ts). */
+const BACKGROUND_INPUT = 32 * 1024;
+
 export interface NftRunOptions {
   readonly sys: System;
   readonly log: Logger;
@@ -95,7 +98,7 @@ export async function applyNftPlan(ruleset: Ruleset, plan: NftPlan, opts: NftRun
   opts.log.debug(`nft transaction:\n${plan.transaction}`);
   // nft applies in the background while the read-back's expectation is made here: rules as
   // written, compared with rules as listed (sameListing), normalised only where they differ.
-  const applying = opts.sys.run(opts.nft, ['-f', '-'], { input: plan.transaction, background: true });
+  const applying = opts.sys.run(opts.nft, ['-f', '-'], { input: plan.transaction, background: plan.transaction.length >= BACKGROUND_INPUT });
   const expected = desiredListing(plan.ops, false);
   const result = await applying;
   if (result.code !== 0) throw toolFailure(result, { action: `applying the nftables transaction with ${opts.nft}`, input: plan.transaction });
