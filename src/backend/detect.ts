@@ -13,7 +13,7 @@ import type { Variant } from '../state/iptables-variant.js';
 import { countMeshRules } from '../state/ownership.js';
 import type { Family } from '../rules/model.js';
 import { type IptablesBinaries, resolveBinaries } from './binaries.js';
-import type { RunResult, System } from './system.js';
+import type { System } from './system.js';
 import type { NftTableName } from '../state/nft-listing.js';
 
 export interface BackendSnapshot {
@@ -47,18 +47,6 @@ const FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
  */
 export interface SnapshotHints {
   readonly nftTables?: readonly NftTableName[];
-  /** A family's save already run (alongside `nft list tables`), by the binary it ran. */
-  readonly saved?: Partial<Record<Family, { readonly save: string; readonly result: RunResult }>>;
-}
-
-/**
- * iptables-nft's IPv4 save, run while `nft list tables` runs in the background: a
- * re-run needs it, and a fresh namespace (no `ip` table) drops it unread. Undefined
- * without the binaries.
- */
-export async function readNftIpv4Save(sys: System): Promise<SnapshotHints['saved']> {
-  const bins = await resolveBinaries(sys, 'nft', 'ipv4');
-  return bins ? { ipv4: { save: bins.save, result: await sys.run(bins.save, []) } } : undefined;
 }
 
 const NFT_FAMILY: Record<Family, string> = { ipv4: 'ip', ipv6: 'ip6' };
@@ -83,8 +71,7 @@ export async function snapshotBackend(sys: System, variant: Variant, hints: Snap
         saves[family] = '';
         return;
       }
-      const early = variant === 'nft' ? hints.saved?.[family] : undefined;
-      const result = early?.save === bins.save ? early.result : await sys.run(bins.save, []);
+      const result = await sys.run(bins.save, []);
       if (result.code === 0) saves[family] = result.stdout;
       else if (family === 'ipv4') problem = `${bins.save} failed: ${result.stderr.trim() || `exit ${result.code}`}`;
     }),

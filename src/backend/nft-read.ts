@@ -10,8 +10,8 @@ import { toolFailure } from './tool-errors.js';
  * tables are `inet istio-proxy-*`. Undefined when nft cannot answer (no
  * nf_tables): then the callers read everything, as before.
  */
-export async function listNftTableNames(sys: System, nft: string, background = false): Promise<NftTableName[] | undefined> {
-  const result = await sys.run(nft, ['list', 'tables'], background ? { background } : {});
+export async function listNftTableNames(sys: System, nft: string): Promise<NftTableName[] | undefined> {
+  const result = await sys.run(nft, ['list', 'tables']);
   return result.code === 0 ? parseNftTableNames(result.stdout) : undefined;
 }
 

@@ -9,7 +9,7 @@
  * the plan (renderDryRun in ./dry-run.ts); it never reaches applyCapture.
  */
 import { type IptablesBinaries, PACKAGE_OF, plainBinaries } from '../backend/binaries.js';
-import { type BackendSnapshot, type Detection, detectBackend, readNftIpv4Save, snapshotBackend } from '../backend/detect.js';
+import { type BackendSnapshot, type Detection, detectBackend, snapshotBackend } from '../backend/detect.js';
 import { listNftTableNames, readNftListing, readNftRulesetAndTables } from '../backend/nft-read.js';
 import { MESH_NFT_TABLES } from '../rules/constants.js';
 import type { System } from '../backend/system.js';
@@ -177,14 +177,10 @@ export async function readCaptureState(config: CaptureConfig, sys: System, log: 
   // is skipped for a family without any table (a fresh namespace; an IPv4-only pod's IPv6 side),
   // and native mesh tables (inet istio-proxy-*, which would capture a second time) are listed
   // only when present.
-  // The two first reads run side by side: `nft list tables` in the background, iptables-nft's
-  // IPv4 save meanwhile (used only when there is an `ip` table to show).
-  const tablesRead = nft ? listNftTableNames(sys, nft, true) : undefined;
-  const saved = nft ? await readNftIpv4Save(sys) : undefined;
-  const nftTables = await tablesRead;
+  const nftTables = nft ? await listNftTableNames(sys, nft) : undefined;
   const meshTables = nftTables?.some((table) => table.family === 'inet' && MESH_NFT_TABLES.includes(table.name));
   const listing = nft && meshTables ? readNftListing(sys, nft).catch(() => new Map() as NftListing) : undefined;
-  const detection = await detectBackend(sys, config.backend, config.backendPinnedBy, { ...(nftTables ? { nftTables } : {}), ...(saved ? { saved } : {}) });
+  const detection = await detectBackend(sys, config.backend, config.backendPinnedBy, nftTables ? { nftTables } : {});
   // Only now is it known whether the writer is iptables-legacy, which also needs CAP_NET_RAW.
   if (detection.chosen.variant === 'legacy') checkCapabilities(sys, 'legacy', detection.reason);
   return { ipv6Available, ...(nft ? { nft } : {}), nftables: listing ? await listing : new Map(), detection };
