@@ -4,10 +4,11 @@ import { describe, it } from 'node:test';
 import { realSystem } from '../../src/backend/system.js';
 
 const variants = [
-  { name: 'async, pipe', blocking: false, largeOutput: false },
-  { name: 'async, scratch file', blocking: false, largeOutput: true },
-  { name: 'spawnSync, pipe', blocking: true, largeOutput: false },
-  { name: 'spawnSync, scratch file', blocking: true, largeOutput: true },
+  { name: 'async, pipe', blocking: false, largeOutput: false, background: false },
+  { name: 'async, scratch file', blocking: false, largeOutput: true, background: false },
+  { name: 'spawnSync, pipe', blocking: true, largeOutput: false, background: false },
+  { name: 'spawnSync, scratch file', blocking: true, largeOutput: true, background: false },
+  { name: 'blocking, in the background (stdio all scratch files)', blocking: true, largeOutput: false, background: true },
 ];
 
 describe('realSystem.run', () => {
@@ -16,7 +17,7 @@ describe('realSystem.run', () => {
       const sys = realSystem(process.env, { blocking: v.blocking });
       // Many small unbuffered writes, as nft does, and a line read from stdin.
       const script = 'read line; i=0; while [ $i -lt 2000 ]; do printf "r$i "; i=$((i+1)); done; echo "$line"; echo oops >&2; exit 3';
-      const result = await sys.run('/bin/sh', ['-c', script], { input: 'hello\n', largeOutput: v.largeOutput });
+      const result = await sys.run('/bin/sh', ['-c', script], { input: 'hello\n', largeOutput: v.largeOutput, background: v.background });
       assert.equal(result.code, 3);
       assert.equal(result.stderr, 'oops\n');
       assert.ok(result.stdout.startsWith('r0 r1 '));
@@ -27,12 +28,20 @@ describe('realSystem.run', () => {
 
     it(`${v.name}: a missing binary is exit 127 and notFound`, async () => {
       const sys = realSystem(process.env, { blocking: v.blocking });
-      const result = await sys.run('/nonexistent/meshcap-test-binary', [], { largeOutput: v.largeOutput });
+      const result = await sys.run('/nonexistent/meshcap-test-binary', [], { largeOutput: v.largeOutput, background: v.background });
       assert.equal(result.code, 127);
       assert.equal(result.notFound, true);
       assert.match(result.stderr, /ENOENT/);
     });
   }
+
+  it('a background child gets an input larger than a pipe holds whole (a 1 MiB scratch file read from its start)', async () => {
+    const sys = realSystem(process.env, { blocking: true });
+    const input = `${'x'.repeat(1023)}\n`.repeat(1024);
+    const result = await sys.run('/bin/sh', ['-c', 'wc -c'], { input, background: true });
+    assert.equal(result.code, 0);
+    assert.equal(result.stdout.trim(), String(input.length));
+  });
 
   it('the environment reaches the child with LC_ALL=C', async () => {
     const sys = realSystem({ PATH: process.env.PATH, MESHCAP_TEST_VAR: 'x1' }, { blocking: true });
