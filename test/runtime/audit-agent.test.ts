@@ -18,7 +18,7 @@ import { podManifest } from '../helpers/manifests.js';
 import { runAsync } from '../helpers/netns.js';
 import { MESHCAP_BIN } from '../helpers/paths.js';
 import { RuntimeNode, runtimeSkip } from './harness.js';
-import { meshcapImageArchive } from './fixtures.js';
+import { startNodeWithImage } from './fixtures.js';
 import { type K8sContainer, kubeletContainer } from './kubelet.js';
 
 const skip = runtimeSkip();
@@ -61,9 +61,7 @@ describe('meshcap cni agent: audit and repair on a containerd node', { skip }, (
   let logs = '';
 
   before(async () => {
-    const image = meshcapImageArchive();
-    node = await RuntimeNode.start({ label: 'race' });
-    await node.importImage(image);
+    node = await startNodeWithImage('race');
   });
   after(async () => {
     if (agent && agent.exitCode === null) {

@@ -15,7 +15,7 @@ import { REPO_ROOT } from '../helpers/paths.js';
 import { makeCert } from '../helpers/tls.js';
 import { RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
 import { kubeletContainer, type K8sContainer, type K8sSecurityContext, type K8sVolume } from './kubelet.js';
-import { MESHCAP_IMAGE, meshcapImageArchive, STACK_TRACE } from './fixtures.js';
+import { MESHCAP_IMAGE, startNodeWithImage, STACK_TRACE } from './fixtures.js';
 
 const skip = runtimeSkip();
 
@@ -66,9 +66,7 @@ req.end(body || undefined);`;
 describe('deploy/ manifests run from the image under containerd (CRI)', { skip }, () => {
   let node: RuntimeNode;
   before(async () => {
-    const archive = meshcapImageArchive();
-    node = await RuntimeNode.start({ label: 'deploy' });
-    await node.importImage(archive);
+    node = await startNodeWithImage('deploy');
   });
   after(() => node?.stop());
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { normaliseSave } from '../helpers/netns.js';
 import { MESHCAP_BIN, REPO_ROOT } from '../helpers/paths.js';
-import type { Sandbox } from './harness.js';
+import { RuntimeNode, type Sandbox } from './harness.js';
 import type { K8sContainer, K8sVolume } from './kubelet.js';
 
 /** The image name `meshcap inject` writes by default; the archive is tagged with it. */
@@ -28,6 +28,14 @@ export function meshcapImageArchive(): string {
 }
 
 /** The image's compressed size in bytes (gzip layers), written by build.sh. */
+/** A private containerd node (harness.ts) with the meshcap image imported, built first when missing. */
+export async function startNodeWithImage(label: string): Promise<RuntimeNode> {
+  const archive = meshcapImageArchive();
+  const node = await RuntimeNode.start({ label });
+  await node.importImage(archive);
+  return node;
+}
+
 export function meshcapImageCompressedSize(): number {
   return Number(readFileSync(`${meshcapImageArchive()}.size`, 'utf8').trim());
 }

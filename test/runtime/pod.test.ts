@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
 import { kubeletContainer, type K8sContainer } from './kubelet.js';
-import { connectFrom, injectPod, istioInit, MESHCAP_IMAGE, meshcapImageArchive, meshRules, podRules, serveIn, STACK_TRACE, type InjectedPod } from './fixtures.js';
+import { connectFrom, injectPod, istioInit, MESHCAP_IMAGE, startNodeWithImage, meshRules, podRules, serveIn, STACK_TRACE, type InjectedPod } from './fixtures.js';
 
 const skip = runtimeSkip();
 const OUTSIDE = '198.18.255.254';
@@ -17,9 +17,7 @@ describe('pods under containerd (CRI): proxy and app, and many at once', { skip 
   let injected: InjectedPod;
 
   before(async () => {
-    const archive = meshcapImageArchive();
-    node = await RuntimeNode.start({ label: 'pod' });
-    await node.importImage(archive);
+    node = await startNodeWithImage('pod');
     injected = injectPod({ name: 'web' });
   });
   after(() => node?.stop());
