@@ -62,6 +62,8 @@ Commands:
   explain [flags]          a config's rules in plain language; --format mermaid for a diagram
   inject -f FILE|-         add the sidecar (istio-init + istio-proxy) to Kubernetes manifests
   webhook --tls-cert F --tls-key F   the mutating admission webhook (POST /inject)
+  cni install|uninstall|agent   CNI mode: chain the meshcap-cni plugin into the node's CNI config, keep it there
+  validate                 CNI mode's istio-validation: prove the outbound capture from inside the pod (exit 126 if absent)
   help, --help             this text
   version, --version       print the version
 
