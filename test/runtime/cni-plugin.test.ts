@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Attachment, CniNode, cniSkipReason, connectFrom, serveIn, type Served } from '../helpers/cni-node.js';
+import { type Attachment, CniNode, cniSkipReason, connectFrom, INJECTED, serveIn, type Served } from '../helpers/cni-node.js';
 import { runAsync } from '../helpers/netns.js';
 import { MESHCAP_BIN } from '../helpers/paths.js';
 import { podManifest } from '../helpers/manifests.js';
@@ -19,18 +19,6 @@ import { injectManifests } from '../../src/inject/manifest.js';
 import { DEFAULT_SETTINGS } from '../../src/inject/settings.js';
 
 const skip = cniSkipReason();
-const STATUS = JSON.stringify({ initContainers: ['istio-validation'], containers: ['istio-proxy'], volumes: null, imagePullSecrets: null, revision: 'default' });
-/** What Istio's CNI injection writes (shared/anchors/istio-inject/hello.yaml.cni.injected), plus exclusions. */
-export const INJECTED = {
-  'sidecar.istio.io/interceptionMode': 'REDIRECT',
-  'sidecar.istio.io/status': STATUS,
-  'traffic.sidecar.istio.io/excludeInboundPorts': '15020',
-  'traffic.sidecar.istio.io/includeInboundPorts': '*',
-  'traffic.sidecar.istio.io/includeOutboundIPRanges': '*',
-  'traffic.sidecar.istio.io/excludeOutboundPorts': '5432',
-  'traffic.sidecar.istio.io/excludeOutboundIPRanges': '198.19.0.0/16',
-  'kubernetes.io/config.source': 'api',
-};
 
 async function save(node: CniNode, a: Attachment): Promise<string> {
   const out: string[] = [];
