@@ -122,6 +122,28 @@ describe('meshcap-cni chained after bridge and portmap (direct libcni-style exec
     node.removePod(pod);
   });
 
+  test('CHECK fails with 103 when the mesh rules are in both iptables backends, and never writes', async () => {
+    const pod = node.newPod(INJECTED);
+    const add = await node.add(pod);
+    assert.ok(add.ok, add.run.stdout);
+    // The pod's own rules copied into the other backend: what a second capture through the other iptables leaves.
+    const nft = (await node.inPod(pod, ['iptables-nft-save'])).stdout;
+    const [from, to] = /ISTIO_REDIRECT/.test(nft) ? ['iptables-nft-save', 'iptables-legacy-restore'] : ['iptables-legacy-save', 'iptables-nft-restore'];
+    const copied = await node.inPod(pod, [to], (await node.inPod(pod, [from])).stdout);
+    assert.equal(copied.code, 0, copied.stderr);
+    const before = await save(node, pod);
+    assert.equal(before.match(/-A ISTIO_OUTPUT -j ISTIO_REDIRECT/g)?.length, 2, 'both backends hold the capture');
+    const conflict = await node.check(pod, add.result);
+    assert.equal(conflict.failed, 'meshcap-cni');
+    const error = JSON.parse(conflict.run.stdout);
+    assert.equal(error.code, 103, conflict.run.stdout);
+    assert.match(error.msg, /mesh rules are in more than one backend/);
+    assert.match(error.details, /iptables-legacy and iptables-nft|iptables-nft and iptables-legacy/);
+    assert.equal(await save(node, pod), before, 'CHECK changed nothing');
+    await node.del(pod, { prevResult: add.result });
+    node.removePod(pod);
+  });
+
   test('an invalid capture annotation fails ADD with code 7 naming it, and writes no rule', async () => {
     const pod = node.newPod({ ...INJECTED, 'traffic.sidecar.istio.io/excludeOutboundPorts': 'http' });
     const add = await node.add(pod);
