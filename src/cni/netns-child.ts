@@ -41,7 +41,8 @@ export async function runChild(action: string, args: readonly string[], env: Env
     const { [HOST_MNTNS_ENV]: hostMntns, ...own } = env;
     const sys = realSystem(own);
     // Before any iptables or nft runs: their uid lookups must not reach the node's name service.
-    await neutraliseNss(sys, hostMntns, (line) => stderr(`meshcap-cni: ${line}\n`));
+    // One short child before anything else runs: spawnSync spares the pipes and event-loop turns.
+    await neutraliseNss(realSystem(own, { blocking: true }), hostMntns, (line) => stderr(`meshcap-cni: ${line}\n`));
     const config = parseCaptureConfig(args, own, readHostFacts());
     const log = stderrLogger(stderr);
     if (action === 'apply') {

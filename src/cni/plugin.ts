@@ -125,7 +125,7 @@ async function inNetns(request: CniRequest, io: PluginIo, action: 'apply' | 'che
   closeSync(openSync(lock, 'a', 0o600));
   const [file, ...selfArgs] = io.self;
   // Only what the engine needs: the runtime's own environment must not steer the capture (no ISTIO_* leaking in).
-  // Plus what istio-init would get from the pod (proxyMetadata, e.g. ISTIO_META_DNS_CAPTURE): one derivation.
+  // Plus what istio-init would get from the pod that shapes the rules (proxyMetadata, e.g. ISTIO_META_DNS_CAPTURE): one derivation.
   const env: Record<string, string> = { ...Object.fromEntries(decision.env), PATH: io.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', XTABLES_LOCKFILE: lock };
   const entered = [`--net=${request.netns}`, '--', file!, ...selfArgs, '__netns', action, ...args];
   const sandbox = sandboxWrapper(io.sys);
@@ -167,6 +167,7 @@ async function add(request: CniRequest, io: PluginIo, log: (line: string) => voi
     passThrough(request, io);
     return 0;
   }
+  if (decision.ignoredEnv.length > 0) log(`ADD ${pod}: proxyMetadata ${decision.ignoredEnv.join(', ')} ignored: not capture settings, and the capture runs on the node`);
   const outcome = await inNetns(request, io, 'apply', decision);
   if (!outcome.ok) throw engineError(outcome, pod);
   log(`ADD ${pod}: capture ${outcome.changed ? 'applied' : 'already in place'} (${outcome.backend}) in ${Date.now() - started} ms: istio-iptables ${decision.args.join(' ')}`);

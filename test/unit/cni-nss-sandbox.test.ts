@@ -43,10 +43,10 @@ const OK = `${JSON.stringify({ ok: true, changed: true, backend: 'iptables-nft' 
 const ADD_ENV = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=cart-1', PATH: '/usr/sbin:/usr/bin' };
 const STDIN = JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'meshcap-cni', stateDir: join(dir, 'state'), runtimeConfig: { 'io.kubernetes.cri.pod-annotations': { 'sidecar.istio.io/status': JSON.stringify({ initContainers: ['istio-validation'], containers: ['istio-proxy'] }) } } });
 
-async function add(sys: System): Promise<{ code: number; stdout: string; stderr: string }> {
+async function add(sys: System, stdin = STDIN): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const code = await runPlugin({ env: ADD_ENV, stdin: STDIN, stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), sys, self: ['/opt/cni/bin/meshcap-cni'] });
+  const code = await runPlugin({ env: ADD_ENV, stdin, stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), sys, self: ['/opt/cni/bin/meshcap-cni'] });
   return { code, stdout, stderr };
 }
 
@@ -62,6 +62,21 @@ test('ADD runs the in-netns half as unshare --mount --propagation private -- nse
   // Only what the capture needs: PATH, the lock file and the namespace id.
   assert.deepEqual(Object.keys(calls[0]!.env!).sort(), [HOST_MNTNS_ENV, 'PATH', 'XTABLES_LOCKFILE']);
   assert.doesNotMatch(r.stderr, /warning/);
+});
+
+test("a pod's proxyMetadata reaches the capture only where it shapes the rules: no paths, namespaces, binaries or the sandbox's own variable", async () => {
+  const status = JSON.stringify({ initContainers: ['istio-validation'], containers: ['istio-proxy'] });
+  const proxyConfig = ['proxyMetadata:', '  ISTIO_META_DNS_CAPTURE: "true"', '  LD_PRELOAD: /proc/1/root/tmp/x.so', '  DRY_RUN: "true"', '  DRY_RUN_FILE_PATH: /etc/shadow',
+    '  NETWORK_NAMESPACE: /proc/1/ns/net', '  FORCE_IPTABLES_BINARY: /tmp/evil', `  ${HOST_MNTNS_ENV}: "mnt:[1]"`, '  MESHCAP_ALLOW_HOST_NETNS: "true"', '  ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE: "7"', ''].join('\n');
+  const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'meshcap-cni', stateDir: join(dir, 'state'), runtimeConfig: { 'io.kubernetes.cri.pod-annotations': { 'sidecar.istio.io/status': status, 'proxy.istio.io/config': proxyConfig } } });
+  // Sandbox refused, so the plain path (where no namespace id is set by the plugin) is the one looked at.
+  const { sys, calls } = fake({ paths: { unshare: undefined }, answer: () => ({ stdout: OK }) });
+  const r = await add(sys, stdin);
+  assert.equal(r.code, 0, r.stdout);
+  const env = calls[0]!.env!;
+  assert.deepEqual(Object.keys(env).sort(), ['ISTIO_META_DNS_CAPTURE', 'ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE', 'PATH', 'XTABLES_LOCKFILE']);
+  assert.equal(env.ISTIO_META_DNS_CAPTURE, 'true');
+  assert.match(r.stderr, /proxyMetadata LD_PRELOAD, DRY_RUN, DRY_RUN_FILE_PATH, NETWORK_NAMESPACE, FORCE_IPTABLES_BINARY, MESHCAP_CNI_HOST_MNTNS, MESHCAP_ALLOW_HOST_NETNS ignored/);
 });
 
 test('when unshare is refused (seccomp, SELinux) the capture runs plainly under nsenter, with one warning on stderr', async () => {
