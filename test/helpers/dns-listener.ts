@@ -2,7 +2,7 @@
  * A DNS server that answers every query NXDOMAIN and records its name, run
  * inside a network namespace: it shows whether a process reached for the
  * name service. Quick answers keep a lookup from waiting on a timeout.
- * flush() reads everything received so far without sleeping: a resolver
+ * flush() drains what was received since the last flush, without sleeping: a resolver
  * waits for the answer, which is sent only after the query is reported, so
  * once the marker written after a command comes back, every query that
  * command made has been read.
@@ -28,7 +28,7 @@ socket.bind(53, process.argv[1], () => process.stdout.write('ready\\n'));
 `;
 
 export interface DnsListener {
-  /** The queries reported up to now (`<source> <name>`), after a round trip through the listener. */
+  /** The queries (`<source> <name>`) received since the previous flush, after a round trip through the listener. */
   flush(): Promise<string[]>;
   stop(): Promise<void>;
 }
@@ -72,7 +72,7 @@ export async function dnsListenerIn(netns: string, address: string): Promise<Dns
         const timer = setTimeout(() => reject(new Error('DNS listener did not answer the marker')), 10_000);
         waiters.set(mark, () => {
           clearTimeout(timer);
-          resolve([...queries]);
+          resolve(queries.splice(0));
         });
         child.stdin.write(`${marks}\n`);
       });

@@ -5,7 +5,8 @@
  * is a recording listener in the node's netns. The plugins run in a
  * test-owned mount namespace with an overlay on /etc (the machine's /etc is
  * never written); without meshcap-cni's private mount namespace the
- * `--uid-owner 1337` of the capture is looked up there, with it nothing is.
+ * `--uid-owner 1337` (iptables) or `skuid 1337` (nft) of the capture is
+ * looked up there, with it nothing is.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -62,6 +63,9 @@ describe('meshcap-cni keeps the node name service out of the capture (nsswitch.c
     assert.doesNotMatch(add.logs, /without a private mount namespace/);
     assert.match((await node.inPod(pod, ['iptables-save'])).stdout + (await node.inPod(pod, ['iptables-legacy-save'])).stdout, /--uid-owner 1337/);
     assert.deepEqual(await dns.flush(), [], 'the capture asked the name service');
+    const check = await node.check(pod, add.result);
+    assert.ok(check.ok, `${check.failed}: ${check.run.stdout}`);
+    assert.deepEqual(await dns.flush(), [], 'CHECK asked the name service');
 
     // The test can fail: the same mount namespace, the same pod netns, one uid match without the sandbox.
     const direct = await runAsync(inTestEtc[0]!, [...inTestEtc.slice(1), 'nsenter', `--net=${pod.netns}`, '--', 'iptables-nft', '-t', 'mangle', '-A', 'OUTPUT', '-m', 'owner', '--uid-owner', '1337', '-j', 'RETURN']);
@@ -71,8 +75,21 @@ describe('meshcap-cni keeps the node name service out of the capture (nsswitch.c
     node.removePod(pod);
   });
 
+  test('native nftables too: ADD sends no query, while nft alone looks the uid up', async () => {
+    const pod = node.newPod({ ...INJECTED, 'proxy.istio.io/config': 'proxyMetadata:\n  NATIVE_NFTABLES: "true"\n' });
+    const add = await node.add(pod);
+    assert.ok(add.ok, `${add.failed}: ${add.run.stdout} ${add.logs}`);
+    assert.match((await node.inPod(pod, ['nft', 'list', 'ruleset'])).stdout, /skuid 1337/);
+    assert.deepEqual(await dns.flush(), [], 'the capture asked the name service');
+    const direct = await runAsync(inTestEtc[0]!, [...inTestEtc.slice(1), 'nsenter', `--net=${pod.netns}`, '--', 'nft', '-f', '-'], { input: 'table inet nsstest {\n  chain o {\n    type filter hook output priority 0;\n    meta skuid 1337 return\n  }\n}\n' });
+    assert.equal(direct.code, 0, direct.stderr);
+    const queries = await dns.flush();
+    assert.ok(queries.some((q) => q.includes('.passwd.ns.example.invalid')), `no hesiod query seen: ${JSON.stringify(queries)}`);
+    node.removePod(pod);
+  });
+
   test('without unshare on the node the capture still applies, with a warning, and the lookup does happen', async () => {
-    const before = (await dns.flush()).length;
+    await dns.flush();
     // The pod network first (meshcap-cni skips a pod without injection), then meshcap-cni alone for the injected pod.
     const pod = node.newPod({ 'kubernetes.io/config.source': 'api' });
     const net = await node.add(pod);
@@ -86,7 +103,7 @@ describe('meshcap-cni keeps the node name service out of the capture (nsswitch.c
     assert.equal(add.code, 0, add.stdout + add.stderr);
     assert.match(add.stderr, /warning: capture runs without a private mount namespace \('unshare' \(util-linux\) is not on the node's PATH\)/);
     assert.match(add.stderr, /capture applied/);
-    const queries = (await dns.flush()).slice(before);
+    const queries = await dns.flush();
     assert.ok(queries.some((q) => q.includes('.passwd.ns.example.invalid')), `no hesiod query seen: ${JSON.stringify(queries)}`);
     node.removePod(pod);
   });
