@@ -4,10 +4,9 @@
  * derivation (src/inject), so the plugin cannot drift from what istio-init
  * would have run: no port, default or exclusion is re-derived here.
  */
-import { ENV_ONLY, type FlagKey, flagByKey } from '../config/flags.js';
 import { ConfigError } from '../config/parse.js';
 import { Annotation as A } from '../inject/annotations.js';
-import { captureArgsFromAnnotations, captureEnvFromAnnotations } from '../inject/capture-args.js';
+import { captureArgsFromAnnotations, captureEnvFromAnnotations, RULE_ENV_NAMES } from '../inject/capture-args.js';
 import { parseStatus } from '../inject/status-annotation.js';
 import type { PluginSettings, PodRef } from './request.js';
 import { CniCode, CniError, details } from './spec.js';
@@ -18,28 +17,13 @@ const PROXY = 'istio-proxy';
 /** Init containers that do the capture themselves: capturing again would double it (istio#18021). */
 const SELF_CAPTURE_INITS = ['istio-init', 'linkerd-init', 'kuma-init'];
 
-/**
- * The proxyMetadata variables that reach the in-netns half: those that shape the rules, as they do for
- * istio-init. The half runs as root on the node, so the rest (dry-run and log file paths, another
- * namespace, an iptables binary, the host-netns guard, lock and probe settings) is dropped: a pod's
- * annotation must not steer a node process.
- */
-const RULE_FLAGS: readonly FlagKey[] = [
-  'proxyPort', 'inboundCapturePort', 'inboundTunnelPort', 'proxyUid', 'proxyGid', 'interceptionMode', 'inboundPorts',
-  'inboundPortsExclude', 'excludeInterfaces', 'outboundCidrs', 'outboundCidrsExclude', 'outboundPorts', 'outboundPortsExclude',
-  'rerouteInterfaces', 'tproxyMark', 'tproxyRouteTable', 'redirectDns', 'dropInvalid', 'dualStack', 'captureAllDns',
-  'nativeNftables', 'ipv6', 'dnsServersV4', 'dnsServersV6', 'cidrSets',
-];
-export const POD_ENV_NAMES: ReadonlySet<string> = new Set([
-  ...RULE_FLAGS.flatMap((key) => [flagByKey(key).env, flagByKey(key).additionalEnv].filter((e): e is string => e !== undefined)),
-  ENV_ONLY.ownerGroupsInclude.env, ENV_ONLY.ownerGroupsExclude.env, ENV_ONLY.loopbackCidr.env,
-]);
 
 export type Decision =
   | { readonly kind: 'skip'; readonly reason: string }
   /**
    * args: istio-iptables' (without the program name); env: what istio-init gets besides (proxyMetadata)
-   * that shapes the rules; ignoredEnv: the proxyMetadata names left out (POD_ENV_NAMES).
+   * that shapes the rules; ignoredEnv: the proxyMetadata names left out (RULE_ENV_NAMES): the in-netns half
+   * runs as root on the node, and a pod's annotation must not steer a node process.
    */
   | { readonly kind: 'capture'; readonly args: readonly string[]; readonly env: readonly (readonly [string, string])[]; readonly ignoredEnv: readonly string[] };
 
@@ -72,7 +56,7 @@ export function decide(annotations: Readonly<Record<string, string>>, pod: PodRe
     const env = captureEnvFromAnnotations(annotations, { subject });
     // Istio's escape hatch: the proxy runs without Envoy, so nothing may be redirected to it.
     if (env.some(([name, value]) => name === 'DISABLE_ENVOY' && /^(1|t|true)$/i.test(value))) return { kind: 'skip', reason: 'DISABLE_ENVOY=true in proxy.istio.io/config proxyMetadata' };
-    return { kind: 'capture', args, env: env.filter(([name]) => POD_ENV_NAMES.has(name)), ignoredEnv: env.map(([name]) => name).filter((name) => !POD_ENV_NAMES.has(name)) };
+    return { kind: 'capture', args, env: env.filter(([name]) => RULE_ENV_NAMES.has(name)), ignoredEnv: env.map(([name]) => name).filter((name) => !RULE_ENV_NAMES.has(name)) };
   } catch (error) {
     if (error instanceof ConfigError) {
       throw new CniError(CniCode.InvalidConfig, `invalid ${error.subject} on ${subject}: ${JSON.stringify(error.value)}`, details(error.problem, `${error.allowed}; then delete the pod so it is re-created`));
