@@ -1,11 +1,16 @@
-# The meshcap image: istio-init (`meshcap istio-iptables ...`), the webhook
-# (`meshcap webhook ...`) and node-prep (modprobe). Debian slim because the
-# capture needs the real iptables (legacy and nft), nftables and iproute2
-# binaries, and kmod for node-prep; Node.js runs meshcap itself.
+# The meshcap image: istio-init (`meshcap istio-iptables ...`), istio-validation, the webhook
+# (`meshcap webhook ...`), node-prep (modprobe) and the CNI node agent (`meshcap cni agent`, which
+# copies this image's meshcap to the node as the meshcap-cni plugin). Debian slim because the capture
+# needs the real iptables (legacy and nft), nftables and iproute2 binaries, and kmod for node-prep.
 #
-# Tested as written: test/runtime/image.test.ts builds it with buildah
-# (--pull=never) over a local stand-in for the FROM image and runs it under a
-# private containerd (scripts/image/build.sh).
+# meshcap itself is one file: a Node single executable (node with meshcap's startup snapshot and
+# assets injected, scripts/build-sea.mjs), so the runtime stage needs no Node.js image and holds one
+# copy of node, not two. Where this node cannot build one (single executables are experimental in
+# Node 20), the runtime stage gets node and the one-file build instead: the same commands, the plain
+# path, and no CNI plugin to install.
+#
+# Tested as written: test/runtime/image.test.ts builds it with buildah (--pull=never) over local
+# stand-ins for both FROM images and runs it under a private containerd (scripts/image/build.sh).
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -14,28 +19,23 @@ COPY tsconfig.json ./
 COPY src ./src
 COPY bin ./bin
 COPY scripts/bundle.mjs scripts/build-sea.mjs ./scripts/
-# dist/meshcap.cjs: the whole CLI as one CommonJS file, its dependencies included,
-# so no node_modules ships. dist/sea/meshcap: the single executable with a V8
-# startup snapshot (istio-init starts ~12 ms sooner; README, "Start-up"), kept
-# only where this node builds one that answers exactly like bin/meshcap; the
-# directory is empty otherwise. (Tests and benchmarks are not part of the image.)
-RUN npm run build && node scripts/build-sea.mjs && mkdir -p dist/sea
+# /out is the runtime stage's files as they will lie: /opt/meshcap/meshcap and the `meshcap` on PATH.
+# (Tests and benchmarks are not part of the image.)
+RUN npm run build && node scripts/build-sea.mjs \
+ && mkdir -p /out/opt/meshcap /out/usr/local/bin \
+ && if [ -x dist/sea/meshcap ]; then cp dist/sea/meshcap /out/opt/meshcap/meshcap; \
+    else mkdir -p /out/opt/meshcap/dist \
+      && cp package.json /out/opt/meshcap/ && cp -r bin /out/opt/meshcap/ \
+      && cp dist/meshcap.cjs /out/opt/meshcap/dist/ && cp "$(command -v node)" /out/usr/local/bin/node \
+      && ln -s bin/meshcap /out/opt/meshcap/meshcap; fi \
+ && ln -s /opt/meshcap/meshcap /out/usr/local/bin/meshcap
 
-FROM node:20-bookworm-slim
-# One layer for the system tools (apt's lists and logs removed in the same
-# layer, so they never ship) and the `meshcap` command on PATH.
+FROM debian:bookworm-slim
+# One layer for the system tools (apt's lists and logs removed in the same layer, so they never ship).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iptables nftables iproute2 kmod \
  && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log /var/cache/debconf/*-old /var/lib/dpkg/*-old
-WORKDIR /opt/meshcap
-# Only what runs: package.json (version), the bundle and its launcher, the single executable.
-COPY --from=build /src/package.json ./
-COPY --from=build /src/dist/meshcap.cjs ./dist/meshcap.cjs
-COPY --from=build /src/dist/sea ./dist/sea
-COPY bin ./bin
-# `meshcap` is the single executable when it was built, else bin/meshcap on node: same commands, same output.
-RUN if [ -x dist/sea/meshcap ]; then ln -s /opt/meshcap/dist/sea/meshcap /usr/local/bin/meshcap; \
-    else ln -s /opt/meshcap/bin/meshcap /usr/local/bin/meshcap; fi
+COPY --from=build /out/ /
 # istio-init runs as root by its pod spec (runAsUser: 0); everything else runs as this user.
 USER 65532:65532
 ENTRYPOINT ["meshcap"]

@@ -1,13 +1,18 @@
-// npm run build:sea: dist/sea/meshcap, a single executable: a copy of this node with a V8 startup
-// snapshot of the capture commands injected (src/cli/sea-capture.ts; other commands load
-// dist/meshcap.cjs beside it). It starts istio-init ~12 ms sooner than `node bin/meshcap` (README,
-// "Start-up and long lists"). Single executables and user snapshots are experimental in
-// Node 20: when this node cannot build one, or the result does not behave exactly like bin/meshcap,
-// nothing is left in dist/sea and everything keeps running on the plain path (bin/meshcap).
+// npm run build:sea: dist/sea/meshcap, the single executable: a copy of this node with a blob
+// injected that holds (src/cli/sea-capture.ts)
+//   - a V8 startup snapshot of the capture commands (istio-init starts ~12 ms sooner than
+//     `node bin/meshcap`; README, "Start-up and long lists");
+//   - the CNI plugin (src/cni/sea-main.ts) and the whole CLI (dist/meshcap.cjs) as assets, each with a
+//     V8 code cache made here, so the executable needs nothing beside it. It is the image's one
+//     program and, copied as meshcap-cni by `meshcap cni install`, the plugin.
+// Single executables and user snapshots are experimental in Node 20: when this node cannot build
+// one, or the result does not behave exactly like bin/meshcap, nothing is left in dist/sea and
+// everything keeps running on the plain path (bin/meshcap; the CNI plugin then cannot be installed).
 // MESHCAP_SEA=0 skips it.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { Script } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -43,7 +48,31 @@ await build({
   logOverride: { 'empty-import-meta': 'silent' },
   logLevel: 'warning',
 });
-writeFileSync(config, JSON.stringify({ main: entry, output: blob, useSnapshot: true, disableExperimentalSEAWarning: true }));
+// The plugin: its own smaller bundle, since every ADD pays for what it compiles.
+const pluginEntry = `${dir}/plugin.cjs`;
+await build({
+  entryPoints: [path('dist/src/cni/sea-main.js')],
+  outfile: pluginEntry,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  define: { MESHCAP_BUILD_VERSION: JSON.stringify(version) },
+  logOverride: { 'empty-import-meta': 'silent' },
+  logLevel: 'warning',
+});
+// Each asset is stored wrapped in the module function, the exact text its code cache is made from
+// (the executable's V8 accepts a cache made by this node: same version and flags).
+const assets = {};
+for (const [name, file] of [['meshcap.cjs', path('dist/meshcap.cjs')], ['meshcap-cni.cjs', pluginEntry]]) {
+  const wrapped = `(function (exports, require, module, __filename, __dirname) {${readFileSync(file, 'utf8')}\n})`;
+  writeFileSync(`${dir}/${name}.asset`, wrapped);
+  writeFileSync(`${dir}/${name}.cache`, new Script(wrapped, { filename: name }).createCachedData());
+  assets[name] = `${dir}/${name}.asset`;
+  assets[`${name}.cache`] = `${dir}/${name}.cache`;
+}
+// The asset names are the ones src/cli/sea-capture.ts reads.
+writeFileSync(config, JSON.stringify({ main: entry, output: blob, useSnapshot: true, disableExperimentalSEAWarning: true, assets }));
 
 // The snapshot builder warns that child_process and module are "not yet fully verified" in a
 // snapshot; the checks below run the result before it is kept.
@@ -74,15 +103,21 @@ const checks = [
   ['istio-iptables', '--no-such-flag'],
   ['explain', ...ISTIO_INIT],
 ];
-for (const args of checks) {
-  const sea = spawnSync(partial, args, { env, encoding: 'utf8' });
-  const plain = spawnSync(process.execPath, [path('bin/meshcap'), ...args], { env, encoding: 'utf8' });
+const same = (label, sea, plain) => {
   if (sea.status !== plain.status || sea.stdout !== plain.stdout || sea.stderr !== plain.stderr) {
-    giveUp(`'meshcap ${args[0]}' answers differently from bin/meshcap (exit ${sea.status} vs ${plain.status}): ${sea.stderr.trim().split('\n')[0] ?? ''}`);
+    giveUp(`'${label}' answers differently from bin/meshcap (exit ${sea.status} vs ${plain.status}): ${(sea.stderr || sea.error?.message || '').trim().split('\n')[0] ?? ''}`);
   }
+};
+for (const args of checks) {
+  same(`meshcap ${args[0]}`, spawnSync(partial, args, { env, encoding: 'utf8' }), spawnSync(process.execPath, [path('bin/meshcap'), ...args], { env, encoding: 'utf8' }));
 }
-rmSync(blob);
-rmSync(config);
-rmSync(entry);
+// By the name meshcap-cni it is the CNI plugin (what `meshcap cni install` puts in the bin dir).
+const plugin = `${dir}/meshcap-cni`;
+copyFileSync(partial, plugin);
+const cniEnv = { ...env, CNI_COMMAND: 'VERSION' };
+const version0 = '{"cniVersion":"0.4.0"}';
+same('meshcap-cni VERSION', spawnSync(plugin, [], { env: cniEnv, input: version0, encoding: 'utf8' }), spawnSync(process.execPath, [path('bin/meshcap'), 'cni', 'plugin'], { env: cniEnv, input: version0, encoding: 'utf8' }));
+rmSync(plugin);
+for (const file of [blob, config, entry, pluginEntry, ...Object.values(assets)]) rmSync(file);
 renameSync(partial, target);
 console.error(`build:sea: ${target} (node ${process.version}, startup snapshot)`);

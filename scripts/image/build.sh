@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds meshcap's image from the Dockerfile as written, with no registry: buildah (--pull=never) over a
-# local stand-in for its FROM image (standin-base.sh). Exports it as a docker-archive tagged with the
+# local stand-in for its FROM images (standin-base.sh: debian:bookworm-slim; node:20-bookworm-slim is that
+# plus this machine's Node >= 20 and npm, made here). Exports it as a docker-archive tagged with the
 # name `meshcap inject` writes (ghcr.io/meshcap/meshcap:<version>), for `ctr images import`.
 #
 #   scripts/image/build.sh [--fresh]      prints the archive path; builds only when the build context
@@ -18,9 +19,14 @@ fresh=false
 cache=${MESHCAP_CACHE:-/var/cache/meshcap-test}
 mkdir -p "$cache/images"
 base_tar=$(bash scripts/image/standin-base.sh)
+node_bin=$(command -v node)
+npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+[ -f "$npm_dir/package.json" ] || { echo "image: cannot find npm's directory (got $npm_dir)" >&2; exit 3; }
+node_major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || { echo "image: the build stage needs Node >= 20 (found $("$node_bin" --version))" >&2; exit 3; }
 version=$(node -p 'require("./package.json").version')
 tag="ghcr.io/meshcap/meshcap:$version"
-key=$( { basename "$base_tar"; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin scripts/bundle.mjs scripts/build-sea.mjs -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
+key=$( { basename "$base_tar"; sha256sum "$node_bin" "$npm_dir/package.json" | cut -d' ' -f1; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin scripts/bundle.mjs scripts/build-sea.mjs -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 out="$cache/images/meshcap-$version-$key.tar"
 
 # One builder per build context; other contexts (other checkouts) build alongside.
@@ -38,10 +44,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The stand-in FROM image, tagged with the Dockerfile's FROM name.
+# The stand-in FROM images, tagged with the Dockerfile's FROM names: Debian slim, and node on top of it
+# (node's binary and npm where the official image puts them, and its `node` user).
 ctr=$(b from --pull=never scratch)
 b add --quiet "$ctr" "$base_tar" / >/dev/null
-b config --env "NODE_VERSION=$(node --version | tr -d v)" --env 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --cmd node "$ctr"
+b config --env 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --cmd bash "$ctr"
+b commit --quiet --rm "$ctr" docker.io/library/debian:bookworm-slim >/dev/null
+ctr=$(b from --pull=never docker.io/library/debian:bookworm-slim)
+b copy --quiet "$ctr" "$node_bin" /usr/local/bin/node >/dev/null
+b copy --quiet "$ctr" "$npm_dir" /usr/local/lib/node_modules/npm >/dev/null
+b run --network none "$ctr" -- sh -c 'ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx && groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node'
+b config --env "NODE_VERSION=$("$node_bin" --version | tr -d v)" --cmd node "$ctr"
 b commit --quiet --rm "$ctr" docker.io/library/node:20-bookworm-slim >/dev/null
 
 # Behind a TLS-intercepting proxy the build's npm needs this machine's CA bundle; it is mounted for the

@@ -4,7 +4,6 @@
  * plugin itself run from a checkout (the node gets the single executable).
  */
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { AuditLoop, DEFAULT_AUDIT_INTERVAL_S } from '../audit/loop.js';
 import { realSystem } from '../backend/system.js';
 import { Agent, type AgentExtension } from '../cni/agent.js';
@@ -15,6 +14,7 @@ import { commitConfig, CONFIG_MODES, type ConfigMode, InstallError, installBinar
 import type { Command, CommandContext } from './context.js';
 import { ExitCode } from '../errors.js';
 import { badFlag, takeOwnFlags } from './own-flags.js';
+import { singleExecutablePath } from './self.js';
 import { ConfigError } from '../config/parse.js';
 
 const HELP = `Usage:
@@ -53,15 +53,17 @@ agent      the node DaemonSet's process: installs, re-inserts the entry within
            or drifted capture in place ('meshcap audit --help' has the states);
            /metrics then carries meshcap_pod_capture_state and the repairs.
 
-The executable installed is the single-file build (npm run build:cni), found
-beside meshcap (dist/cni/meshcap-cni) or at $MESHCAP_CNI_PLUGIN.
+The executable installed is meshcap's own single executable (the image's
+meshcap; in a checkout dist/sea/meshcap from 'npm run build:sea'), or
+$MESHCAP_CNI_PLUGIN. Copied as meshcap-cni it is the plugin, and needs no
+Node.js on the node.
 
 Exit codes: 0 done; 2 invalid usage or an unusable network config (one line
 naming the file); 3 nothing to install (no plugin build, no conf or bin dir).
 `;
 
 export function pluginSource(env: Readonly<Record<string, string | undefined>>): string {
-  return env.MESHCAP_CNI_PLUGIN ?? fileURLToPath(new URL('../cni/meshcap-cni', import.meta.url));
+  return env.MESHCAP_CNI_PLUGIN ?? singleExecutablePath();
 }
 
 function dirs(values: ReadonlyMap<string, string | true>): { confDir: string; binDir: string } {
@@ -132,7 +134,7 @@ async function runAgent(values: ReadonlyMap<string, string | true>, ctx: Command
     log: (level, line) => ctx.stderr(`meshcap cni agent ${level}: ${line}\n`),
     extensions: auditExtension(values, ctx),
   });
-  if (!existsSync(agent.options.source)) throw new InstallError(`the plugin executable ${agent.options.source} does not exist`, "build it with 'npm run build:cni' (or set MESHCAP_CNI_PLUGIN)");
+  if (!existsSync(agent.options.source)) throw new InstallError(`the plugin executable ${agent.options.source} does not exist`, "build it with 'npm run build:sea' (or run the meshcap image, or set MESHCAP_CNI_PLUGIN)");
   await agent.start();
   if (agent.address) ctx.stderr(`meshcap cni agent info: serving /readyz and /metrics on port ${agent.address.port}\n`);
   await new Promise<void>((resolve) => {

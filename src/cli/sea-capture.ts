@@ -1,21 +1,35 @@
 /**
- * Entry of the single executable (dist/sea/meshcap, scripts/build-sea.mjs).
+ * Entry of the single executable (dist/sea/meshcap, scripts/build-sea.mjs):
+ * the one program the image ships and, copied as `meshcap-cni`, the CNI plugin
+ * a node gets. It needs nothing beside it.
+ *
  * Its V8 startup snapshot holds only the capture commands, istio-init's
  * `istio-iptables` and `apply`, evaluated and run once as dry runs at build
  * time: a pod's start deserialises them instead of loading, compiling and
- * evaluating meshcap, and a smaller heap deserialises faster than the whole
- * CLI would. Every other command runs the whole CLI, dist/meshcap.cjs beside
- * the executable, loaded from disk (README, "Start-up and long lists").
+ * evaluating meshcap, and a smaller heap deserialises faster than more code
+ * would (the plugin in the snapshot cost the capture ~2 ms). The plugin and
+ * every other command are SEA assets (dist/meshcap-cni.cjs, dist/meshcap.cjs)
+ * with V8 code caches made at build time, compiled when run (README,
+ * "Start-up and long lists").
  */
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { runInThisContext } from 'node:vm';
+import { basename, dirname, join } from 'node:path';
+import { runInThisContext, Script } from 'node:vm';
 import * as v8 from 'node:v8';
 import { captureCommand } from './capture.js';
 import { processContext } from './process-context.js';
 import { markSingleExecutable } from './self.js';
+import { PLUGIN_TYPE } from '../cni/spec.js';
 
 const CAPTURE = new Set(['istio-iptables', 'apply']);
+/** The assets' names, as scripts/build-sea.mjs stores them; `<name>.cache` is its V8 code cache. */
+const WHOLE_CLI = 'meshcap.cjs';
+const CNI_PLUGIN = 'meshcap-cni.cjs';
+
+interface SeaAssets {
+  getAsset(key: string, encoding: string): string;
+  getRawAsset(key: string): ArrayBuffer;
+}
 
 /**
  * `meshcap -e SCRIPT ARGS...` behaves as `node -e`: probes as another user
@@ -27,16 +41,33 @@ function evalLikeNode(script: string, rest: readonly string[]): void {
   (runInThisContext(`(function (require) {${script}\n})`, { filename: '[eval]' }) as (r: NodeJS.Require) => void)(requireFromCwd);
 }
 
+/**
+ * Runs one CommonJS asset as node runs a file. The asset is stored already
+ * wrapped in the module function, the text its code cache was made from.
+ */
+function runAsset(name: string): void {
+  const sea = createRequire(process.execPath)('node:sea') as SeaAssets;
+  const filename = join(dirname(process.execPath), name);
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = Buffer.from(sea.getRawAsset(`${name}.cache`));
+  } catch {
+    // No cache: compiled from source, a few ms slower.
+  }
+  const script = new Script(sea.getAsset(name, 'utf8'), { filename, ...(cachedData ? { cachedData } : {}) });
+  const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
+  const module = { exports: {} };
+  wrapper(module.exports, createRequire(filename), module, filename, dirname(filename));
+}
+
 function run(): void {
   markSingleExecutable();
+  // By the name it is installed under in the CNI bin dir, it is the plugin (argv is the runtime's).
+  if (basename(process.execPath) === PLUGIN_TYPE) return runAsset(CNI_PLUGIN);
   // [exe, name-started-by, ...args]
   const [name, ...rest] = process.argv.slice(2);
   if ((name === '-e' || name === '--eval') && rest[0] !== undefined) return evalLikeNode(rest[0], rest.slice(1));
-  if (name === undefined || !CAPTURE.has(name)) {
-    // The whole CLI; it reads process.argv itself, and knows it runs in a single executable.
-    createRequire(process.execPath)(join(dirname(process.execPath), '..', 'meshcap.cjs'));
-    return;
-  }
+  if (name === undefined || !CAPTURE.has(name)) return runAsset(WHOLE_CLI);
   void captureCommand(name)(rest, processContext()).then((code) => {
     process.exitCode = code;
   });

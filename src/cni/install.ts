@@ -57,7 +57,7 @@ function atomicWrite(path: string, text: string, mode: number): void {
 /** Copies the plugin in (temp file + rename, stale temp files from a crash removed). Returns whether it changed. */
 export function installBinary(source: string, binDir: string): boolean {
   if (!existsSync(source)) {
-    throw new InstallError(`the plugin executable ${source} does not exist`, "build it with 'npm run build:cni' (or use the meshcap image, which ships it)");
+    throw new InstallError(`the plugin executable ${source} does not exist`, "build it with 'npm run build:sea' (or run 'meshcap cni install' from the meshcap image, which is that executable)");
   }
   if (!existsSync(binDir)) throw new InstallError(`the CNI bin dir ${binDir} does not exist`, 'create it, or pass the bin dir your runtime uses (containerd: bin_dir in its CRI config)');
   for (const name of readdirSync(binDir)) if (name.startsWith(TEMP_PREFIX)) rmSync(join(binDir, name), { force: true });

@@ -5,7 +5,7 @@
  * `GET pod` whose answer is used only if its UID is the sandbox's pod.
  */
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { createRequire } from 'node:module';
 import YAML from 'yaml';
 import type { PodRef } from './request.js';
 import { CniCode, CniError, details } from './spec.js';
@@ -84,6 +84,9 @@ interface Answer {
 }
 
 function get(target: ApiTarget, path: string, timeoutMs: number): Promise<Answer> {
+  // Loaded on use, by require (the single executable runs the plugin as a script, where import() has
+  // no loader): only the rare API fallback needs it, and it is not cheap to load on every ADD.
+  const { request } = createRequire('/')('node:https') as typeof import('node:https');
   return new Promise((resolve, reject) => {
     const token = target.token();
     const req = request(

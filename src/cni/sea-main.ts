@@ -1,5 +1,6 @@
 /**
- * The single executable's main: `process.argv` is [exe, exe-as-typed, ...args]
+ * The CNI plugin's main: the asset the single executable runs when it is started as
+ * meshcap-cni (src/cli/sea-capture.ts). `process.argv` is [exe, exe-as-typed, ...args]
  * in a Node SEA, and the program to re-enter is the executable itself.
  */
 import { cniEntry } from './entry.js';

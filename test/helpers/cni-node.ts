@@ -8,15 +8,16 @@
  * Addresses are 198.18.0.0/15 only; everything is removed on exit.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runCli } from './cli.js';
 import { REPO_ROOT } from './paths.js';
 import { runAsync, type Run } from './netns.js';
 
 export const DEBIAN_CNI = '/usr/lib/cni';
-export const SEA = join(REPO_ROOT, 'dist', 'cni', 'meshcap-cni');
+/** meshcap's single executable: `meshcap cni install` copies it as meshcap-cni. */
+export const SEA = join(REPO_ROOT, 'dist', 'sea', 'meshcap');
 
 const liveNamespaces = new Set<string>();
 const liveDirs = new Set<string>();
@@ -28,18 +29,27 @@ function cleanup() {
 }
 process.on('exit', cleanup);
 
-/** Builds the single executable once per test run when it is missing (npm run build has run). */
+/**
+ * The plugin as the runtime runs it: the single executable by the name meshcap-cni (a hard link to
+ * dist/sea/meshcap, which is what `meshcap cni install` copies), built when missing or older than any
+ * compiled source (a stale executable would test old code). npm run build has run.
+ */
 export function ensurePlugin(): string {
   const built = statSync(SEA, { throwIfNoEntry: false })?.mtimeMs ?? 0;
   const sources = readdirSync(join(REPO_ROOT, 'dist', 'src'), { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile() && e.name.endsWith('.js'))
     .map((e) => statSync(join(e.parentPath, e.name)).mtimeMs);
-  // Rebuilt when any compiled source is newer: a stale executable would test old code.
   if (built < Math.max(...sources)) {
-    const result = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build-cni.mjs')], { encoding: 'utf8' });
-    if (result.status !== 0) throw new Error(`building meshcap-cni failed: ${result.stderr}`);
+    const result = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build-sea.mjs')], { encoding: 'utf8' });
+    if (result.status !== 0 || !existsSync(SEA)) throw new Error(`building the single executable (the plugin) failed: ${result.stderr}`);
   }
-  return SEA;
+  const plugin = join(REPO_ROOT, 'dist', 'sea', 'cni', 'meshcap-cni');
+  if (statSync(plugin, { throwIfNoEntry: false })?.ino !== statSync(SEA).ino) {
+    mkdirSync(dirname(plugin), { recursive: true });
+    rmSync(plugin, { force: true });
+    linkSync(SEA, plugin);
+  }
+  return plugin;
 }
 
 export function cniSkipReason(): string | false {

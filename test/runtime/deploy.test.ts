@@ -1,11 +1,12 @@
 /**
  * The deploy/ manifests' containers started from the image as the manifests run them: the webhook
  * Deployment (its user, read-only root, drop ALL, TLS from a Secret volume) answers an AdmissionReview
- * over TLS; node-prep's DaemonSet init container on a kernel with netfilter built in and no /lib/modules.
+ * over TLS; node-prep's DaemonSet init container on a kernel with netfilter built in and no /lib/modules;
+ * the CNI agent's DaemonSet container installs the image's own executable on the node as meshcap-cni.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
@@ -116,6 +117,54 @@ describe('deploy/ manifests run from the image under containerd (CRI)', { skip }
     const stopped = await node.cri.waitForExit(id, 20_000);
     assert.equal(stopped.exit_code, 0, pod.log(config));
     assert.doesNotMatch(pod.log(config), STACK_TRACE);
+    await pod.remove();
+  });
+
+  it('the CNI agent as deploy/cni.yaml runs it (root, read-only root, drop ALL) puts the image\'s meshcap on the node as meshcap-cni, chained last, and it answers there with no Node.js', async () => {
+    const template = templateOf('cni.yaml', 'DaemonSet');
+    const container = template.spec.containers.find((c) => c.name === 'agent')!;
+    assert.equal(container.image, MESHCAP_IMAGE);
+    assert.equal(container.securityContext?.readOnlyRootFilesystem, true);
+    // The node's directories, each a host path of the DaemonSet made under this node's own directory.
+    const hostDir = (name: string) => {
+      const dir = join(node.dir, 'cni-host', name);
+      mkdirSync(dir, { recursive: true });
+      return dir;
+    };
+    const confDir = hostDir('etc-cni-net.d');
+    const binDir = hostDir('opt-cni-bin');
+    const lock = join(hostDir('run'), 'xtables.lock');
+    writeFileSync(lock, '');
+    writeFileSync(join(confDir, '10-pods.conf'), JSON.stringify({ cniVersion: '1.0.0', name: 'pods', type: 'bridge', bridge: 'cni-test0', ipam: { type: 'host-local', subnet: '198.18.200.0/24' } }));
+    const hostPaths: Record<string, string> = { 'cni-bin': binDir, 'cni-conf': confDir, 'cri-socket': node.socket, netns: hostDir('netns'), 'xtables-lock': lock, run: hostDir('var-run-meshcap-cni') };
+    const volumes = (template.spec.volumes ?? []).map((v) => (v.hostPath && hostPaths[v.name] ? { ...v, hostPath: { ...v.hostPath, path: hostPaths[v.name]! } } : v));
+    const pod = await node.runSandbox({ name: 'meshcap-cni-node', namespace: 'meshcap-system', labels: template.metadata.labels, annotations: { 'meshcap.io/cni-agent': 'true' } });
+    const config = kubeletContainer(container, pod, { podSecurityContext: template.spec.securityContext, volumes });
+    const id = await pod.start(config);
+    const conflist = join(confDir, '10-pods.conflist');
+    const chained = await waitFor('the agent chains meshcap-cni', () => {
+      if (!existsSync(conflist) || !existsSync(join(binDir, 'meshcap-cni'))) return undefined;
+      const plugins = (JSON.parse(readFileSync(conflist, 'utf8')) as { plugins: { type: string }[] }).plugins.map((p) => p.type);
+      return plugins.at(-1) === 'meshcap-cni' ? plugins : undefined;
+    }, 60_000);
+    assert.deepEqual(chained, ['bridge', 'meshcap-cni'], pod.log(config));
+    assert.deepEqual(readdirSync(confDir), ['10-pods.conflist'], 'the .conf became a .conflist');
+    // The plugin is the image's meshcap itself, run by the runtime on the node: no node, no PATH.
+    const plugin = join(binDir, 'meshcap-cni');
+    const version = spawnSync(plugin, [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', encoding: 'utf8' });
+    assert.equal(version.status, 0, version.stderr);
+    assert.deepEqual(JSON.parse(version.stdout).supportedVersions, ['0.3.1', '0.4.0', '1.0.0', '1.1.0']);
+    const inImage = await pod.run(pod.container({ name: 'no-node', image: MESHCAP_IMAGE, command: ['/bin/sh', '-c', 'command -v node || echo "no node"; sha256sum /opt/meshcap/meshcap'] }));
+    assert.match(inImage.log, /^no node$/m, 'the image carries one copy of node: the single executable');
+    const imageHash = inImage.log.match(/^([0-9a-f]{64}) /m)?.[1];
+    const installed = spawnSync('sha256sum', [plugin], { encoding: 'utf8' }).stdout.split(' ')[0];
+    assert.equal(installed, imageHash, 'meshcap-cni is the image\'s /opt/meshcap/meshcap');
+    await node.cri.stopContainer(id, 10);
+    await node.cri.waitForExit(id, 20_000);
+    assert.doesNotMatch(pod.log(config), STACK_TRACE);
+    // SIGTERM leaves plugin and entry in place (an upgrade never opens a window).
+    assert.ok(existsSync(plugin));
+    assert.equal((JSON.parse(readFileSync(conflist, 'utf8')) as { plugins: { type: string }[] }).plugins.at(-1)?.type, 'meshcap-cni');
     await pod.remove();
   });
 
