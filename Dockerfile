@@ -18,7 +18,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 COPY bin ./bin
-COPY scripts/bundle.mjs scripts/build-sea.mjs ./scripts/
+COPY scripts/cjs-bundle.mjs scripts/bundle.mjs scripts/build-sea.mjs ./scripts/
 # /out is the runtime stage's files as they will lie: /opt/meshcap/meshcap and the `meshcap` on PATH.
 # (Tests and benchmarks are not part of the image.)
 RUN npm run build && node scripts/build-sea.mjs \

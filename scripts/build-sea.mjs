@@ -14,7 +14,7 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, w
 import { createRequire } from 'node:module';
 import { Script } from 'node:vm';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { bundleCjs, version } from './cjs-bundle.mjs';
 
 const path = (relative) => fileURLToPath(new URL(`../${relative}`, import.meta.url));
 const dir = path('dist/sea');
@@ -35,32 +35,11 @@ function giveUp(reason) {
 if (process.env.MESHCAP_SEA === '0') giveUp('MESHCAP_SEA=0');
 rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
-const { version } = JSON.parse(readFileSync(path('package.json'), 'utf8'));
 // The snapshot's script: one CommonJS file (a snapshot builder and a SEA load built-ins only).
-await build({
-  entryPoints: [path('dist/src/cli/sea-capture.js')],
-  outfile: entry,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  define: { MESHCAP_BUILD_VERSION: JSON.stringify(version) },
-  logOverride: { 'empty-import-meta': 'silent' },
-  logLevel: 'warning',
-});
+await bundleCjs(path('dist/src/cli/sea-capture.js'), entry);
 // The plugin: its own smaller bundle, since every ADD pays for what it compiles.
 const pluginEntry = `${dir}/plugin.cjs`;
-await build({
-  entryPoints: [path('dist/src/cni/sea-main.js')],
-  outfile: pluginEntry,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  define: { MESHCAP_BUILD_VERSION: JSON.stringify(version) },
-  logOverride: { 'empty-import-meta': 'silent' },
-  logLevel: 'warning',
-});
+await bundleCjs(path('dist/src/cni/sea-main.js'), pluginEntry);
 // Each asset is stored wrapped in the module function, the exact text its code cache is made from
 // (the executable's V8 accepts a cache made by this node: same version and flags).
 const assets = {};

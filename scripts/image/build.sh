@@ -26,7 +26,7 @@ node_major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
 [ "$node_major" -ge 20 ] || { echo "image: the build stage needs Node >= 20 (found $("$node_bin" --version))" >&2; exit 3; }
 version=$(node -p 'require("./package.json").version')
 tag="ghcr.io/meshcap/meshcap:$version"
-key=$( { basename "$base_tar"; sha256sum "$node_bin" "$npm_dir/package.json" | cut -d' ' -f1; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin scripts/bundle.mjs scripts/build-sea.mjs -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
+key=$( { basename "$base_tar"; sha256sum "$node_bin" "$npm_dir/package.json" | cut -d' ' -f1; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin scripts/cjs-bundle.mjs scripts/bundle.mjs scripts/build-sea.mjs -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 out="$cache/images/meshcap-$version-$key.tar"
 
 # One builder per build context; other contexts (other checkouts) build alongside.

@@ -265,48 +265,7 @@ function safeJson(text: string): unknown {
   }
 }
 
-export interface Served {
-  stop(): Promise<void>;
-}
-
-/** A probe server inside a netns (by path): answers `<tag> <local address> <local port>`. */
-export async function serveIn(netns: string, ports: readonly number[], tag: string): Promise<Served> {
-  const { spawn } = await import('node:child_process');
-  const { MESHCAP_BIN } = await import('./paths.js');
-  const child = spawn('nsenter', [`--net=${netns}`, '--', process.execPath, MESHCAP_BIN, 'probe-server', '--ports', ports.join(','), '--tag', tag], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  let exited = false;
-  await new Promise<void>((resolve, reject) => {
-    const deadline = setTimeout(() => reject(new Error(`probe server ${tag} did not start: ${output}`)), 15_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('ready')) {
-        clearTimeout(deadline);
-        resolve();
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('close', () => {
-      exited = true;
-      clearTimeout(deadline);
-      reject(new Error(`probe server ${tag} exited: ${output}`));
-    });
-  });
-  return {
-    stop: () =>
-      exited
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-            const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-            child.once('close', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            child.stdin.end();
-          }),
-  };
-}
+export { serveIn, type ProbeServer as Served } from './probe-server.js';
 
 /** One TCP connection from inside a netns as a given uid; the probe server's answer. */
 export async function connectFrom(netns: string, host: string, port: number, uid = 65534): Promise<{ ok: boolean; reply?: string; error?: string }> {

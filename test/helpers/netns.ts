@@ -6,6 +6,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { MESHCAP_BIN } from './paths.js';
+import { startProbeServer } from './probe-server.js';
 
 export const POD_V4 = '198.18.0.2';
 export const OUTSIDE_V4 = '198.18.0.1';
@@ -116,41 +117,7 @@ export class Lab {
 
   /** Starts a probe server in a namespace; resolves once it listens. */
   async serve(ns: string, ports: readonly number[], tag: string): Promise<void> {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, MESHCAP_BIN, 'probe-server', '--ports', ports.join(','), '--tag', tag], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let output = '';
-    let exited = false;
-    child.on('close', () => (exited = true));
-    await new Promise<void>((resolve, reject) => {
-      const deadline = setTimeout(() => reject(new Error(`probe server ${tag} did not start: ${output}`)), 15_000);
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('ready')) {
-          clearTimeout(deadline);
-          resolve();
-        }
-      };
-      child.stdout.on('data', onData);
-      child.stderr.on('data', onData);
-      child.on('close', () => {
-        clearTimeout(deadline);
-        reject(new Error(`probe server ${tag} exited: ${output}`));
-      });
-    });
-    this.services.push({
-      stop: () =>
-        exited
-          ? Promise.resolve()
-          : new Promise<void>((resolve) => {
-              const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-              child.once('close', () => {
-                clearTimeout(timer);
-                resolve();
-              });
-              child.stdin.end();
-            }),
-    });
+    this.services.push(await startProbeServer(['ip', 'netns', 'exec', ns], ports, tag));
   }
 
   /** One TCP connection from a namespace, optionally as another uid/gid; the probe server's answer. */

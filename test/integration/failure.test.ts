@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { MESHCAP_BIN } from '../helpers/paths.js';
-import { Lab, OUTSIDE_V4, OUTSIDE_V6, POD_V4, POD_V6, labSkipReason, meshLines, withLab } from '../helpers/netns.js';
+import { OUTSIDE_V4, OUTSIDE_V6, POD_V4, POD_V6, labSkipReason, meshLines, withLab } from '../helpers/netns.js';
 
 const skip = labSkipReason();
 const DEFAULT = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];

@@ -18,7 +18,8 @@ import { podManifest } from '../helpers/manifests.js';
 import { runAsync } from '../helpers/netns.js';
 import { MESHCAP_BIN } from '../helpers/paths.js';
 import { RuntimeNode, runtimeSkip } from './harness.js';
-import { meshcapImageArchive } from './fixtures.js';
+import { startNodeWithImage } from './fixtures.js';
+import { until } from '../helpers/poll.js';
 import { type K8sContainer, kubeletContainer } from './kubelet.js';
 
 const skip = runtimeSkip();
@@ -33,16 +34,6 @@ function get(port: number, path: string): Promise<string> {
     req.on('error', reject);
     req.end();
   });
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined> | T | undefined, last?: () => string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms${last ? `\n${last()}` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** `meshcap inject --cni` on a one-container pod: its annotations and its istio-validation container. */
@@ -61,9 +52,7 @@ describe('meshcap cni agent: audit and repair on a containerd node', { skip }, (
   let logs = '';
 
   before(async () => {
-    const image = meshcapImageArchive();
-    node = await RuntimeNode.start({ label: 'race' });
-    await node.importImage(image);
+    node = await startNodeWithImage('race');
   });
   after(async () => {
     if (agent && agent.exitCode === null) {
@@ -99,12 +88,12 @@ describe('meshcap cni agent: audit and repair on a containerd node', { skip }, (
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     agent.stderr!.on('data', (c: Buffer) => (logs += c.toString()));
-    const port = Number(await until('metrics port', 15_000, () => /serving \/readyz and \/metrics on port (\d+)/.exec(logs)?.[1], () => logs));
+    const port = Number(await until('metrics port', 15_000, () => /serving \/readyz and \/metrics on port (\d+)/.exec(logs)?.[1], { last: () => logs }));
 
     const exited = await until('validation exits', 60_000, async () => {
       const status = await node.cri.containerStatus(validationId);
       return status.state === 'CONTAINER_EXITED' ? status : undefined;
-    }, () => logs);
+    }, { last: () => logs });
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     assert.equal(exited.exit_code, 0, `${race.log(config)}\n${logs}`);
     assert.match(logs, /audit: shop\/race missing -> repaired -> ok/);

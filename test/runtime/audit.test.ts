@@ -26,7 +26,7 @@ import { ensurePlugin } from '../helpers/cni-node.js';
 import { podManifest } from '../helpers/manifests.js';
 import { runAsync } from '../helpers/netns.js';
 import { MESHCAP_BIN } from '../helpers/paths.js';
-import { meshcapImageArchive } from './fixtures.js';
+import { startNodeWithImage } from './fixtures.js';
 import { inNetns, RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
 import { type K8sContainer, kubeletContainer } from './kubelet.js';
 
@@ -77,9 +77,7 @@ describe('node audit under a real containerd (CRI)', { skip }, () => {
   const logs: string[] = [];
 
   before(async () => {
-    const image = meshcapImageArchive();
-    node = await RuntimeNode.start({ label: 'audit' });
-    await node.importImage(image);
+    node = await startNodeWithImage('audit');
 
     // Init-container layout: the injected istio-init, exactly as written (meshcap's image from the Dockerfile), run by the runtime.
     const webPod = await injected({}, 'init');

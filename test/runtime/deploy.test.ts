@@ -12,10 +12,11 @@ import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { admissionReview, patchOf, responseOf } from '../helpers/admission.js';
 import { REPO_ROOT } from '../helpers/paths.js';
+import { until } from '../helpers/poll.js';
 import { makeCert } from '../helpers/tls.js';
 import { RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
 import { kubeletContainer, type K8sContainer, type K8sSecurityContext, type K8sVolume } from './kubelet.js';
-import { MESHCAP_IMAGE, meshcapImageArchive, STACK_TRACE } from './fixtures.js';
+import { MESHCAP_IMAGE, startNodeWithImage, STACK_TRACE } from './fixtures.js';
 
 const skip = runtimeSkip();
 
@@ -30,17 +31,6 @@ function templateOf(file: string, kind: string): PodTemplate {
     if (object?.kind === kind && object.spec?.template) return object.spec.template;
   }
   throw new Error(`no ${kind} in deploy/${file}`);
-}
-
-/** Waits until `probe` gives a value (polling with a deadline). */
-async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 /** An HTTPS request from the node's netns (where the pod is reachable), trusting only `caFile`. */
@@ -66,9 +56,7 @@ req.end(body || undefined);`;
 describe('deploy/ manifests run from the image under containerd (CRI)', { skip }, () => {
   let node: RuntimeNode;
   before(async () => {
-    const archive = meshcapImageArchive();
-    node = await RuntimeNode.start({ label: 'deploy' });
-    await node.importImage(archive);
+    node = await startNodeWithImage('deploy');
   });
   after(() => node?.stop());
 
@@ -87,7 +75,7 @@ describe('deploy/ manifests run from the image under containerd (CRI)', { skip }
     const config = kubeletContainer(container, pod, { podSecurityContext: template.spec.securityContext, volumes: template.spec.volumes, volumeDirs: { tls: secret }, imageUid: 65532 });
     const id = await pod.start(config);
 
-    const ready = await waitFor('the webhook answers /readyz', () => {
+    const ready = await until('the webhook answers /readyz', 30_000, () => {
       const answer = httpsFromNode(node, `https://${pod.ip}:8443/readyz`, cert.certFile);
       return answer.status === 200 ? answer : undefined;
     });
@@ -142,11 +130,11 @@ describe('deploy/ manifests run from the image under containerd (CRI)', { skip }
     const config = kubeletContainer(container, pod, { podSecurityContext: template.spec.securityContext, volumes });
     const id = await pod.start(config);
     const conflist = join(confDir, '10-pods.conflist');
-    const chained = await waitFor('the agent chains meshcap-cni', () => {
+    const chained = await until('the agent chains meshcap-cni', 60_000, () => {
       if (!existsSync(conflist) || !existsSync(join(binDir, 'meshcap-cni'))) return undefined;
       const plugins = (JSON.parse(readFileSync(conflist, 'utf8')) as { plugins: { type: string }[] }).plugins.map((p) => p.type);
       return plugins.at(-1) === 'meshcap-cni' ? plugins : undefined;
-    }, 60_000);
+    });
     assert.deepEqual(chained, ['bridge', 'meshcap-cni'], pod.log(config));
     assert.deepEqual(readdirSync(confDir), ['10-pods.conflist'], 'the .conf became a .conflist');
     // The plugin is the image's meshcap itself, run by the runtime on the node: no node, no PATH.

@@ -2,13 +2,13 @@
  * Shared pieces of the runtime scenarios: meshcap's image built from the Dockerfile (scripts/image/build.sh,
  * cached by its build context), pods as `meshcap inject` writes them, and rule reads from a pod's netns.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { normaliseSave } from '../helpers/netns.js';
 import { MESHCAP_BIN, REPO_ROOT } from '../helpers/paths.js';
-import type { Sandbox } from './harness.js';
+import { RuntimeNode, type Sandbox } from './harness.js';
 import type { K8sContainer, K8sVolume } from './kubelet.js';
 
 /** The image name `meshcap inject` writes by default; the archive is tagged with it. */
@@ -28,6 +28,14 @@ export function meshcapImageArchive(): string {
 }
 
 /** The image's compressed size in bytes (gzip layers), written by build.sh. */
+/** A private containerd node (harness.ts) with the meshcap image imported, built first when missing. */
+export async function startNodeWithImage(label: string): Promise<RuntimeNode> {
+  const archive = meshcapImageArchive();
+  const node = await RuntimeNode.start({ label });
+  await node.importImage(archive);
+  return node;
+}
+
 export function meshcapImageCompressedSize(): number {
   return Number(readFileSync(`${meshcapImageArchive()}.size`, 'utf8').trim());
 }
@@ -116,45 +124,7 @@ export const ISTIO_15_RULES = `*nat
 COMMIT
 `;
 
-export interface Listener {
-  stop(): Promise<void>;
-}
-
-/** A probe server (host process) inside a network namespace; answers `<tag> <local addr> <local port>`. */
-export async function serveIn(netnsPath: string, ports: number[], tag: string, options: { uid?: number } = {}): Promise<Listener> {
-  const args = [`--net=${netnsPath}`];
-  if (options.uid !== undefined) args.push(`--setuid=${options.uid}`, `--setgid=${options.uid}`);
-  const child = spawn('nsenter', [...args, '--', process.execPath, MESHCAP_BIN, 'probe-server', '--ports', ports.join(','), '--tag', tag], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`probe server ${tag} did not start: ${output}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('close', () => {
-      clearTimeout(timer);
-      reject(new Error(`probe server ${tag} exited: ${output}`));
-    });
-  });
-  return {
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-        child.once('close', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        child.stdin.end();
-      }),
-  };
-}
+export { serveIn, type ProbeServer as Listener } from '../helpers/probe-server.js';
 
 export interface Answer {
   ok: boolean;

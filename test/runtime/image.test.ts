@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
-import { MESHCAP_IMAGE, meshcapImageArchive, meshcapImageCompressedSize } from './fixtures.js';
+import { MESHCAP_IMAGE, startNodeWithImage, meshcapImageCompressedSize } from './fixtures.js';
 
 const skip = runtimeSkip();
 const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -17,9 +17,7 @@ describe('the meshcap image (Dockerfile as written, no registry)', { skip }, () 
   let node: RuntimeNode;
   let pod: Sandbox;
   before(async () => {
-    const archive = meshcapImageArchive();
-    node = await RuntimeNode.start({ label: 'image' });
-    await node.importImage(archive);
+    node = await startNodeWithImage('image');
     pod = await node.runSandbox({ name: 'image-check' });
   });
   after(() => node?.stop());

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RuntimeNode, runtimeSkip, type ContainerRun, type Sandbox } from './harness.js';
 import { kubeletContainer, KubeletConfigError, type K8sContainer, type K8sSecurityContext, type KubeletOptions } from './kubelet.js';
-import { connectFrom, injectPod, ISTIO_15_RULES, istioInit, MESHCAP_IMAGE, meshcapImageArchive, meshRules, podRules, serveIn, STACK_TRACE, type InjectedPod } from './fixtures.js';
+import { connectFrom, injectPod, ISTIO_15_RULES, istioInit, MESHCAP_IMAGE, startNodeWithImage, meshRules, podRules, serveIn, STACK_TRACE, type InjectedPod } from './fixtures.js';
 
 const skip = runtimeSkip();
 /** An address outside every pod: captured traffic to it must land on the proxy port inside the pod. */
@@ -21,9 +21,7 @@ describe('istio-init under containerd (CRI), from `meshcap inject` output', { sk
   let pods = 0;
 
   before(async () => {
-    const archive = meshcapImageArchive();
-    node = await RuntimeNode.start({ label: 'init' });
-    await node.importImage(archive);
+    node = await startNodeWithImage('init');
     injected = injectPod();
     init = istioInit(injected);
   });

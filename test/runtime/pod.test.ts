@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
 import { kubeletContainer, type K8sContainer } from './kubelet.js';
-import { connectFrom, injectPod, istioInit, MESHCAP_IMAGE, meshcapImageArchive, meshRules, podRules, serveIn, STACK_TRACE, type InjectedPod } from './fixtures.js';
+import { connectFrom, injectPod, istioInit, MESHCAP_IMAGE, startNodeWithImage, meshRules, podRules, serveIn, STACK_TRACE, type InjectedPod } from './fixtures.js';
+import { until } from '../helpers/poll.js';
 
 const skip = runtimeSkip();
 const OUTSIDE = '198.18.255.254';
@@ -17,22 +18,10 @@ describe('pods under containerd (CRI): proxy and app, and many at once', { skip 
   let injected: InjectedPod;
 
   before(async () => {
-    const archive = meshcapImageArchive();
-    node = await RuntimeNode.start({ label: 'pod' });
-    await node.importImage(archive);
+    node = await startNodeWithImage('pod');
     injected = injectPod({ name: 'web' });
   });
   after(() => node?.stop());
-
-  async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = probe();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
 
   it('proxy stand-in (uid 1337) + app container in one sandbox: app outbound lands on 15001, the proxy\'s own traffic is not captured, inbound lands on 15006', async () => {
     const pod = await node.runSandbox({ name: 'web', namespace: 'demo', annotations: injected.annotations, labels: injected.labels });
@@ -51,7 +40,7 @@ describe('pods under containerd (CRI): proxy and app, and many at once', { skip 
     };
     await pod.start(kubeletContainer(proxy, pod));
     // Ready when the listener answers over lo (uid 0 over lo is not captured).
-    await waitFor('the proxy stand-in listens', () => {
+    await until('the proxy stand-in listens', 30_000, () => {
       const answer = connectFrom(pod.netnsPath, '127.0.0.1', 15001, 0, 500);
       return answer.ok ? answer : undefined;
     });

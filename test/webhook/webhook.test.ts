@@ -14,7 +14,7 @@ import { type JsonObject, asObject, isObject } from '../../src/inject/json.js';
 import { injectManifests } from '../../src/inject/manifest.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from '../../src/inject/settings.js';
 import { isList, locatePod } from '../../src/inject/workloads.js';
-import { type Webhook, startWebhook } from '../../src/webhook/server.js';
+import { startWebhook } from '../../src/webhook/server.js';
 import { FIXTURE_CASES, INJECT_CASES, ISTIO_LIKE } from '../golden/inject-cases.js';
 import { dirOf, podsOf } from '../golden/inject-compare.js';
 import { admissionReview as review, applyPatch, patchOf } from '../helpers/admission.js';
