@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Agent } from '../../src/cni/agent.js';
+import { until } from '../helpers/poll.js';
 
 const root = mkdtempSync(join(tmpdir(), 'meshcap-cni-ready-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -25,13 +26,6 @@ const hasEntry = (path: string) => {
     return false;
   }
 };
-async function until(what: string, probe: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!probe()) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within 5 s`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
 function get(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -69,14 +63,14 @@ test('the agent is NotReady from a rewrite without the entry until it re-inserts
     assert.equal(agent.readiness(), false);
     assert.match(agent.state.check!.problems.join('; '), /10-primary\.conflist has no meshcap-cni entry/);
     assert.equal(agent.state.notReadyTransitions, 1);
-    await until('re-inserted', () => hasEntry(file));
+    await until('re-inserted', 5000, () => hasEntry(file) || undefined, { intervalMs: 10 });
     assert.equal(agent.readiness(), true);
     assert.equal((await get(port, '/readyz')).status, 200);
 
     // Again, with nobody asking in between: the re-insertion itself records the NotReady span, once.
     const before = logs.length;
     writeFileSync(file, PRIMARY);
-    await until('re-inserted again', () => hasEntry(file));
+    await until('re-inserted again', 5000, () => hasEntry(file) || undefined, { intervalMs: 10 });
     const metrics = (await get(port, '/metrics')).body;
     assert.equal(metric(metrics, 'meshcap_cni_not_ready_transitions_total'), 2);
     assert.equal(metric(metrics, 'meshcap_cni_config_reinserts_total'), 2);
