@@ -29,9 +29,9 @@ export function meshcapImageArchive(): string {
 
 /** The image's compressed size in bytes (gzip layers), written by build.sh. */
 /** A private containerd node (harness.ts) with the meshcap image imported, built first when missing. */
-export async function startNodeWithImage(label: string): Promise<RuntimeNode> {
+export async function startNodeWithImage(label: string, options: { snapshotter?: 'overlayfs' | 'native' } = {}): Promise<RuntimeNode> {
   const archive = meshcapImageArchive();
-  const node = await RuntimeNode.start({ label });
+  const node = await RuntimeNode.start({ label, ...options });
   await node.importImage(archive);
   return node;
 }

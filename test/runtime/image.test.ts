@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
-import { MESHCAP_IMAGE, startNodeWithImage, meshcapImageCompressedSize } from './fixtures.js';
+import { injectPod, istioInit, MESHCAP_IMAGE, meshRules, meshcapImageCompressedSize, podRules, startNodeWithImage, STACK_TRACE } from './fixtures.js';
+import { kubeletContainer } from './kubelet.js';
 
 const skip = runtimeSkip();
 const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -56,5 +57,26 @@ describe('the meshcap image (Dockerfile as written, no registry)', { skip }, () 
     // The single executable alone: node, meshcap's snapshot and its assets in one file; no second node.
     assert.match(run.log, /^meshcap\nno node$/m);
     assert.match(run.log, /^meshcap -> \/opt\/meshcap\/meshcap$/m);
+  });
+});
+
+// The other suites run on overlayfs (as real nodes do, and fast); this one proves the image and
+// istio-init under the native snapshotter too, which copies the image for every container.
+describe('the meshcap image under the native snapshotter', { skip }, () => {
+  let node: RuntimeNode;
+  before(async () => {
+    node = await startNodeWithImage('native', { snapshotter: 'native' });
+  });
+  after(() => node?.stop());
+
+  it('istio-init as injected exits 0 with the 18 mesh rules in place', async () => {
+    assert.equal(node.snapshotter, 'native');
+    const injected = injectPod();
+    const pod = await node.runSandbox({ name: 'native-init', namespace: 'demo', annotations: injected.annotations, labels: injected.labels });
+    const run = await pod.run(kubeletContainer(istioInit(injected), pod));
+    assert.equal(run.exitCode, 0, run.log);
+    assert.doesNotMatch(run.log, STACK_TRACE);
+    assert.equal(meshRules(podRules(pod, 'nft')).length, 18);
+    await pod.remove();
   });
 });
