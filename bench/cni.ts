@@ -8,7 +8,8 @@
  *    meshcap's share = the difference of the medians.
  * 2. The plugin alone, by direct exec the way libcni runs it (clean env, no
  *    node on PATH): ADD of an injected pod in a fresh netns (capture), ADD of
- *    an uninjected pod (the skip path every other pod takes), and VERSION
+ *    an uninjected pod (the skip path every other pod takes), the capture
+ *    again without unshare on PATH (the cost of the NSS sandbox), and VERSION
  *    (the single executable's start-up alone).
  * Needs root, containerd and containernetworking-plugins.
  */
@@ -30,10 +31,10 @@ const quantile = (values: number[], q: number) => {
 };
 const fmt = (values: number[]) => `median ${quantile(values, 0.5).toFixed(1)} ms, p99 ${quantile(values, 0.99).toFixed(1)} ms (n=${values.length})`;
 
-function tools(dir: string): string {
-  const bin = join(dir, 'tools');
+function tools(dir: string, name = 'tools', without: readonly string[] = []): string {
+  const bin = join(dir, name);
   mkdirSync(bin);
-  for (const tool of ['nsenter', 'containerd', 'containerd-shim-runc-v2', 'runc']) {
+  for (const tool of ['nsenter', 'unshare', 'mount', 'containerd', 'containerd-shim-runc-v2', 'runc'].filter((t) => !without.includes(t))) {
     const path = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
     if (path && !path.startsWith('/usr/sbin/') && !path.startsWith('/sbin/')) symlinkSync(path, join(bin, tool));
   }
@@ -77,14 +78,17 @@ async function main(): Promise<void> {
   const plugin = ensurePlugin();
   const dir = mkdtempSync(join(tmpdir(), 'meshcap-bench-cni-'));
   const path = tools(dir);
+  // No unshare on PATH: meshcap-cni runs its capture without the private mount namespace (what the NSS sandbox costs).
+  const unsandboxed = tools(dir, 'tools-no-unshare', ['unshare']);
   const injected = podsOf(injectManifests(podManifest({}), { ...DEFAULT_SETTINGS, cni: true }).text)[0]!.metadata.annotations as Record<string, string>;
   const plain = { 'kubernetes.io/config.source': 'api' };
   const nodes: RuntimeNode[] = [];
   try {
     // Direct exec first (no containerd running beside it).
-    const samples = { capture: [] as { wall: number; cpu: number }[], skip: [] as { wall: number; cpu: number }[], version: [] as { wall: number; cpu: number }[] };
+    const samples = { capture: [] as { wall: number; cpu: number }[], unsandboxed: [] as { wall: number; cpu: number }[], skip: [] as { wall: number; cpu: number }[], version: [] as { wall: number; cpu: number }[] };
     for (let i = 0; i < N; i++) {
       samples.capture.push(direct(plugin, path, injected));
+      samples.unsandboxed.push(direct(plugin, unsandboxed, injected));
       samples.skip.push(direct(plugin, path, plain));
       samples.version.push(direct(plugin, path, plain, 'VERSION'));
     }
@@ -112,6 +116,8 @@ async function main(): Promise<void> {
     console.log(`  RunPodSandbox, bridge+portmap only (same pod):             ${fmt(run.without)}`);
     console.log(`  meshcap's share of sandbox creation (difference of medians): ${share.toFixed(1)} ms`);
     console.log(`  meshcap-cni ADD alone, injected pod (capture in a fresh netns): ${both(samples.capture)}`);
+    console.log(`  the same without the NSS sandbox (no unshare on PATH):         ${both(samples.unsandboxed)}`);
+    console.log(`  the NSS sandbox's cost (difference of the medians): ${(quantile(samples.capture.map((x) => x.wall), 0.5) - quantile(samples.unsandboxed.map((x) => x.wall), 0.5)).toFixed(1)} ms wall, ${(quantile(samples.capture.map((x) => x.cpu), 0.5) - quantile(samples.unsandboxed.map((x) => x.cpu), 0.5)).toFixed(0)} ms CPU`);
     console.log(`  meshcap-cni ADD alone, uninjected pod (pass-through):           ${both(samples.skip)}`);
     console.log(`  meshcap-cni VERSION (start-up of the executable alone):         ${both(samples.version)}`);
   } finally {

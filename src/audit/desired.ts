@@ -8,7 +8,7 @@
 import { parseCaptureConfig } from '../config/parse.js';
 import type { CaptureConfig, HostFacts } from '../config/types.js';
 import { Annotation } from '../inject/annotations.js';
-import { captureArgsFromAnnotations, captureEnvFromAnnotations } from '../inject/capture-args.js';
+import { captureArgsFromAnnotations, captureEnvFromAnnotations, RULE_ENV_NAMES } from '../inject/capture-args.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from '../inject/settings.js';
 import { parseStatus } from '../inject/status-annotation.js';
 import { INIT_NAME } from '../inject/target.js';
@@ -41,7 +41,8 @@ export function desiredCapture(sandbox: Sandbox, settings: InjectSettings = DEFA
     const full = captureArgsFromAnnotations(annotations, { settings, subject });
     if (full === undefined) return { kind: 'not-injected', reason: 'interceptionMode NONE: no capture is wanted' };
     const args = full.slice(1);
-    const env = Object.fromEntries(captureEnvFromAnnotations(annotations, { settings, subject }));
+    // Only what shapes the rules: the repair runs in the agent, which has the node's CNI dirs mounted.
+    const env = Object.fromEntries(captureEnvFromAnnotations(annotations, { settings, subject }).filter(([name]) => RULE_ENV_NAMES.has(name)));
     return { kind: 'capture', layout, args, env, config: parseCaptureConfig(args, env, podFacts(sandbox)) };
   } catch (error) {
     return { kind: 'invalid', layout, problem: (error as Error).message };

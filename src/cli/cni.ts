@@ -36,8 +36,9 @@ install    copies the meshcap-cni executable into the bin dir (temporary file
            --config-mode=owned writes 00-meshcap.conflist instead (the primary's
            plugins plus meshcap-cni, sorting first, following the primary's
            changes); --config-mode=standalone writes ZZZ-meshcap-cni.conf, a
-           network of its own for Multus (reference it with a
-           NetworkAttachmentDefinition named meshcap-cni).
+           network of its own for Multus (deploy/cni-multus.yaml defines the
+           NetworkAttachmentDefinition default/meshcap-cni; inject with
+           --cni --cni-network-attachment default/meshcap-cni).
 uninstall  removes the entry from every config (and meshcap's own files),
            then the executable.
 agent      the node DaemonSet's process: installs, re-inserts the entry within

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseGoBool } from '../config/argv.js';
 import { ConfigError, UsageError } from '../config/parse.js';
 import { injectManifests } from '../inject/manifest.js';
+import { type AttachmentRef, parseAttachmentRef } from '../inject/multus.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from '../inject/settings.js';
 import { defaultTemplate, parseTemplate, renderTemplate } from '../inject/template.js';
 import { parseCommandArgs } from './args.js';
@@ -40,6 +41,11 @@ Options:
       --cni                       Istio's CNI layout: the node's CNI plugin captures; pods get an
                                   unprivileged istio-validation init container and their capture
                                   settings as annotations (traffic.sidecar.istio.io/*)
+      --cni-network-attachment [NS/]NAME
+                                  with --cni, under Multus (meshcap cni install --config-mode
+                                  standalone): add this NetworkAttachmentDefinition to each pod's
+                                  k8s.v1.cni.cncf.io/networks, keeping what it lists, once
+                                  (deploy/cni-multus.yaml defines default/meshcap-cni)
       --network NAME              mesh network: label topology.istio.io/network, ISTIO_META_NETWORK
 
 Invalid annotation values (e.g. traffic.sidecar.istio.io/includeOutboundIPRanges: "bad")
@@ -58,6 +64,7 @@ export interface InjectOptionValues {
   readonly revision?: string;
   readonly 'native-nftables'?: boolean;
   readonly cni?: boolean;
+  readonly 'cni-network-attachment'?: string;
   readonly network?: string;
 }
 
@@ -73,8 +80,17 @@ export const SETTINGS_OPTIONS = {
   revision: { type: 'string' },
   'native-nftables': { type: 'boolean' },
   cni: { type: 'boolean' },
+  'cni-network-attachment': { type: 'string' },
   network: { type: 'string' },
 } as const;
+
+function attachment(values: InjectOptionValues): AttachmentRef | undefined {
+  const text = values['cni-network-attachment'];
+  if (text === undefined) return undefined;
+  // Chained, the runtime already runs meshcap-cni: a Multus network would run it a second time.
+  if (!values.cni) throw new ConfigError('--cni-network-attachment', text, 'applies to the CNI layout only', 'add --cni, or drop --cni-network-attachment', '');
+  return parseAttachmentRef(text);
+}
 
 /** Settings from the options shared by `inject` and `webhook`; reads the template file. */
 export function settingsFromOptions(values: InjectOptionValues): InjectSettings {
@@ -105,6 +121,7 @@ export function settingsFromOptions(values: InjectOptionValues): InjectSettings 
     revision: text('revision', values.revision, DEFAULT_SETTINGS.revision),
     nativeNftables: values['native-nftables'] ?? false,
     cni: values.cni ?? false,
+    cniNetworkAttachment: attachment(values),
     mesh: { ...DEFAULT_SETTINGS.mesh, network: values.network === undefined ? '' : text('network', values.network, '') },
   };
   if (values.template !== undefined) {

@@ -33,7 +33,7 @@ Options:
       --quiet                    no per-request log lines (errors are still logged)
   and the injection options of 'meshcap inject' (--init-image, --image, --hub, --tag,
   --native-sidecars, --hold-application, --rewrite-app-probes, --template, --revision,
-  --native-nftables, --cni, --network).
+  --native-nftables, --cni, --cni-network-attachment, --network).
 `;
 
 function seconds(name: string, text: string | undefined, fallback: number, max: number, min = 0): number {

@@ -61,6 +61,8 @@ export interface AgentState {
   ready: boolean;
   check: NodeCheck | undefined;
   reinserts: number;
+  /** Ready -> not ready: each rewrite that dropped the entry is one, however quickly it is re-inserted. */
+  notReadyTransitions: number;
   fights: number;
   binaryInstalls: number;
   lastFightFile: string | undefined;
@@ -73,7 +75,7 @@ function writePrivate(path: string, text: string): void {
 }
 
 export class Agent {
-  readonly state: AgentState = { ready: false, check: undefined, reinserts: 0, fights: 0, binaryInstalls: 0, lastFightFile: undefined };
+  readonly state: AgentState = { ready: false, check: undefined, reinserts: 0, notReadyTransitions: 0, fights: 0, binaryInstalls: 0, lastFightFile: undefined };
   private readonly fight = new FightDetector();
   private timer: NodeJS.Timeout | undefined;
   private watcher: FSWatcher | undefined;
@@ -82,6 +84,7 @@ export class Agent {
   private running = false;
   private pending = false;
   private lastProblems = '';
+  private problemsNow: readonly string[] = ['starting'];
 
   constructor(readonly options: AgentOptions) {}
 
@@ -133,6 +136,8 @@ export class Agent {
       } else if (outcome.kind === 'inserted') {
         if (this.installedOnce) {
           this.state.reinserts++;
+          // The runtime read a config without the entry from the rewrite until now: NotReady for that span.
+          this.observe(false, [`${outcome.file} was rewritten without the meshcap-cni entry`]);
           log('warn', `${outcome.file} was rewritten without the meshcap-cni entry: re-inserted it`);
           if (this.fight.record(Date.now())) {
             this.state.fights++;
@@ -145,15 +150,32 @@ export class Agent {
     } catch (error) {
       log('warn', `install step failed: ${(error as Error).message}`);
     }
+    this.readiness();
+  }
+
+  /**
+   * Readiness from the files as they are now (the binary's hash is cached): /readyz asks at request
+   * time, so a probe between a primary's rewrite and the re-insertion answers 503.
+   */
+  readiness(): boolean {
+    const { confDir, binDir, source } = this.options;
     const check = checkNode(confDir, binDir, source, this.options.mode ?? 'chained');
     const extra = (this.options.extensions ?? []).flatMap((e) => e.problems?.() ?? []);
     this.state.check = check;
-    this.state.ready = check.ready && extra.length === 0;
-    const problems = [...check.problems, ...extra, ...check.warnings].join('; ');
-    if (problems !== this.lastProblems) {
-      this.lastProblems = problems;
-      log(this.state.ready ? 'info' : 'warn', this.state.ready ? `ready: ${check.firstFile} holds the meshcap-cni entry${check.warnings.length ? `; warning: ${check.warnings.join('; ')}` : ''}` : `not ready: ${problems}`);
-    }
+    const ready = check.ready && extra.length === 0;
+    this.observe(ready, [...check.problems, ...extra], check);
+    return ready;
+  }
+
+  private observe(ready: boolean, problems: readonly string[], check?: NodeCheck): void {
+    if (this.state.ready && !ready) this.state.notReadyTransitions++;
+    this.state.ready = ready;
+    this.problemsNow = problems;
+    const text = [...problems, ...(check?.warnings ?? [])].join('; ');
+    if (text === this.lastProblems) return;
+    this.lastProblems = text;
+    const warnings = check?.warnings ?? [];
+    this.options.log(ready ? 'info' : 'warn', ready ? `ready: ${check?.firstFile} holds the meshcap-cni entry${warnings.length ? `; warning: ${warnings.join('; ')}` : ''}` : `not ready: ${text}`);
   }
 
   /** In a cluster: a token copy the kubeconfig names by tokenFile, refreshed when the projected token rotates. */
@@ -178,11 +200,15 @@ export class Agent {
   }
 
   metrics(): string {
+    const ready = this.readiness();
     const s = this.state;
     const lines = [
       '# HELP meshcap_cni_ready 1 when the effective CNI config holds the meshcap-cni entry and the plugin binary matches.',
       '# TYPE meshcap_cni_ready gauge',
-      `meshcap_cni_ready ${s.ready ? 1 : 0}`,
+      `meshcap_cni_ready ${ready ? 1 : 0}`,
+      '# HELP meshcap_cni_not_ready_transitions_total Times readiness went from ready to not ready (each rewrite of the config without the entry is one, until it is re-inserted).',
+      '# TYPE meshcap_cni_not_ready_transitions_total counter',
+      `meshcap_cni_not_ready_transitions_total ${s.notReadyTransitions}`,
       '# HELP meshcap_cni_config_reinserts_total Times the entry was re-inserted after the config was rewritten without it.',
       '# TYPE meshcap_cni_config_reinserts_total counter',
       `meshcap_cni_config_reinserts_total ${s.reinserts}`,
@@ -199,8 +225,9 @@ export class Agent {
   private serve(addr: { host: string; port: number }): Promise<void> {
     this.server = createServer((req, res) => {
       if (req.url === '/readyz') {
-        res.writeHead(this.state.ready ? 200 : 503, { 'Content-Type': 'text/plain' });
-        res.end(this.state.ready ? 'ready\n' : `not ready: ${(this.state.check?.problems ?? ['starting']).join('; ')}\n`);
+        const ready = this.running && this.readiness();
+        res.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' });
+        res.end(ready ? 'ready\n' : `not ready: ${(this.running && this.problemsNow.length ? this.problemsNow : ['stopping']).join('; ')}\n`);
       } else if (req.url === '/healthz') {
         res.writeHead(200).end('ok\n');
       } else if (req.url === '/metrics') {

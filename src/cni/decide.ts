@@ -6,7 +6,7 @@
  */
 import { ConfigError } from '../config/parse.js';
 import { Annotation as A } from '../inject/annotations.js';
-import { captureArgsFromAnnotations, captureEnvFromAnnotations } from '../inject/capture-args.js';
+import { captureArgsFromAnnotations, captureEnvFromAnnotations, RULE_ENV_NAMES } from '../inject/capture-args.js';
 import { parseStatus } from '../inject/status-annotation.js';
 import type { PluginSettings, PodRef } from './request.js';
 import { CniCode, CniError, details } from './spec.js';
@@ -17,10 +17,15 @@ const PROXY = 'istio-proxy';
 /** Init containers that do the capture themselves: capturing again would double it (istio#18021). */
 const SELF_CAPTURE_INITS = ['istio-init', 'linkerd-init', 'kuma-init'];
 
+
 export type Decision =
   | { readonly kind: 'skip'; readonly reason: string }
-  /** args: istio-iptables' (without the program name); env: what istio-init gets besides (proxyMetadata). */
-  | { readonly kind: 'capture'; readonly args: readonly string[]; readonly env: readonly (readonly [string, string])[] };
+  /**
+   * args: istio-iptables' (without the program name); env: what istio-init gets besides (proxyMetadata)
+   * that shapes the rules; ignoredEnv: the proxyMetadata names left out (RULE_ENV_NAMES): the in-netns half
+   * runs as root on the node, and a pod's annotation must not steer a node process.
+   */
+  | { readonly kind: 'capture'; readonly args: readonly string[]; readonly env: readonly (readonly [string, string])[]; readonly ignoredEnv: readonly string[] };
 
 export function skipWithoutPod(pod: PodRef | undefined, settings: PluginSettings): Decision | undefined {
   if (!pod) return { kind: 'skip', reason: 'not a Kubernetes pod (no K8S_POD_NAMESPACE/K8S_POD_NAME in CNI_ARGS)' };
@@ -51,7 +56,7 @@ export function decide(annotations: Readonly<Record<string, string>>, pod: PodRe
     const env = captureEnvFromAnnotations(annotations, { subject });
     // Istio's escape hatch: the proxy runs without Envoy, so nothing may be redirected to it.
     if (env.some(([name, value]) => name === 'DISABLE_ENVOY' && /^(1|t|true)$/i.test(value))) return { kind: 'skip', reason: 'DISABLE_ENVOY=true in proxy.istio.io/config proxyMetadata' };
-    return { kind: 'capture', args, env };
+    return { kind: 'capture', args, env: env.filter(([name]) => RULE_ENV_NAMES.has(name)), ignoredEnv: env.map(([name]) => name).filter((name) => !RULE_ENV_NAMES.has(name)) };
   } catch (error) {
     if (error instanceof ConfigError) {
       throw new CniError(CniCode.InvalidConfig, `invalid ${error.subject} on ${subject}: ${JSON.stringify(error.value)}`, details(error.problem, `${error.allowed}; then delete the pod so it is re-created`));

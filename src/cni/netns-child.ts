@@ -1,6 +1,6 @@
 /**
  * The half of meshcap-cni that runs inside the pod's network namespace
- * (started under `nsenter --net=<CNI_NETNS>`): the same engine and parser as
+ * (started under `unshare --mount` and `nsenter --net=<CNI_NETNS>`): the same engine and parser as
  * `meshcap istio-iptables`, with the outcome printed as one JSON line for the
  * plugin to turn into a CNI result or error. Here /proc/self/net, the
  * interfaces and the tables are the pod's.
@@ -18,6 +18,7 @@ import { analyzeStatus } from '../status/analyze.js';
 import { derivedArgs } from '../status/derive.js';
 import { readNamespace } from '../status/gather.js';
 import { roundTrip } from '../status/roundtrip.js';
+import { HOST_MNTNS_ENV, neutraliseNss } from './nss-sandbox.js';
 
 export type ChildOutcome =
   | { readonly ok: true; readonly changed?: boolean; readonly backend?: string; readonly summary?: string }
@@ -37,8 +38,12 @@ function failure(error: unknown): ChildOutcome {
 
 export async function runChild(action: string, args: readonly string[], env: Env, stderr: (text: string) => void): Promise<ChildOutcome> {
   try {
-    const config = parseCaptureConfig(args, env, readHostFacts());
-    const sys = realSystem(env);
+    const { [HOST_MNTNS_ENV]: hostMntns, ...own } = env;
+    const sys = realSystem(own);
+    // Before any iptables or nft runs: their uid lookups must not reach the node's name service.
+    // One short child before anything else runs: spawnSync spares the pipes and event-loop turns.
+    await neutraliseNss(realSystem(own, { blocking: true }), hostMntns, (line) => stderr(`meshcap-cni: ${line}\n`));
+    const config = parseCaptureConfig(args, own, readHostFacts());
     const log = stderrLogger(stderr);
     if (action === 'apply') {
       // CNI_NETNS must be a pod's: never the machine's own namespace, whatever the runtime passed.

@@ -2,12 +2,14 @@
  * meshcap-cni, the chained CNI plugin: the imperative shell around the pure
  * request parser and decision. It runs in the runtime's (host) namespaces;
  * the capture itself runs in a child started under `nsenter --net=<netns>`,
- * with a clean environment and a lock file of its own. stdout carries only
+ * with a clean environment, a lock file of its own and a private mount
+ * namespace that keeps the node's name service out (nss-sandbox.ts). stdout carries only
  * the CNI result or error object; logs go to stderr.
  */
 import { closeSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { System } from '../backend/system.js';
+import type { RunResult, System } from '../backend/system.js';
+import { fallbackWarning, HOST_MNTNS_ENV, sandboxWrapper, UNSHARE_ARGS, unshareFailed } from './nss-sandbox.js';
 import type { ChildOutcome } from './netns-child.js';
 import { decide, type Decision, skipWithoutPod } from './decide.js';
 import { lookupPodAnnotations, readKubeconfig } from './kube.js';
@@ -123,9 +125,22 @@ async function inNetns(request: CniRequest, io: PluginIo, action: 'apply' | 'che
   closeSync(openSync(lock, 'a', 0o600));
   const [file, ...selfArgs] = io.self;
   // Only what the engine needs: the runtime's own environment must not steer the capture (no ISTIO_* leaking in).
-  // Plus what istio-init would get from the pod (proxyMetadata, e.g. ISTIO_META_DNS_CAPTURE): one derivation.
+  // Plus what istio-init would get from the pod that shapes the rules (proxyMetadata, e.g. ISTIO_META_DNS_CAPTURE): one derivation.
   const env: Record<string, string> = { ...Object.fromEntries(decision.env), PATH: io.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', XTABLES_LOCKFILE: lock };
-  const result = await io.sys.run(nsenter, [`--net=${request.netns}`, '--', file!, ...selfArgs, '__netns', action, ...args], { env, timeoutMs: 60_000 });
+  const entered = [`--net=${request.netns}`, '--', file!, ...selfArgs, '__netns', action, ...args];
+  const sandbox = sandboxWrapper(io.sys);
+  let result: RunResult | undefined;
+  if ('unshare' in sandbox) {
+    result = await io.sys.run(sandbox.unshare, [...UNSHARE_ARGS, nsenter, ...entered], { env: { ...env, [HOST_MNTNS_ENV]: sandbox.hostMntns }, timeoutMs: 60_000 });
+    const failed = unshareFailed(result);
+    if (failed) {
+      io.stderr(`meshcap-cni: ${fallbackWarning(failed)}\n`);
+      result = undefined;
+    }
+  } else {
+    io.stderr(`meshcap-cni: ${fallbackWarning(sandbox.problem)}\n`);
+  }
+  result ??= await io.sys.run(nsenter, entered, { env, timeoutMs: 60_000 });
   for (const line of result.stderr.split('\n')) if (line.trim() !== '') io.stderr(`${line}\n`);
   const last = result.stdout.trim().split('\n').pop() ?? '';
   try {
@@ -152,6 +167,7 @@ async function add(request: CniRequest, io: PluginIo, log: (line: string) => voi
     passThrough(request, io);
     return 0;
   }
+  if (decision.ignoredEnv.length > 0) log(`ADD ${pod}: proxyMetadata ${decision.ignoredEnv.join(', ')} ignored: not capture settings, and the capture runs on the node`);
   const outcome = await inNetns(request, io, 'apply', decision);
   if (!outcome.ok) throw engineError(outcome, pod);
   log(`ADD ${pod}: capture ${outcome.changed ? 'applied' : 'already in place'} (${outcome.backend}) in ${Date.now() - started} ms: istio-iptables ${decision.args.join(' ')}`);

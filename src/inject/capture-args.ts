@@ -33,8 +33,10 @@
  *   a pod another injector wrote (Istio's, more lenient) is never failed for them.
  * captureEnvFromAnnotations gives the env istio-init gets besides (the
  * proxyMetadata of proxy.istio.io/config, e.g. ISTIO_META_DNS_CAPTURE), which
- * istio-iptables reads as flag fallbacks.
+ * istio-iptables reads as flag fallbacks; of it, only RULE_ENV_NAMES may reach
+ * a capture run on the node.
  */
+import { ENV_ONLY, type FlagKey, flagByKey } from '../config/flags.js';
 import { ConfigError } from '../config/parse.js';
 import { Annotation, type CaptureOptions, readCaptureOptions } from './annotations.js';
 import { DEFAULT_SETTINGS, type InjectSettings } from './settings.js';
@@ -55,6 +57,23 @@ export function captureArgsFromAnnotations(annotations: Readonly<Record<string, 
   if (options.mode === 'NONE' || isGateway(annotations)) return undefined;
   return captureArgs(options, settings, opts.proxyRunAsUser ?? uidAnnotation(annotations, opts.subject ?? 'the pod'));
 }
+
+/**
+ * The proxyMetadata variables that shape the rules, as istio-init reads them. The CNI plugin and the
+ * node audit run the capture as root on the node (or in the agent, with the node's CNI dirs mounted),
+ * so only these reach it: dry-run and log file paths, another namespace, an iptables binary, the
+ * host-netns guard, lock and probe settings named in a pod's annotation must not steer a node process.
+ */
+const RULE_FLAGS: readonly FlagKey[] = [
+  'proxyPort', 'inboundCapturePort', 'inboundTunnelPort', 'proxyUid', 'proxyGid', 'interceptionMode', 'inboundPorts',
+  'inboundPortsExclude', 'excludeInterfaces', 'outboundCidrs', 'outboundCidrsExclude', 'outboundPorts', 'outboundPortsExclude',
+  'rerouteInterfaces', 'tproxyMark', 'tproxyRouteTable', 'redirectDns', 'dropInvalid', 'dualStack', 'captureAllDns',
+  'nativeNftables', 'ipv6', 'dnsServersV4', 'dnsServersV6', 'cidrSets',
+];
+export const RULE_ENV_NAMES: ReadonlySet<string> = new Set([
+  ...RULE_FLAGS.flatMap((key) => [flagByKey(key).env, flagByKey(key).additionalEnv].filter((e): e is string => e !== undefined)),
+  ENV_ONLY.ownerGroupsInclude.env, ENV_ONLY.ownerGroupsExclude.env, ENV_ONLY.loopbackCidr.env,
+]);
 
 export function captureEnvFromAnnotations(annotations: Readonly<Record<string, string>>, opts: CaptureArgsOptions = {}): [string, string][] {
   const options = readCaptureOptions(annotations, opts.settings ?? DEFAULT_SETTINGS, opts.subject ?? 'the pod');

@@ -14,6 +14,7 @@ import { captureAnnotations } from './capture-args.js';
 import { buildInit } from './init-container.js';
 import { type Json, type JsonObject, asArray, asObject, isObject, stringMap } from './json.js';
 import { type PatchOp, diffList, diffMap } from './patch.js';
+import { NETWORKS_ANNOTATION, withNetworkAttachment } from './multus.js';
 import { rewriteAppProbes } from './probes.js';
 import { clearScrapeAnnotations, mergesMetrics } from './prometheus.js';
 import { applyOverride, buildProxy, tproxyFixups } from './proxy-container.js';
@@ -115,6 +116,11 @@ export function injectPod(target: PodTarget, settings: InjectSettings): InjectOu
     // The plugin cannot see container args: the capture travels in annotations (capture-args.ts).
     const userUid = asObject(userProxy?.securityContext)?.runAsUser;
     Object.assign(newAnnotations, captureAnnotations(options, typeof userUid === 'number' ? userUid : undefined));
+    if (settings.cniNetworkAttachment) {
+      const current = newAnnotations[NETWORKS_ANNOTATION];
+      const networks = withNetworkAttachment(typeof current === 'string' ? current : undefined, settings.cniNetworkAttachment, target.workload.namespace, subject);
+      if (networks !== undefined) newAnnotations[NETWORKS_ANNOTATION] = networks;
+    }
   }
   newAnnotations[Annotation.status] = statusText({ initContainers: layout.injectedInit, containers: layout.injectedContainers, volumes: volumeNames }, settings);
 

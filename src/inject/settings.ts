@@ -6,6 +6,7 @@
  */
 import { meshcapVersion } from '../version.js';
 import type { JsonObject } from './json.js';
+import type { AttachmentRef } from './multus.js';
 
 export type InitStyle = 'meshcap' | 'istio';
 
@@ -57,6 +58,11 @@ export interface InjectSettings {
    * its capture settings in annotations the plugin reads.
    */
   readonly cni: boolean;
+  /**
+   * CNI layout under Multus: the NetworkAttachmentDefinition (`[namespace/]name`) that runs
+   * meshcap-cni, added to each pod's k8s.v1.cni.cncf.io/networks; undefined when chained.
+   */
+  readonly cniNetworkAttachment: AttachmentRef | undefined;
   /** Adds --native-nftables to istio-init (Istio's global.nativeNftables). */
   readonly nativeNftables: boolean;
   readonly readiness: { readonly initialDelaySeconds: number; readonly periodSeconds: number; readonly failureThreshold: number };
@@ -91,6 +97,7 @@ export const DEFAULT_SETTINGS: InjectSettings = {
   excludeOutboundPorts: '',
   logLevel: 'default:info',
   cni: false,
+  cniNetworkAttachment: undefined,
   nativeNftables: false,
   readiness: { initialDelaySeconds: 0, periodSeconds: 15, failureThreshold: 4 },
   startupFailureThreshold: 600,

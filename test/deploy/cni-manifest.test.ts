@@ -6,6 +6,11 @@ import { test } from 'node:test';
 import YAML from 'yaml';
 import { DEFAULT_PLUGIN_SETTINGS } from '../../src/cni/request.js';
 import { AGENT_ANNOTATION } from '../../src/cni/decide.js';
+import { STANDALONE_NETWORK, standaloneConfig } from '../../src/cni/conflist.js';
+import { injectManifests } from '../../src/inject/manifest.js';
+import { parseAttachmentRef } from '../../src/inject/multus.js';
+import { DEFAULT_SETTINGS } from '../../src/inject/settings.js';
+import { podManifest } from '../helpers/manifests.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -52,4 +57,17 @@ test('cni.yaml: the agent runs `meshcap cni agent` on the host CNI dirs, its rea
   assert.equal(container.securityContext.allowPrivilegeEscalation, false);
   assert.equal(spec.hostNetwork, true);
   assert.equal(spec.priorityClassName, 'system-node-critical');
+});
+
+test('cni-multus.yaml: the NetworkAttachmentDefinition carries the standalone config and is what the injector flag names', () => {
+  const [nad] = YAML.parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy', 'cni-multus.yaml'), 'utf8')).map((d) => d.toJS() as Obj);
+  assert.equal(nad!.apiVersion, 'k8s.cni.cncf.io/v1');
+  assert.deepEqual(JSON.parse(nad!.spec.config), JSON.parse(standaloneConfig()));
+  assert.equal(nad!.metadata.name, STANDALONE_NETWORK);
+  // The reference its header and the README tell the injector to use.
+  const ref = `${nad!.metadata.namespace}/${nad!.metadata.name}`;
+  assert.match(readFileSync(join(REPO_ROOT, 'deploy', 'cni-multus.yaml'), 'utf8'), new RegExp(`--cni-network-attachment ${ref}`));
+  assert.match(readFileSync(join(REPO_ROOT, 'README.md'), 'utf8'), new RegExp(`--cni-network-attachment ${ref}`));
+  const injected = injectManifests(podManifest(), { ...DEFAULT_SETTINGS, cni: true, cniNetworkAttachment: parseAttachmentRef(ref) }).text;
+  assert.equal((YAML.parse(injected) as Obj).metadata.annotations['k8s.v1.cni.cncf.io/networks'], ref);
 });

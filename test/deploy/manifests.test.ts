@@ -46,9 +46,28 @@ const CERT_MANAGER_FIELDS: Record<string, readonly string[]> = {
   'Certificate.spec.issuerRef': ['name', 'kind', 'group'],
 };
 
+/** k8s.cni.cncf.io/v1 NetworkAttachmentDefinition (the Network Plumbing WG CRD Multus installs): spec holds one string, a CNI config. */
+function checkNetworkAttachment(object: Obj): void {
+  assert.equal(object.kind, 'NetworkAttachmentDefinition');
+  assert.deepEqual(Object.keys(object).sort(), ['apiVersion', 'kind', 'metadata', 'spec']);
+  assert.match(object.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/);
+  assert.match(object.metadata.namespace, /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+  for (const key of Object.keys(object.metadata)) assert.ok(['name', 'namespace', 'labels', 'annotations'].includes(key), `metadata.${key}`);
+  assert.deepEqual(Object.keys(object.spec ?? {}).filter((k) => k !== 'config'), [], 'spec has only config');
+  if (object.spec?.config !== undefined) {
+    assert.equal(typeof object.spec.config, 'string');
+    const config = JSON.parse(object.spec.config) as Obj;
+    assert.ok(config.cniVersion && (config.type || Array.isArray(config.plugins)), 'a CNI network config');
+  }
+}
+
 describe('deploy/ manifests', () => {
   for (const { file, object } of objects) {
     test(`${file}: ${object.kind} ${object.metadata?.name} is valid`, async () => {
+      if (object.apiVersion === 'k8s.cni.cncf.io/v1') {
+        checkNetworkAttachment(object);
+        return;
+      }
       if (object.apiVersion === 'cert-manager.io/v1') {
         for (const [where, allowed] of Object.entries(CERT_MANAGER_FIELDS)) {
           const [kind, ...path] = where.split('.');

@@ -54,14 +54,29 @@ export function ensurePlugin(): string {
 
 export function cniSkipReason(): string | false {
   const missing = ['bridge', 'host-local', 'portmap', 'loopback'].filter((p) => !existsSync(join(DEBIAN_CNI, p)));
-  const tools = ['ip', 'nsenter', 'iptables-nft-save', 'iptables-legacy-save'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+  const tools = ['ip', ...NODE_TOOLS, 'iptables-nft-save', 'iptables-legacy-save'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
   const reason = process.getuid?.() !== 0 ? 'needs root' : missing.length ? `containernetworking-plugins missing (${missing.join(', ')})` : tools.length ? `missing tools: ${tools.join(', ')}` : '';
   if (!reason) return false;
   if (process.env.CI === 'true') throw new Error(`CI=true but CNI tests cannot run: ${reason}`);
   return `skipped: ${reason}`;
 }
 
+const ISTIO_STATUS = JSON.stringify({ initContainers: ['istio-validation'], containers: ['istio-proxy'], volumes: null, imagePullSecrets: null, revision: 'default' });
+/** What Istio's CNI injection writes (shared/anchors/istio-inject/hello.yaml.cni.injected), plus exclusions. */
+export const INJECTED = {
+  'sidecar.istio.io/interceptionMode': 'REDIRECT',
+  'sidecar.istio.io/status': ISTIO_STATUS,
+  'traffic.sidecar.istio.io/excludeInboundPorts': '15020',
+  'traffic.sidecar.istio.io/includeInboundPorts': '*',
+  'traffic.sidecar.istio.io/includeOutboundIPRanges': '*',
+  'traffic.sidecar.istio.io/excludeOutboundPorts': '5432',
+  'traffic.sidecar.istio.io/excludeOutboundIPRanges': '198.19.0.0/16',
+  'kubernetes.io/config.source': 'api',
+};
+
 let counter = 0;
+/** nsenter to enter the pod netns; unshare and mount for the private mount namespace that keeps NSS out. */
+export const NODE_TOOLS = ['nsenter', 'unshare', 'mount'] as const;
 
 export interface Attachment {
   readonly containerId: string;
@@ -80,7 +95,8 @@ export class CniNode {
   readonly ns: string;
   readonly subnet: number;
 
-  constructor(label: string) {
+  /** nodeTools: what of util-linux the node offers besides /usr/sbin and /sbin (without unshare: no NSS sandbox). */
+  constructor(label: string, nodeTools: readonly string[] = NODE_TOOLS) {
     const id = `${process.pid % 10000}-${++counter}`;
     this.ns = `mc-cni-${label}-${id}`.slice(0, 40);
     this.subnet = 20 + ((process.pid + counter * 7) % 200);
@@ -91,8 +107,8 @@ export class CniNode {
     const tools = join(this.dir, 'tools');
     for (const d of [this.confDir, this.binDir, tools, join(this.dir, 'ipam'), join(this.dir, 'state')]) mkdirSync(d, { recursive: true });
     for (const plugin of ['bridge', 'host-local', 'portmap', 'loopback']) symlinkSync(join(DEBIAN_CNI, plugin), join(this.binDir, plugin));
-    // nsenter lives in /usr/bin beside node: give it its own dir so /usr/bin stays off PATH.
-    symlinkSync('/usr/bin/nsenter', join(tools, 'nsenter'));
+    // They live in /usr/bin beside node: give them their own dir so /usr/bin stays off PATH.
+    for (const tool of nodeTools) symlinkSync(join('/usr/bin', tool), join(tools, tool));
     this.hostPath = `${tools}:/usr/sbin:/sbin`;
     const add = spawnSync('ip', ['netns', 'add', this.ns], { encoding: 'utf8' });
     if (add.status !== 0) throw new Error(`ip netns add ${this.ns}: ${add.stderr}`);
@@ -161,9 +177,13 @@ export class CniNode {
     };
   }
 
+  /** Prepended to every plugin run (e.g. a wrapper that enters a test-owned mount namespace). */
+  execPrefix: readonly string[] = [];
+
   /** One plugin, run in the node's netns with a clean environment (no node on PATH). */
   async exec(plugin: string, env: Record<string, string>, stdin: string): Promise<Run> {
-    return runAsync('nsenter', [`--net=/run/netns/${this.ns}`, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), join(this.binDir, plugin)], { input: stdin });
+    const argv = [...this.execPrefix, 'nsenter', `--net=/run/netns/${this.ns}`, '--', 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), join(this.binDir, plugin)];
+    return runAsync(argv[0]!, argv.slice(1), { input: stdin });
   }
 
   private stdinFor(conf: Record<string, any>, plugin: Record<string, any>, a: Attachment, prevResult?: unknown): string { // eslint-disable-line @typescript-eslint/no-explicit-any

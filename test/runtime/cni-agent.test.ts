@@ -1,8 +1,9 @@
 /**
  * `meshcap cni agent` as a process on real directories: it installs, keeps
- * the entry in place when the "primary CNI" rewrites its file, serves
- * readiness and metrics, reports a config fight, and on SIGTERM leaves the
- * entry and the executable where they are.
+ * the entry in place when the "primary CNI" rewrites its file (NotReady until
+ * then: one transition per re-insertion in /metrics), serves readiness and
+ * metrics, reports a config fight, and on SIGTERM leaves the entry and the
+ * executable where they are.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -78,10 +79,22 @@ describe('meshcap cni agent', () => {
     await until('ready', 5000, async () => ((await get(port, '/readyz')).status === 200 ? true : undefined));
     assert.ok(existsSync(join(binDir, 'meshcap-cni')));
 
-    // The primary restarts and rewrites its file without the entry: back within 2 s.
+    // The primary restarts and rewrites its file without the entry: back within 2 s, NotReady in between.
+    const counters = async () => {
+      const text = (await get(port, '/metrics')).body;
+      const read = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+      return { notReady: read('meshcap_cni_not_ready_transitions_total'), reinserts: read('meshcap_cni_config_reinserts_total') };
+    };
+    const initial = await counters();
+    const logged = logs.length;
     writeFileSync(file, JSON.stringify(PRIMARY));
     const { ms } = await until('entry re-inserted', 2000, () => hasEntry(file));
     assert.ok(ms < 2000, `re-inserted after ${ms} ms`);
+    await until('ready again', 2000, async () => ((await get(port, '/readyz')).status === 200 ? true : undefined));
+    const afterOne = await counters();
+    assert.ok(afterOne.reinserts > initial.reinserts);
+    assert.equal(afterOne.notReady - initial.notReady, afterOne.reinserts - initial.reinserts, 'one NotReady span per re-insertion');
+    assert.match(logs.slice(logged), /not ready: [^\n]*10-primary\.conflist (was rewritten without the|has no) meshcap-cni entry[\s\S]*ready: [^\n]*10-primary\.conflist holds the meshcap-cni entry/);
 
     // It keeps doing that: a config fight, in the log and the metrics.
     for (let i = 0; i < 10; i++) {
@@ -93,6 +106,8 @@ describe('meshcap cni agent', () => {
     assert.match(metrics, /^meshcap_cni_config_fights_total 1$/m);
     assert.match(metrics, /^meshcap_cni_config_reinserts_total (1[1-9]|[2-9]\d)$/m);
     assert.match(metrics, /^meshcap_cni_ready 1$/m);
+    const afterFight = await counters();
+    assert.equal(afterFight.notReady - initial.notReady, afterFight.reinserts - initial.reinserts);
 
     // The binary replaced by something else: not ours, so it is put back.
     writeFileSync(join(binDir, 'meshcap-cni'), 'not the plugin');

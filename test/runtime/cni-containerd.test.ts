@@ -52,8 +52,8 @@ describe('CNI mode on a private containerd (CRI)', { skip }, () => {
   before(async () => {
     mkdirSync(confDir);
     mkdirSync(tools);
-    // What the node offers besides /usr/sbin and /sbin: the runtime and nsenter, and no node.
-    for (const tool of ['nsenter', 'containerd', 'containerd-shim-runc-v2', 'runc']) {
+    // What the node offers besides /usr/sbin and /sbin: the runtime, nsenter, unshare and mount, and no node.
+    for (const tool of ['nsenter', 'unshare', 'mount', 'containerd', 'containerd-shim-runc-v2', 'runc']) {
       const path = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
       if (path && !path.startsWith('/usr/sbin/') && !path.startsWith('/sbin/')) symlinkSync(path, join(tools, tool));
     }

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Attachment, CniNode, cniSkipReason, connectFrom, serveIn, type Served } from '../helpers/cni-node.js';
+import { type Attachment, CniNode, cniSkipReason, connectFrom, INJECTED, serveIn, type Served } from '../helpers/cni-node.js';
 import { runAsync } from '../helpers/netns.js';
 import { MESHCAP_BIN } from '../helpers/paths.js';
 import { podManifest } from '../helpers/manifests.js';
@@ -19,18 +19,6 @@ import { injectManifests } from '../../src/inject/manifest.js';
 import { DEFAULT_SETTINGS } from '../../src/inject/settings.js';
 
 const skip = cniSkipReason();
-const STATUS = JSON.stringify({ initContainers: ['istio-validation'], containers: ['istio-proxy'], volumes: null, imagePullSecrets: null, revision: 'default' });
-/** What Istio's CNI injection writes (shared/anchors/istio-inject/hello.yaml.cni.injected), plus exclusions. */
-export const INJECTED = {
-  'sidecar.istio.io/interceptionMode': 'REDIRECT',
-  'sidecar.istio.io/status': STATUS,
-  'traffic.sidecar.istio.io/excludeInboundPorts': '15020',
-  'traffic.sidecar.istio.io/includeInboundPorts': '*',
-  'traffic.sidecar.istio.io/includeOutboundIPRanges': '*',
-  'traffic.sidecar.istio.io/excludeOutboundPorts': '5432',
-  'traffic.sidecar.istio.io/excludeOutboundIPRanges': '198.19.0.0/16',
-  'kubernetes.io/config.source': 'api',
-};
 
 async function save(node: CniNode, a: Attachment): Promise<string> {
   const out: string[] = [];
@@ -130,6 +118,28 @@ describe('meshcap-cni chained after bridge and portmap (direct libcni-style exec
     const missing = await node.check(pod, add.result);
     assert.equal(JSON.parse(missing.run.stdout).code, 101, missing.run.stdout);
     assert.equal(await save(node, pod), before);
+    await node.del(pod, { prevResult: add.result });
+    node.removePod(pod);
+  });
+
+  test('CHECK fails with 103 when the mesh rules are in both iptables backends, and never writes', async () => {
+    const pod = node.newPod(INJECTED);
+    const add = await node.add(pod);
+    assert.ok(add.ok, add.run.stdout);
+    // The pod's own rules copied into the other backend: what a second capture through the other iptables leaves.
+    const nft = (await node.inPod(pod, ['iptables-nft-save'])).stdout;
+    const [from, to] = /ISTIO_REDIRECT/.test(nft) ? ['iptables-nft-save', 'iptables-legacy-restore'] : ['iptables-legacy-save', 'iptables-nft-restore'];
+    const copied = await node.inPod(pod, [to], (await node.inPod(pod, [from])).stdout);
+    assert.equal(copied.code, 0, copied.stderr);
+    const before = await save(node, pod);
+    assert.equal(before.match(/-A ISTIO_OUTPUT -j ISTIO_REDIRECT/g)?.length, 2, 'both backends hold the capture');
+    const conflict = await node.check(pod, add.result);
+    assert.equal(conflict.failed, 'meshcap-cni');
+    const error = JSON.parse(conflict.run.stdout);
+    assert.equal(error.code, 103, conflict.run.stdout);
+    assert.match(error.msg, /mesh rules are in more than one backend/);
+    assert.match(error.details, /iptables-legacy and iptables-nft|iptables-nft and iptables-legacy/);
+    assert.equal(await save(node, pod), before, 'CHECK changed nothing');
     await node.del(pod, { prevResult: add.result });
     node.removePod(pod);
   });

@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import YAML from 'yaml';
 import { diagnose } from '../../src/doctor/classify.js';
-import { CniNode, cniSkipReason } from '../helpers/cni-node.js';
+import { CniNode, cniSkipReason, INJECTED } from '../helpers/cni-node.js';
 import { runAsync } from '../helpers/netns.js';
 import { MESHCAP_BIN, ANCHORS_DIR, anchorsOrSkip } from '../helpers/paths.js';
-import { INJECTED } from './cni-plugin.test.js';
 
 const skip = cniSkipReason();
 const ISTIO_LINE = 'iptables validation failed; workload is not ready for Istio.';

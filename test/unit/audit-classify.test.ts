@@ -63,6 +63,18 @@ describe('desired capture from annotations', () => {
     assert.equal(init.config.inboundPorts.kind, 'list');
   });
 
+  test("of a pod's proxyMetadata only what shapes the rules reaches the repair (no file paths, namespaces or binaries)", () => {
+    const proxyConfig = ['proxyMetadata:', '  ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE: "7"', '  DRY_RUN: "true"', '  DRY_RUN_FILE_PATH: /host/etc/cni/net.d/00-x.conflist',
+      '  NETWORK_NAMESPACE: /proc/1/ns/net', '  FORCE_IPTABLES_BINARY: legacy', ''].join('\n');
+    const d = desiredCapture(sandbox({ 'sidecar.istio.io/status': CNI_STATUS, 'proxy.istio.io/config': proxyConfig }));
+    assert.equal(d.kind, 'capture');
+    if (d.kind !== 'capture') return;
+    assert.deepEqual(d.env, { ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE: '7' });
+    assert.equal(d.config.dryRun, false);
+    assert.equal(d.config.dryRunFilePath, '');
+    assert.equal(d.config.networkNamespace, '');
+  });
+
   test('an invalid annotation is reported as such, not guessed', () => {
     const d = desiredCapture(sandbox({ 'sidecar.istio.io/status': STATUS, 'traffic.sidecar.istio.io/includeInboundPorts': '99999' }));
     assert.equal(d.kind, 'invalid');
