@@ -3,7 +3,7 @@
  * it: three `inet` tables, each added, flushed, its chains declared, then its
  * rules. `nft -f -` applies the whole text atomically. Pure.
  */
-import { Builtin, Chain, NftTable } from '../rules/constants.js';
+import { Builtin, NftTable } from '../rules/constants.js';
 import { type Cidr, formatCidr, maskCidr } from '../net/ip.js';
 import type { Match, Rule, Ruleset, Table, Target } from '../rules/model.js';
 

@@ -105,7 +105,7 @@ export function buildRuleset(config: CaptureSpec): Ruleset {
   const passthrough = (family: Family): Net => net(family === 'ipv4' ? PASSTHROUGH_V4 : PASSTHROUGH_V6);
   const tproxy = config.mode === 'TPROXY';
   const dns = config.dns.effective;
-  const { nat, mangle, raw } = { nat: 'nat', mangle: 'mangle', raw: 'raw' } as const;
+  const { nat, mangle } = { nat: 'nat', mangle: 'mangle' } as const;
   const tunnelPort = config.inboundTunnelPort;
 
   // 1. Excluded interfaces are never captured, in either direction.

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ConfigError } from '../config/parse.js';
-import { type JsonObject, asArray, asObject, isObject } from '../inject/json.js';
+import { type JsonObject, asObject, isObject } from '../inject/json.js';
 import { type PodTarget, injectPod } from '../inject/pod.js';
 import type { InjectSettings } from '../inject/settings.js';
 import { podWorkload } from '../inject/workloads.js';
