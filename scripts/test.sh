@@ -14,6 +14,10 @@ if ! setpriv --reuid=1337 --regid=1337 --clear-groups test -r "$PWD/bin/meshcap"
   chmod 755 "$copy"
   echo "test: uid 1337 cannot read this checkout ($PWD); running the suite from a readable copy in $copy" >&2
   cp -a . "$copy/meshcap"
+  # cp -a keeps the checkout root's own mode: a clone made straight into a 0700 mktemp dir is one.
+  chmod a+rx "$copy/meshcap"
+  setpriv --reuid=1337 --regid=1337 --clear-groups test -r "$copy/meshcap/bin/meshcap" \
+    || { echo "test: uid 1337 cannot read the copy in $copy either; the proxy-user tests would fail for that reason" >&2; exit 3; }
   [ -d ../shared ] && ln -s "$(cd ../shared && pwd)" "$copy/shared"
   cd "$copy/meshcap"
   # Namespace tests need root; they create their own namespaces and remove them on exit.

@@ -259,22 +259,30 @@ function runProcessBackground(
     child.on('error', (error: NodeJS.ErrnoException) => {
       spawnError = error;
     });
-    child.on('close', (code, signal) => {
-      const stdout = drainScratch(out);
-      const stderr = drainScratch(err);
-      const notFound = spawnError?.code === 'ENOENT' || spawnError?.code === 'EACCES';
-      resolve({
-        file,
-        args,
-        code: spawnError ? 127 : (code ?? 128),
-        signal,
-        stdout,
-        stderr: spawnError && !stderr ? `${file}: ${spawnError.message}` : stderr,
-        notFound,
-        ...(spawnError ? { spawnError: spawnError.code ?? 'unknown' } : {}),
-      });
-    });
+    child.on('close', (code, signal) => resolve(closedResult(file, args, code, signal, drainScratch(out), drainScratch(err), spawnError)));
   });
+}
+
+/** What a child that has closed gives back; a child that never started is 127 with the error as its stderr. */
+function closedResult(
+  file: string,
+  args: readonly string[],
+  code: number | null,
+  signal: string | null,
+  stdout: string,
+  stderr: string,
+  spawnError: NodeJS.ErrnoException | undefined,
+): RunResult {
+  return {
+    file,
+    args,
+    code: spawnError ? 127 : (code ?? 128),
+    signal,
+    stdout,
+    stderr: spawnError && !stderr ? `${file}: ${spawnError.message}` : stderr,
+    notFound: spawnError?.code === 'ENOENT' || spawnError?.code === 'EACCES',
+    ...(spawnError ? { spawnError: spawnError.code ?? 'unknown' } : {}),
+  };
 }
 
 function runProcess(
@@ -307,17 +315,8 @@ function runProcess(
     child.stdin?.on('error', () => {});
     child.stdin?.end(options.input);
     child.on('close', (code, signal) => {
-      const notFound = spawnError?.code === 'ENOENT' || spawnError?.code === 'EACCES';
-      resolve({
-        file,
-        args,
-        code: spawnError ? 127 : (code ?? 128),
-        signal,
-        stdout: scratch === undefined ? Buffer.concat(out).toString('utf8') : drainScratch(scratch),
-        stderr: spawnError && !err.length ? `${file}: ${spawnError.message}` : Buffer.concat(err).toString('utf8'),
-        notFound,
-        ...(spawnError ? { spawnError: spawnError.code ?? 'unknown' } : {}),
-      });
+      const stdout = scratch === undefined ? Buffer.concat(out).toString('utf8') : drainScratch(scratch);
+      resolve(closedResult(file, args, code, signal, stdout, Buffer.concat(err).toString('utf8'), spawnError));
     });
   });
 }

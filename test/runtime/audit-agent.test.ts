@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import YAML from 'yaml';
@@ -19,22 +18,12 @@ import { runAsync } from '../helpers/netns.js';
 import { MESHCAP_BIN } from '../helpers/paths.js';
 import { RuntimeNode, runtimeSkip } from './harness.js';
 import { startNodeWithImage } from './fixtures.js';
+import { httpGet } from '../helpers/http.js';
 import { until } from '../helpers/poll.js';
 import { type K8sContainer, kubeletContainer } from './kubelet.js';
 
 const skip = runtimeSkip();
 
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** `meshcap inject --cni` on a one-container pod: its annotations and its istio-validation container. */
 async function injectedCni(): Promise<{ annotations: Record<string, string>; validation: K8sContainer }> {
@@ -104,7 +93,7 @@ describe('meshcap cni agent: audit and repair on a containerd node', { skip }, (
     const fresh = await node.runSandbox({ name: 'fresh', namespace: 'shop', annotations });
     assert.match(fresh.exec('iptables-nft-save', []).stdout, /-A OUTPUT -j ISTIO_OUTPUT/, 'meshcap-cni captured the new sandbox');
     const metrics = await until('both pods ok in /metrics', 15_000, async () => {
-      const text = await get(port, '/metrics');
+      const text = (await httpGet(port, '/metrics')).body;
       return /pod="fresh",state="ok"\} 1/.test(text) ? text : undefined;
     });
     assert.match(metrics, /^meshcap_pod_capture_state\{namespace="shop",pod="race",state="ok"\} 1$/m);

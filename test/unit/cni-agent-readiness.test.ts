@@ -8,11 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Agent } from '../../src/cni/agent.js';
+import { httpGet as get } from '../helpers/http.js';
 import { until } from '../helpers/poll.js';
 
 const root = mkdtempSync(join(tmpdir(), 'meshcap-cni-ready-'));
@@ -27,17 +27,6 @@ const hasEntry = (path: string) => {
   }
 };
 const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, timeout: 2000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 test('the agent is NotReady from a rewrite without the entry until it re-inserts it, and counts each such span', async () => {
   const confDir = join(root, 'net.d');
