@@ -19,6 +19,11 @@ import * as v8 from 'node:v8';
 import { captureCommand } from './capture.js';
 import { processContext } from './process-context.js';
 import { markSingleExecutable } from './self.js';
+import { readHostFacts } from '../backend/host.js';
+import { realSystem, type RunResult, type System } from '../backend/system.js';
+import { parseCaptureConfig } from '../config/parse.js';
+import { silentLogger } from '../log.js';
+import { runCapture } from '../reconcile/engine.js';
 import { PLUGIN_TYPE } from '../cni/spec.js';
 
 const CAPTURE = new Set(['istio-iptables', 'apply']);
@@ -73,6 +78,45 @@ function run(): void {
   });
 }
 
+/**
+ * A System that answers the engine with canned outputs and touches nothing: an empty namespace,
+ * then the rules it was given back. Only the snapshot build uses it (below).
+ */
+function trainingSystem(): System {
+  const real = realSystem({});
+  let restored = '';
+  return {
+    readFile: (path) => real.readFile(path),
+    readBytes: (path) => real.readBytes(path),
+    readLink: (path) => real.readLink(path),
+    which: (name) => `/usr/sbin/${name}`,
+    run: async (file, args, options = {}): Promise<RunResult> => {
+      const tool = basename(file);
+      let stdout = '';
+      if (args[0] === '--version') stdout = `${tool} v1.8.9 (nf_tables)\n`;
+      else if (tool.endsWith('-restore')) restored = typeof options.input === 'string' ? options.input : '';
+      else if (tool.endsWith('-save')) stdout = tool.startsWith('ip6') ? '' : restored;
+      else if (tool === 'nft' && args.join(' ') === 'list tables') stdout = restored ? 'table ip nat\n' : '';
+      return { file, args, code: 0, signal: null, stdout, stderr: '', notFound: false };
+    },
+  };
+}
+
+/**
+ * A first apply and a re-run against the training System, at build time: the read, plan, restore
+ * and read-back code is then compiled in the snapshot too, not only the dry run's. Outcomes are
+ * ignored (the canned save is not iptables' exact text); what counts is the code that ran.
+ */
+async function trainApply(istioInit: readonly string[]): Promise<void> {
+  try {
+    const sys = trainingSystem();
+    const config = parseCaptureConfig(istioInit, {}, readHostFacts(sys));
+    for (let round = 0; round < 2; round++) await runCapture(config, { sys, log: silentLogger }).catch(() => undefined);
+  } catch {
+    // Nothing to train: the dry runs above still warmed the rest.
+  }
+}
+
 const snapshot = v8.startupSnapshot;
 if (snapshot?.isBuildingSnapshot()) {
   // Compile the capture path into the snapshot: a dry run changes nothing and reads only PATH and /proc.
@@ -80,6 +124,7 @@ if (snapshot?.isBuildingSnapshot()) {
   const istioInit = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];
   void captureCommand('istio-iptables')(['--dry-run', ...istioInit], quiet);
   void captureCommand('istio-iptables')(['--dry-run', '--native-nftables', ...istioInit], quiet);
+  void trainApply(istioInit);
   snapshot.setDeserializeMainFunction(run);
 } else {
   run();
