@@ -8,16 +8,17 @@
  * Addresses are 198.18.0.0/15 only; everything is removed on exit.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runCli } from './cli.js';
 import { REPO_ROOT } from './paths.js';
+import { currentSingleExecutable, SINGLE_EXECUTABLE } from './single-executable.js';
 import { runAsync, type Run } from './netns.js';
 
 export const DEBIAN_CNI = '/usr/lib/cni';
 /** meshcap's single executable: `meshcap cni install` copies it as meshcap-cni. */
-export const SEA = join(REPO_ROOT, 'dist', 'sea', 'meshcap');
+export const SEA = SINGLE_EXECUTABLE;
 
 const liveNamespaces = new Set<string>();
 const liveDirs = new Set<string>();
@@ -31,23 +32,16 @@ process.on('exit', cleanup);
 
 /**
  * The plugin as the runtime runs it: the single executable by the name meshcap-cni (a hard link to
- * dist/sea/meshcap, which is what `meshcap cni install` copies), built when missing or older than any
- * compiled source (a stale executable would test old code). npm run build has run.
+ * dist/sea/meshcap, which is what `meshcap cni install` copies), built first when missing or stale.
  */
 export function ensurePlugin(): string {
-  const built = statSync(SEA, { throwIfNoEntry: false })?.mtimeMs ?? 0;
-  const sources = readdirSync(join(REPO_ROOT, 'dist', 'src'), { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile() && e.name.endsWith('.js'))
-    .map((e) => statSync(join(e.parentPath, e.name)).mtimeMs);
-  if (built < Math.max(...sources)) {
-    const result = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build-sea.mjs')], { encoding: 'utf8' });
-    if (result.status !== 0 || !existsSync(SEA)) throw new Error(`building the single executable (the plugin) failed: ${result.stderr}`);
-  }
+  const sea = currentSingleExecutable();
+  if ('problem' in sea) throw new Error(`building the single executable (the plugin) failed: ${sea.problem}`);
   const plugin = join(REPO_ROOT, 'dist', 'sea', 'cni', 'meshcap-cni');
-  if (statSync(plugin, { throwIfNoEntry: false })?.ino !== statSync(SEA).ino) {
+  if (statSync(plugin, { throwIfNoEntry: false })?.ino !== statSync(sea.path).ino) {
     mkdirSync(dirname(plugin), { recursive: true });
     rmSync(plugin, { force: true });
-    linkSync(SEA, plugin);
+    linkSync(sea.path, plugin);
   }
   return plugin;
 }

@@ -8,25 +8,21 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Lab, OUTSIDE_V4, labSkipReason } from '../helpers/netns.js';
-import { REPO_ROOT } from '../helpers/paths.js';
+import { currentSingleExecutable, SINGLE_EXECUTABLE } from '../helpers/single-executable.js';
 
-const SEA = join(REPO_ROOT, 'dist', 'sea', 'meshcap');
+const SEA = SINGLE_EXECUTABLE;
 
 function seaOrSkip(): string | false {
   const lab = labSkipReason();
   if (lab) return lab;
-  // Built from an older dist/meshcap.cjs: build it again, the test is about this code.
-  const stale = existsSync(SEA) && statSync(SEA).mtimeMs < statSync(join(REPO_ROOT, 'dist', 'meshcap.cjs')).mtimeMs;
-  if (!existsSync(SEA) || stale) {
-    const built = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build-sea.mjs')], { encoding: 'utf8' });
-    if (!existsSync(SEA)) return `skipped: this node builds no single executable: ${built.stderr.trim()}`;
-  }
-  return false;
+  // Built again when older than this code: the test is about this code.
+  const sea = currentSingleExecutable();
+  return 'problem' in sea ? `skipped: this node builds no single executable: ${sea.problem}` : false;
 }
 
 const skip = seaOrSkip();
@@ -84,15 +80,12 @@ describe('the single executable', { skip }, () => {
 
   test('probe-connect as another uid and status --netns start the executable again', async () => {
     // The probe re-runs the executable as uid 1337, which may not enter the checkout (a clone under a
-    // 0700 mktemp dir): run a world-readable copy, as an image's /usr/local/bin would be.
+    // 0700 mktemp dir): run a world-readable copy, alone in its directory as in the image.
     const dir = mkdtempSync(join(tmpdir(), 'meshcap-sea-'));
-    mkdirSync(join(dir, 'sea'));
-    for (const d of [dir, join(dir, 'sea')]) chmodSync(d, 0o755);
-    const sea = join(dir, 'sea', 'meshcap');
+    chmodSync(dir, 0o755);
+    const sea = join(dir, 'meshcap');
     copyFileSync(SEA, sea);
     chmodSync(sea, 0o755);
-    copyFileSync(join(REPO_ROOT, 'dist', 'meshcap.cjs'), join(dir, 'meshcap.cjs'));
-    chmodSync(join(dir, 'meshcap.cjs'), 0o644);
     const lab = Lab.create('sea-self');
     try {
       await lab.serve(lab.outside, [8080], 'outside-app');
