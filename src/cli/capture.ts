@@ -15,14 +15,17 @@ import { captureHelp } from './help.js';
 import type { Logger } from './log.js';
 import { familyLabel } from '../rules/model.js';
 
-export function captureCommand(name: string): Command {
+/**
+ * `system`: the machine, unless given another (the single executable's build trains this very
+ * path against one that touches nothing, src/cli/sea-capture.ts).
+ */
+export function captureCommand(name: string, system: (env: CommandContext['env']) => System = realCaptureSystem): Command {
   return defineCommand({
     name,
-    help: captureHelp(name),
+    help: () => captureHelp(name),
     captureFlags: true,
     async run({ argv, ctx, logger }) {
-      // Blocking children: the init path runs them one after another anyway (README, "Start-up").
-      const sys = realSystem(ctx.env, { blocking: true });
+      const sys = system(ctx.env);
       const config = parseCaptureConfig(argv, ctx.env, readHostFacts(sys));
       refuseHostNamespace(config, sys);
       const log = logger({ json: config.logJson, debug: config.debug });
@@ -50,6 +53,11 @@ export function captureCommand(name: string): Command {
       return ExitCode.Ok;
     },
   });
+}
+
+/** Blocking children: the init path runs them one after another anyway (README, "Start-up"). */
+function realCaptureSystem(env: CommandContext['env']): System {
+  return realSystem(env, { blocking: true });
 }
 
 /**

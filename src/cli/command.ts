@@ -42,7 +42,8 @@ export interface CommandRun {
 export interface CommandSpec {
   /** As the user typed it: `apply`, `istio-iptables`, `status`... */
   readonly name: string;
-  readonly help: string;
+  /** The text, or a function making it (a long text is then built only when asked for). */
+  readonly help: string | (() => string);
   /** Takes the istio-iptables flags (and so --log_as_json). */
   readonly captureFlags?: boolean;
   run(command: CommandRun): Promise<number>;
@@ -51,7 +52,7 @@ export interface CommandSpec {
 export function defineCommand(spec: CommandSpec): Command {
   return async (argv, ctx) => {
     if (wantsHelp(argv)) {
-      ctx.stdout(spec.help);
+      ctx.stdout(typeof spec.help === 'function' ? spec.help() : spec.help);
       return ExitCode.Ok;
     }
     let log = createLogger(ctx, { json: spec.captureFlags === true && asksForJsonLogs(argv) });
