@@ -46,7 +46,8 @@ const FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
  * namespace and every IPv4-only pod's IPv6 side look like.
  */
 export interface SnapshotHints {
-  readonly nftTables?: readonly NftTableName[];
+  /** May still be read: the binaries are looked up meanwhile, and it is awaited only where it decides. */
+  readonly nftTables?: readonly NftTableName[] | Promise<readonly NftTableName[] | undefined>;
 }
 
 const NFT_FAMILY: Record<Family, string> = { ipv4: 'ip', ipv6: 'ip6' };
@@ -67,9 +68,12 @@ export async function snapshotBackend(sys: System, variant: Variant, hints: Snap
           saves[family] = '';
           return;
         }
-      } else if (hints.nftTables && !hints.nftTables.some((table) => table.family === NFT_FAMILY[family])) {
-        saves[family] = '';
-        return;
+      } else {
+        const tables = await hints.nftTables;
+        if (tables && !tables.some((table) => table.family === NFT_FAMILY[family])) {
+          saves[family] = '';
+          return;
+        }
       }
       const result = await sys.run(bins.save, []);
       if (result.code === 0) saves[family] = result.stdout;

@@ -1,6 +1,6 @@
 /** Reads the live nftables inet tables: the one `nft list ruleset inet` of the engine, verify and status. */
 import { type NftListing, type NftTableName, parseNftListing, parseNftTableNames } from '../state/nft-listing.js';
-import type { RunResult, System } from './system.js';
+import type { RunOptions, RunResult, System } from './system.js';
 import { toolFailure } from './tool-errors.js';
 
 /**
@@ -10,8 +10,8 @@ import { toolFailure } from './tool-errors.js';
  * tables are `inet istio-proxy-*`. Undefined when nft cannot answer (no
  * nf_tables): then the callers read everything, as before.
  */
-export async function listNftTableNames(sys: System, nft: string): Promise<NftTableName[] | undefined> {
-  const result = await sys.run(nft, ['list', 'tables']);
+export async function listNftTableNames(sys: System, nft: string, options: RunOptions = {}): Promise<NftTableName[] | undefined> {
+  const result = await sys.run(nft, ['list', 'tables'], options);
   return result.code === 0 ? parseNftTableNames(result.stdout) : undefined;
 }
 
@@ -19,8 +19,8 @@ export async function listNftTableNames(sys: System, nft: string): Promise<NftTa
  * Every family's ruleset in one read: the inet tables parsed, plus the names of all
  * tables (for SnapshotHints), so a native apply needs no separate look at iptables-nft.
  */
-export async function readNftRulesetAndTables(sys: System, nft: string): Promise<{ listing: NftListing; tables: NftTableName[] }> {
-  const result = await sys.run(nft, ['list', 'ruleset'], { largeOutput: true });
+export async function readNftRulesetAndTables(sys: System, nft: string, options: RunOptions = {}): Promise<{ listing: NftListing; tables: NftTableName[] }> {
+  const result = await sys.run(nft, ['list', 'ruleset'], { ...options, largeOutput: true });
   if (result.code !== 0) throw toolFailure(result, { action: `reading the nftables ruleset with ${nft}` });
   return { listing: parseNftListing(result.stdout), tables: parseNftTableNames(result.stdout) };
 }

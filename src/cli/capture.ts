@@ -1,14 +1,14 @@
 /** `meshcap istio-iptables` / `meshcap apply`: argument wiring for the capture engine. */
 import { writeFileSync } from 'node:fs';
 import { readHostFacts } from '../backend/host.js';
-import { parseCaptureConfig } from '../config/parse.js';
+import { type CaptureIntent, captureIntent, parseResolvedConfig, resolveCaptureFlags } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
 import { ExitCode, InvalidInputError, MeshcapError } from '../errors.js';
 import { readNamespaceFacts } from '../backend/namespaces.js';
 import { type System, realSystem } from '../backend/system.js';
 import { hostNetnsEvidence } from '../preflight/host-netns.js';
 import { logPlan, renderDryRun } from '../reconcile/dry-run.js';
-import { dryRunState, planCapture, runCapture } from '../reconcile/engine.js';
+import { dryRunState, planCapture, runCapture, startFirstRead } from '../reconcile/engine.js';
 import { defineCommand } from './command.js';
 import type { Command, CommandContext } from './context.js';
 import { captureHelp } from './help.js';
@@ -26,8 +26,13 @@ export function captureCommand(name: string, system: (env: CommandContext['env']
     captureFlags: true,
     async run({ argv, ctx, logger }) {
       const sys = system(ctx.env);
-      const config = parseCaptureConfig(argv, ctx.env, readHostFacts(sys));
-      refuseHostNamespace(config, sys);
+      const flags = resolveCaptureFlags(argv, ctx.env);
+      const intent = captureIntent(flags);
+      refuseHostNamespace(intent, sys);
+      // The first read runs in the background while the values are validated and the decisions
+      // logged (README, "Start-up"): it changes nothing, whatever they turn out to be.
+      const firstRead = intent.touchesRules ? startFirstRead(sys, intent.nativeNftables) : undefined;
+      const config = parseResolvedConfig(flags, ctx.env, readHostFacts(sys));
       const log = logger({ json: config.logJson, debug: config.debug });
       // Istio's istio-validation (CNI mode): unprivileged, proves the node's capture, exits 126 with Istio's line first.
       if (config.skipRuleApply && config.runValidation && !config.dryRun) return await (await import('./validate.js')).runValidationOnly(config, ctx, log);
@@ -37,7 +42,7 @@ export function captureCommand(name: string, system: (env: CommandContext['env']
         log.info('--skip-rule-apply: rules and routes left as they are');
         return ExitCode.Ok;
       }
-      const report = await runCapture(config, { sys, log });
+      const report = await runCapture(config, { sys, log, ...(firstRead ? { firstRead } : {}) });
       for (const family of report.families) {
         if (family.family === 'ipv6' && !config.ipv6.enabled && !family.changed) continue;
         log.info(`${familyLabel(family.family)}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
@@ -62,16 +67,16 @@ function realCaptureSystem(env: CommandContext['env']): System {
 
 /**
  * Refuses, in one line (exit 2), to write a capture where it is evidently the
- * machine's own network namespace. Only a capture is refused: a dry run,
- * --skip-rule-apply and --cleanup-only (which undoes a capture typed in the
- * wrong place) change nothing or remove it.
+ * machine's own network namespace, before anything is run. Only a capture is
+ * refused: a dry run, --skip-rule-apply and --cleanup-only (which undoes a
+ * capture typed in the wrong place) change nothing or remove it.
  */
-function refuseHostNamespace(config: CaptureConfig, sys: System): void {
-  if (config.allowHostNetns || config.dryRun || config.skipRuleApply || config.cleanupOnly) return;
+function refuseHostNamespace(intent: CaptureIntent, sys: System): void {
+  if (intent.allowHostNetns || !intent.touchesRules || intent.cleanupOnly) return;
   const evidence = hostNetnsEvidence(readNamespaceFacts(sys));
   if (!evidence) return;
   const what = "refusing to capture in this machine's own network namespace";
-  const why = `${evidence}: a capture here redirects the machine's own outbound TCP to port ${config.proxyPort}`;
+  const why = `${evidence}: a capture here redirects the machine's own outbound TCP to port ${intent.proxyPort}`;
   const fix = "run it in the pod's namespace (ip netns exec NAME ..., nsenter --net=PATH ...), or pass --allow-host-netns (MESHCAP_ALLOW_HOST_NETNS=true) where that is the intent, as for istio-iptables on a VM; nothing was changed";
   throw new InvalidInputError({ what, why, fix }, `${what} (${why}); ${fix}`);
 }

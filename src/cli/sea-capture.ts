@@ -111,8 +111,9 @@ function savedText(ruleset: Ruleset, family: Family): string {
 /**
  * A System that answers as a fresh pod's namespace would, through canned outputs, and touches
  * nothing: no rules, then, once restored, the rules `ruleset` makes, printed as iptables-nft-save
- * prints them. Only the snapshot build uses it (below); its one real child is `node --version`,
- * so that spawning is compiled too.
+ * prints them. Only the snapshot build uses it (below). Its only real children are two
+ * `node --version`, one blocking and one in the background, so that both ways of spawning are
+ * compiled too.
  */
 function trainingSystem(ruleset: Ruleset): System {
   const real = realSystem({ PATH: process.env.PATH }, { blocking: true });
@@ -129,6 +130,7 @@ function trainingSystem(ruleset: Ruleset): System {
       if (!spawned) {
         spawned = true;
         await real.run(process.execPath, ['--version']);
+        await real.run(process.execPath, ['--version'], { background: true });
       }
       const tool = basename(file);
       const family: Family = tool.startsWith('ip6') ? 'ipv6' : 'ipv4';

@@ -89,12 +89,52 @@ export function resolveRaw(argv: readonly string[], env: Env): { raw: Map<FlagKe
   return { raw, positionals: [...parsed.positionals] };
 }
 
-/** Parse argv and env into a validated CaptureConfig, or throw ConfigError / UsageError. */
-export function parseCaptureConfig(argv: readonly string[], env: Env, facts: HostFacts): CaptureConfig {
+/** Every capture flag's raw value, resolved from argv and env with Istio's precedence; the values not yet validated. */
+export interface ResolvedFlags {
+  readonly raw: ReadonlyMap<FlagKey, RawValue>;
+}
+
+/** resolveRaw for a capture, which takes only flags: a positional argument is a usage error. */
+export function resolveCaptureFlags(argv: readonly string[], env: Env): ResolvedFlags {
   const { raw, positionals } = resolveRaw(argv, env);
   if (positionals.length > 0) {
     throw new UsageError(`unexpected argument ${quote(positionals[0]!)}: istio-iptables takes only flags`);
   }
+  return { raw };
+}
+
+/**
+ * What a capture is asked to do, known before its values are validated (CaptureConfig says the
+ * same, later): enough to refuse the machine's own namespace and to start the first read.
+ */
+export interface CaptureIntent {
+  /** It reads and writes the rules: not a dry run, not --skip-rule-apply. */
+  readonly touchesRules: boolean;
+  readonly nativeNftables: boolean;
+  readonly cleanupOnly: boolean;
+  readonly allowHostNetns: boolean;
+  /** As given (for messages): not yet validated. */
+  readonly proxyPort: string;
+}
+
+export function captureIntent(flags: ResolvedFlags): CaptureIntent {
+  const bool = (key: FlagKey) => flags.raw.get(key)?.value === true;
+  return {
+    touchesRules: !bool('dryRun') && !bool('skipRuleApply'),
+    nativeNftables: bool('nativeNftables'),
+    cleanupOnly: bool('cleanupOnly'),
+    allowHostNetns: bool('allowHostNetns'),
+    proxyPort: String(flags.raw.get('proxyPort')?.value ?? ''),
+  };
+}
+
+/** Parse argv and env into a validated CaptureConfig, or throw ConfigError / UsageError. */
+export function parseCaptureConfig(argv: readonly string[], env: Env, facts: HostFacts): CaptureConfig {
+  return parseResolvedConfig(resolveCaptureFlags(argv, env), env, facts);
+}
+
+/** parseCaptureConfig for flags already resolved. */
+export function parseResolvedConfig({ raw }: ResolvedFlags, env: Env, facts: HostFacts): CaptureConfig {
 
   const str = (key: FlagKey): string => String(raw.get(key)!.value);
   const bool = (key: FlagKey): boolean => raw.get(key)!.value === true;
@@ -348,7 +388,7 @@ function resolvConfServers(facts: HostFacts): { v4: string[]; v6: string[] } {
 }
 
 function resolveBackend(
-  raw: Map<FlagKey, RawValue>,
+  raw: ReadonlyMap<FlagKey, RawValue>,
   take: <T>(key: FlagKey, result: Parsed<T>) => T,
 ): { backend: BackendChoice; pinnedBy: string } {
   const backendText = String(raw.get('backend')!.value);

@@ -22,7 +22,7 @@ import { buildRuleset } from '../rules/build.js';
 import { type Family, type Ruleset, familyLabel } from '../rules/model.js';
 import { cleanupInput, type FamilyPlan, planFamily } from './plan.js';
 import { parseSave } from '../state/iptables-save.js';
-import type { NftListing } from '../state/nft-listing.js';
+import type { NftListing, NftTableName } from '../state/nft-listing.js';
 import { hasMeshTables } from '../state/nft-view.js';
 import { cleanIptables, type FamilyOutcome, reconcileIptables } from './iptables.js';
 import { applyNftPlan, cleanNftables, type NftPlan, nftTablesToDelete, planNftables } from './nftables.js';
@@ -34,6 +34,35 @@ export interface EngineOptions {
   readonly resolveId?: IdResolver;
   /** Waits between retries (tests pass one that does not wait). */
   readonly backoff?: () => Promise<void>;
+  /** The first read, already started (startFirstRead). */
+  readonly firstRead?: FirstRead;
+}
+
+/**
+ * The read every capture starts with, started before the caller has validated the rest of its
+ * configuration: `nft list tables` (iptables path) or `nft list ruleset` (native path).
+ */
+export interface FirstRead {
+  readonly nft: string;
+  readonly tables?: Promise<NftTableName[] | undefined>;
+  readonly ruleset?: Promise<{ listing: NftListing; tables: NftTableName[] }>;
+}
+
+/**
+ * Starts the capture's first read in the background. The caller then validates its configuration,
+ * checks the namespace and logs while the child runs (with blocking children that work and the read
+ * take about as long each); a read changes nothing, so a refusal or an invalid value afterwards
+ * still leaves everything as it was. Undefined without nft: the reads then run in order.
+ */
+export function startFirstRead(sys: System, nativeNftables: boolean): FirstRead | undefined {
+  const nft = sys.which('nft');
+  if (!nft) return undefined;
+  const first: FirstRead = nativeNftables
+    ? { nft, ruleset: readNftRulesetAndTables(sys, nft, { background: true }) }
+    : { nft, tables: listNftTableNames(sys, nft, { background: true }) };
+  // readCaptureState awaits it; a caller that fails before then must not leave a rejection unhandled.
+  void (first.ruleset ?? first.tables)!.catch(() => undefined);
+  return first;
 }
 
 export interface CaptureReport {
@@ -162,13 +191,14 @@ function requireUsable(snapshot: BackendSnapshot, reason: string, config: Captur
 }
 
 /** Reads what planning needs, changing nothing. Throws (before any change) when the environment cannot work. */
-export async function readCaptureState(config: CaptureConfig, sys: System, log: Logger): Promise<CaptureState> {
+export async function readCaptureState(config: CaptureConfig, sys: System, log: Logger, first?: FirstRead): Promise<CaptureState> {
   const { ipv6Available } = preflight(config, sys, log);
   const nft = sys.which('nft') ?? undefined;
+  const started = first?.nft === nft ? first : undefined;
   if (config.nativeNftables) {
     if (!nft) throw nftBinaryMissing();
     // All families in one read: it also tells whether iptables-nft has any table to look at.
-    const { listing: nftables, tables } = await readNftRulesetAndTables(sys, nft);
+    const { listing: nftables, tables } = await (started?.ruleset ?? readNftRulesetAndTables(sys, nft));
     if (config.cleanupOnly) return { ipv6Available, nft, nftables };
     const iptablesBackends = await Promise.all([snapshotBackend(sys, 'legacy'), snapshotBackend(sys, 'nft', { nftTables: tables })]);
     return { ipv6Available, nft, nftables, iptablesBackends };
@@ -177,10 +207,15 @@ export async function readCaptureState(config: CaptureConfig, sys: System, log: 
   // is skipped for a family without any table (a fresh namespace; an IPv4-only pod's IPv6 side),
   // and native mesh tables (inet istio-proxy-*, which would capture a second time) are listed
   // only when present.
-  const nftTables = nft ? await listNftTableNames(sys, nft) : undefined;
+  const tablesRead = nft ? (started?.tables ?? listNftTableNames(sys, nft)) : undefined;
+  // Detection looks the binaries up (and reads legacy's tables) while the first read may still run.
+  const detecting = detectBackend(sys, config.backend, config.backendPinnedBy, tablesRead ? { nftTables: tablesRead } : {});
+  // Awaited below; until then a failure must not count as unhandled.
+  detecting.catch(() => undefined);
+  const nftTables = await tablesRead;
   const meshTables = nftTables?.some((table) => table.family === 'inet' && MESH_NFT_TABLES.includes(table.name));
   const listing = nft && meshTables ? readNftListing(sys, nft).catch(() => new Map() as NftListing) : undefined;
-  const detection = await detectBackend(sys, config.backend, config.backendPinnedBy, nftTables ? { nftTables } : {});
+  const detection = await detecting;
   // Only now is it known whether the writer is iptables-legacy, which also needs CAP_NET_RAW.
   if (detection.chosen.variant === 'legacy') checkCapabilities(sys, 'legacy', detection.reason);
   return { ipv6Available, ...(nft ? { nft } : {}), nftables: listing ? await listing : new Map(), detection };
@@ -193,12 +228,16 @@ export function dryRunState(): CaptureState {
   return { ipv6Available: true, nft: 'nft', nftables: 'unknown', detection: { chosen: assumed, reason: 'dry run', noBinaries: false } };
 }
 
-/** Decides everything from the state read. Pure; throws when the state cannot carry the config. */
-export function planCapture(config: CaptureConfig, state: CaptureState): CapturePlan {
+/**
+ * Decides everything from the state read. Pure; throws when the state cannot carry the config.
+ * `built`: buildRuleset(config) made beforehand (runCapture makes it while the first read runs).
+ */
+export function planCapture(config: CaptureConfig, state: CaptureState, built?: Ruleset): CapturePlan {
   if (!state.ipv6Available && config.ipv6.enabled) {
     config = { ...config, ipv6: { enabled: false, reason: `${config.ipv6.reason}, but IPv6 is disabled in this namespace` } };
+    built = undefined;
   }
-  const ruleset = buildRuleset(config);
+  const ruleset = built ?? buildRuleset(config);
   const routes: RoutePlan = {
     passthroughV6: config.ipv6.enabled,
     ...(config.mode === 'TPROXY' && config.inboundPorts.kind !== 'none'
@@ -260,7 +299,11 @@ export async function applyCapture(plan: CapturePlan, opts: EngineOptions): Prom
 
 /** Read, plan, apply: what `meshcap apply` does. */
 export async function runCapture(config: CaptureConfig, opts: EngineOptions): Promise<CaptureReport> {
-  return applyCapture(planCapture(config, await readCaptureState(config, opts.sys, opts.log)), opts);
+  const reading = readCaptureState(config, opts.sys, opts.log, opts.firstRead);
+  reading.catch(() => undefined); // awaited below
+  // Built while the first read runs in the background (when it does): the rules depend on the config alone.
+  const ruleset = buildRuleset(config);
+  return applyCapture(planCapture(config, await reading, ruleset), opts);
 }
 
 async function applyNative(plan: NftCapturePlan, opts: EngineOptions): Promise<CaptureReport> {
