@@ -50,9 +50,9 @@ export interface FirstRead {
 
 /**
  * Starts the capture's first read in the background. The caller then validates its configuration,
- * checks the namespace and logs while the child runs (with blocking children that work and the read
- * take about as long each); a read changes nothing, so a refusal or an invalid value afterwards
- * still leaves everything as it was. Undefined without nft: the reads then run in order.
+ * logs and runs its preflight while the child runs (with blocking children that work and the read
+ * take about as long each); a read changes nothing, so an invalid value found afterwards still
+ * leaves everything as it was. Undefined without nft: the reads then run in order.
  */
 export function startFirstRead(sys: System, nativeNftables: boolean): FirstRead | undefined {
   const nft = sys.which('nft');

@@ -25,7 +25,6 @@ interface Seen {
 function recording(fake: System, answer?: (file: string, args: readonly string[]) => RunResult | undefined) {
   const seen: Seen[] = [];
   const sys: System = {
-    ...fake,
     which: (name) => fake.which(name),
     readFile: (path) => fake.readFile(path),
     readBytes: (path) => fake.readBytes(path),
