@@ -9,10 +9,16 @@ import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { StreamedText } from '../render/streamed-text.js';
 
 export interface RunOptions {
-  /** Written to the child's stdin (restore input goes this way, never through a temp file). */
-  readonly input?: string;
+  /**
+   * Written to the child's stdin (restore input goes this way, never through a temp file).
+   * A StreamedText is written through a pipe chunk by chunk as it renders, so the child
+   * reads the first lines while the rest are made (with `background`).
+   */
+  readonly input?: string | StreamedText;
   readonly timeoutMs?: number;
   readonly env?: Readonly<Record<string, string>>;
   /** Run as this user and group (needs root); the owner match sees them. */
@@ -31,6 +37,11 @@ export interface RunOptions {
    * is the one child that runs alongside meshcap's own work.
    */
   readonly background?: boolean;
+}
+
+/** The input as one string, for a child that takes it whole (spawnSync, fakes). */
+export function inputText(input: RunOptions['input']): string | undefined {
+  return input instanceof StreamedText ? input.text() : input;
 }
 
 export interface RunResult {
@@ -198,7 +209,7 @@ function runProcessSync(
   try {
     result = spawnSync(file, args, {
       ...spawnOptions(options, env, scratch ?? 'pipe'),
-      ...(options.input === undefined ? {} : { input: options.input }),
+      ...(options.input === undefined ? {} : { input: inputText(options.input) }),
       maxBuffer: 1 << 30,
     });
   } catch (error) {
@@ -235,7 +246,8 @@ function runProcessBackground(
   options: RunOptions,
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<RunResult> {
-  const input = options.input === undefined ? 'ignore' : scratchWith(options.input);
+  const streamed = options.input instanceof StreamedText ? options.input : undefined;
+  const input = options.input === undefined ? 'ignore' : streamed ? 'pipe' : scratchWith(options.input as string);
   const out = openScratch();
   const err = openScratch();
   const opened = [input, out, err].filter((fd): fd is number => typeof fd === 'number');
@@ -260,6 +272,42 @@ function runProcessBackground(
       spawnError = error;
     });
     child.on('close', (code, signal) => resolve(closedResult(file, args, code, signal, drainScratch(out), drainScratch(err), spawnError)));
+    if (streamed && child.stdin) void feed(child.stdin, streamed);
+  });
+}
+
+/**
+ * Writes a streamed input as it renders: each chunk goes to the pipe at once while the pipe
+ * has room (the child reads meanwhile), else after it drains. A child that stops reading
+ * (it failed on a line) ends the feed; its exit and stderr tell why.
+ */
+async function feed(stdin: Writable, input: StreamedText): Promise<void> {
+  let stopped = false;
+  stdin.on('error', () => {
+    stopped = true;
+  });
+  stdin.on('close', () => {
+    stopped = true;
+  });
+  try {
+    for (const chunk of input.chunks()) {
+      if (stopped) break;
+      if (!stdin.write(chunk)) await drained(stdin);
+    }
+  } finally {
+    stdin.end();
+  }
+}
+
+function drained(stdin: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stdin.off('drain', done);
+      stdin.off('close', done);
+      resolve();
+    };
+    stdin.on('drain', done);
+    stdin.on('close', done);
   });
 }
 
@@ -313,7 +361,8 @@ function runProcess(
     });
     // A child that exits before reading stdin must not crash us with EPIPE.
     child.stdin?.on('error', () => {});
-    child.stdin?.end(options.input);
+    if (options.input instanceof StreamedText && child.stdin) void feed(child.stdin, options.input);
+    else child.stdin?.end(options.input);
     child.on('close', (code, signal) => {
       const stdout = scratch === undefined ? Buffer.concat(out).toString('utf8') : drainScratch(scratch);
       resolve(closedResult(file, args, code, signal, stdout, Buffer.concat(err).toString('utf8'), spawnError));

@@ -20,7 +20,8 @@ import { captureCommand } from './capture.js';
 import { processContext } from './process-context.js';
 import { markSingleExecutable } from './self.js';
 import { readHostFacts } from '../backend/host.js';
-import { realSystem, type RunResult, type System } from '../backend/system.js';
+import { inputText, realSystem, type RunResult, type System } from '../backend/system.js';
+import { StreamedText } from '../render/streamed-text.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import { buildRuleset } from '../rules/build.js';
 import { type Family, type Ruleset, rulesForFamily } from '../rules/model.js';
@@ -68,13 +69,6 @@ function runAsset(name: string): void {
 }
 
 function run(): void {
-  if (process.env.MC_T) { (process as any)._rawDebug(`T ${performance.now().toFixed(2)} run`); process.on('exit', () => (process as any)._rawDebug(`T ${performance.now().toFixed(2)} exit`)); }
-  if (process.env.MC_PROF) {
-    const inspector = createRequire(process.execPath)('node:inspector');
-    const session = new inspector.Session(); session.connect();
-    session.post('Profiler.enable'); session.post('Profiler.setSamplingInterval', { interval: 25 }); session.post('Profiler.start');
-    process.on('exit', () => session.post('Profiler.stop', (err: unknown, r: any) => { require('node:fs').writeFileSync(process.env.MC_PROF!, JSON.stringify(r.profile)); }));
-  }
   markSingleExecutable();
   // By the name it is installed under in the CNI bin dir, it is the plugin (argv is the runtime's).
   if (basename(process.execPath) === PLUGIN_TYPE) return runAsset(CNI_PLUGIN);
@@ -82,9 +76,8 @@ function run(): void {
   const [name, ...rest] = process.argv.slice(2);
   if ((name === '-e' || name === '--eval') && rest[0] !== undefined) return evalLikeNode(rest[0], rest.slice(1));
   if (name === undefined || !CAPTURE.has(name)) return runAsset(WHOLE_CLI);
-  void captureCommand(name)(rest, processContext()).then(async (code) => {
+  void captureCommand(name)(rest, processContext()).then((code) => {
     process.exitCode = code;
-    if (process.env.MC_TWICE) { (process as any)._rawDebug(`T ${performance.now().toFixed(2)} again`); await captureCommand(name)(rest, processContext()); (process as any)._rawDebug(`T ${performance.now().toFixed(2)} again-done`); }
   });
 }
 
@@ -130,13 +123,14 @@ function trainingSystem(ruleset: Ruleset): System {
       if (!spawned) {
         spawned = true;
         await real.run(process.execPath, ['--version']);
-        await real.run(process.execPath, ['--version'], { background: true });
+        // With a streamed input, as a long restore's (its pipe and feed).
+        await real.run(process.execPath, ['--version'], { background: true, input: StreamedText.of('\n') });
       }
       const tool = basename(file);
       const family: Family = tool.startsWith('ip6') ? 'ipv6' : 'ipv4';
       let stdout = '';
       if (args[0] === '--version') stdout = `${tool} v1.8.9 (nf_tables)\n`;
-      else if (tool.endsWith('-restore') && options.input) restored.add(family);
+      else if (tool.endsWith('-restore') && inputText(options.input)) restored.add(family);
       else if (tool.endsWith('-save')) stdout = restored.has(family) ? savedText(ruleset, family) : '';
       else if (tool === 'nft' && args.join(' ') === 'list tables') stdout = [...restored].map((f) => `table ${f === 'ipv4' ? 'ip' : 'ip6'} nat\n`).join('');
       return { file, args, code: 0, signal: null, stdout, stderr: '', notFound: false };

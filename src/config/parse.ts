@@ -23,7 +23,7 @@ import {
   splitList,
 } from './values.js';
 import { InvalidInputError, UsageError } from '../errors.js';
-import { cidrIsLoopback, isLinkLocalUnicast, isLoopback, parseIp, unmap, formatIp } from '../net/ip.js';
+import { type Cidr, cidrIsLoopback, isLinkLocalUnicast, isLoopback, parseIp, unmap, formatIp } from '../net/ip.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -134,6 +134,14 @@ export function parseCaptureConfig(argv: readonly string[], env: Env, facts: Hos
 }
 
 /** parseCaptureConfig for flags already resolved. */
+/** IPv4 and IPv6 prefixes apart, in one pass (an exclude list may hold thousands). */
+function byFamily(cidrs: readonly Cidr[]): { v4: Cidr[]; v6: Cidr[] } {
+  const v4: Cidr[] = [];
+  const v6: Cidr[] = [];
+  for (const cidr of cidrs) (cidr.addr.family === 4 ? v4 : v6).push(cidr);
+  return { v4, v6 };
+}
+
 export function parseResolvedConfig({ raw }: ResolvedFlags, env: Env, facts: HostFacts): CaptureConfig {
 
   const str = (key: FlagKey): string => String(raw.get(key)!.value);
@@ -228,16 +236,8 @@ export function parseResolvedConfig({ raw }: ResolvedFlags, env: Env, facts: Hos
     inboundPorts,
     excludeInterfaces: take('excludeInterfaces', parseInterfaceList(str('excludeInterfaces'))),
     rerouteInterfaces: take('rerouteInterfaces', parseInterfaceList(str('rerouteInterfaces'))),
-    outboundCidrs: {
-      wildcard: include.wildcard,
-      v4: include.cidrs.filter((c) => c.addr.family === 4),
-      v6: include.cidrs.filter((c) => c.addr.family === 6),
-      hasLoopback: include.cidrs.some(cidrIsLoopback),
-    },
-    outboundCidrsExclude: {
-      v4: exclude.cidrs.filter((c) => c.addr.family === 4),
-      v6: exclude.cidrs.filter((c) => c.addr.family === 6),
-    },
+    outboundCidrs: { wildcard: include.wildcard, ...byFamily(include.cidrs), hasLoopback: include.cidrs.some(cidrIsLoopback) },
+    outboundCidrsExclude: byFamily(exclude.cidrs),
     outboundPorts: take('outboundPorts', parsePortList(str('outboundPorts'))),
     outboundPortsExclude: take('outboundPortsExclude', parsePortList(str('outboundPortsExclude'))),
     tproxyMark,

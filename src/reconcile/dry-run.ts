@@ -20,10 +20,10 @@ export function renderDryRun(plan: CapturePlan): string {
     // Family by family: read, then the removal (none when nothing is there).
     for (const step of plan.families) out.push(base(step.binaries.save), ...lines(step.cleanupInput ?? ''));
   } else {
-    const applied = plan.families.filter((step) => step.plan && !step.plan.noop && step.plan.restoreInput !== '');
+    const applied = plan.families.filter((step) => step.plan && !step.plan.noop && !step.plan.restoreInput.empty);
     out.push(
       ...plan.families.map((step) => base(step.binaries.save)),
-      ...applied.flatMap((step) => lines(step.plan!.restoreInput)),
+      ...applied.flatMap((step) => lines(step.plan!.restoreInput.text())),
       ...applied.map((step) => base(step.binaries.save)),
     );
   }
@@ -41,6 +41,6 @@ export function logPlan(plan: CapturePlan, log: Logger): void {
     const n = step.plan.changes.length;
     log.info(`${familyLabel(step.family)}: ${step.plan.fresh ? 'no mesh rules yet, applying' : 'reconciling'} (${n} difference${n === 1 ? '' : 's'})`);
     for (const change of step.plan.changes) log.debug(`  ${change}`);
-    log.debug(`restore input (${familyLabel(step.family)}):\n${step.plan.restoreInput}`);
+    log.debug(`restore input (${familyLabel(step.family)}):\n${step.plan.restoreInput.text()}`);
   }
 }

@@ -74,12 +74,14 @@ export function restoreArgs(bins: IptablesBinaries, lockTimeoutSeconds: number):
   return bins.usesXtablesLock ? ['--noflush', `--wait=${lockTimeoutSeconds}`] : ['--noflush'];
 }
 
-async function restore(opts: IptablesRunOptions, bins: IptablesBinaries, input: string) {
+async function restore(opts: IptablesRunOptions, bins: IptablesBinaries, plan: FamilyPlan) {
+  // Only a long input leaves work to do meanwhile (its read-back view); a short one is done before a
+  // background child would pay. A fresh family's long input is rendered as the restore reads it.
+  const long = plan.restoreInput.estimatedLength >= BACKGROUND_INPUT;
   return opts.sys.run(bins.restore, restoreArgs(bins, opts.lockTimeoutSeconds), {
-    input,
+    input: long && plan.fresh ? plan.restoreInput : plan.restoreInput.text(),
     timeoutMs: (opts.lockTimeoutSeconds + 30) * 1000,
-    // Only a long input leaves work to do meanwhile (rendering its read-back view); a short one is done before that would pay.
-    background: input.length >= BACKGROUND_INPUT,
+    background: long,
   });
 }
 
@@ -113,14 +115,16 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
       if (!plan.noop) {
         opts.log.info(`${describeFamily(plan.family)}: ${plan.fresh ? 'no mesh rules yet, applying' : 'reconciling'} (${plan.changes.length} difference${plan.changes.length === 1 ? '' : 's'})`);
         for (const change of plan.changes) opts.log.debug(`  ${change}`);
-        opts.log.debug(`restore input (${describeFamily(plan.family)}):\n${plan.restoreInput}`);
       }
     }
-    const toApply = plans.filter((plan) => !plan.noop && plan.restoreInput !== '');
-    const restoring = Promise.all(toApply.map((plan) => restore(opts, opts.binaries[plan.family]!, plan.restoreInput)));
-    // The read-back's expectation, rendered while the restores run in the background.
+    const toApply = plans.filter((plan) => !plan.noop && !plan.restoreInput.empty);
+    const restoring = Promise.all(toApply.map((plan) => restore(opts, opts.binaries[plan.family]!, plan)));
+    // The read-back's expectation, rendered while the restores commit (a streamed input has been
+    // written by now, unless the pipe filled: then the rest follows as the child reads).
     const desired = toApply.map((plan) => desiredOf(ruleset, plan, opts.resolveId));
     const results = await restoring;
+    // Logged once written: a streamed input is rendered as the restore reads it, not for the log first.
+    for (const plan of toApply) opts.log.debug(`restore input (${describeFamily(plan.family)}):\n${plan.restoreInput.text()}`);
 
     const retry: Family[] = [];
     for (const [i, result] of results.entries()) {
@@ -136,7 +140,7 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
       }
       throw toolFailure(result, {
         action: `applying the ${describeFamily(plan.family)} rules with ${opts.binaries[plan.family]!.restore}`,
-        input: plan.restoreInput,
+        input: plan.restoreInput.text(),
         lockTimeoutSeconds: opts.lockTimeoutSeconds,
         lockHolders: (path) => lockHolders(path, readLockFacts(opts.sys, path)),
       });

@@ -43,11 +43,10 @@ export function nftTransaction(ops: readonly NftTableOps[], live: NftListing): s
     const staleChains = existing ? [...existing.keys()].some((chain) => !wanted.has(chain)) : false;
     lines.push(`add table inet ${name}`, staleChains ? `delete table inet ${name}` : `flush table inet ${name}`);
     if (staleChains) lines.push(`add table inet ${name}`);
-    lines.push(
-      ...table.chains.map((decl) => renderChainDecl(name, decl)),
-      ...table.sets.flatMap((set) => renderSetDecl(name, set)),
-      ...table.rules.map((op) => renderRuleOp(name, op)),
-    );
+    for (const decl of table.chains) lines.push(renderChainDecl(name, decl));
+    for (const set of table.sets) lines.push(...renderSetDecl(name, set));
+    // No spread of 5000 rules into one call.
+    for (const op of table.rules) lines.push(renderRuleOp(name, op));
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
 }

@@ -8,7 +8,8 @@
  * A table either commits whole or not at all, so there is no moment without
  * capture and nothing to clean up if the process dies.
  */
-import { chainsOf, groupByTable, renderIptablesRuleLine, renderIstioRestore } from '../render/iptables.js';
+import { chainsOf, groupByTable, istioRestoreChunks, renderIptablesRuleLine } from '../render/iptables.js';
+import { StreamedText } from '../render/streamed-text.js';
 import type { IdResolver } from '../render/iptables-save-form.js';
 import { BUILTIN_CHAINS, type Family, type Rule, type Ruleset, TABLE_ORDER, rulesForFamily } from '../rules/model.js';
 import type { SavedRule, SaveState } from '../state/iptables-save.js';
@@ -21,8 +22,11 @@ export interface FamilyPlan {
   readonly noop: boolean;
   /** No mesh state at all: Istio's own restore input (with `-N`) is used. */
   readonly fresh: boolean;
-  /** iptables-restore --noflush input; empty when noop. */
-  readonly restoreInput: string;
+  /**
+   * iptables-restore --noflush input; empty when noop. A fresh family's is rendered as the
+   * restore reads it (StreamedText).
+   */
+  readonly restoreInput: StreamedText;
   /** What changes, for logs. */
   readonly changes: readonly string[];
   /**
@@ -34,6 +38,10 @@ export interface FamilyPlan {
   /** Mesh chains kept (flushed) because a foreign chain still jumps to them. */
   readonly keptStaleChains: readonly string[];
 }
+
+const NOTHING = StreamedText.of('');
+/** A rule line's length in restore input, about (an exclude's is ~36 bytes): sizes a fresh input before it is rendered. */
+const BYTES_PER_RULE = 40;
 
 export interface PlanOptions {
   /** --force-apply: rewrite even when the state already matches. */
@@ -48,17 +56,20 @@ export function planFamily(ruleset: Ruleset, family: Family, current: SaveState,
     // Nothing of the mesh's is live: what is missing is every desired chain and built-in rule,
     // named without rendering the rules of the mesh's own chains (5000 excludes).
     const differences = diffViews(desiredView(rules, family, options.resolveId, true), new Map());
-    if (differences.length === 0 && !options.force) return { ...base, noop: true, fresh: false, restoreInput: '', changes: [] };
-    const lines = renderIstioRestore(ruleset, family);
-    return { ...base, noop: false, fresh: true, restoreInput: lines.length ? `${lines.join('\n')}\n` : '', changes: differences };
+    if (differences.length === 0 && !options.force) return { ...base, noop: true, fresh: false, restoreInput: NOTHING, changes: [] };
+    const restoreInput = StreamedText.rendered(istioRestoreChunks, [ruleset, family], {
+      empty: rules.length === 0,
+      estimatedLength: rules.length * BYTES_PER_RULE,
+    });
+    return { ...base, noop: false, fresh: true, restoreInput, changes: differences };
   }
   const desired = desiredView(rules, family, options.resolveId);
   const differences = diffViews(desired, currentView(current));
   if (differences.length === 0 && !options.force) {
-    return { ...base, desired, noop: true, fresh: false, restoreInput: '', changes: [] };
+    return { ...base, desired, noop: true, fresh: false, restoreInput: NOTHING, changes: [] };
   }
   const { text, keptStaleChains } = reconcileInput(rules, current);
-  return { ...base, desired, noop: false, fresh: false, restoreInput: text, changes: differences, keptStaleChains };
+  return { ...base, desired, noop: false, fresh: false, restoreInput: StreamedText.of(text), changes: differences, keptStaleChains };
 }
 
 /** The view a plan's family should have: the plan's own, else rendered now. */

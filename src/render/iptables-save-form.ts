@@ -5,7 +5,7 @@
  * true no-op. Pure; the kernel checks it in the integration tests.
  */
 import { type Cidr, formatCidr, maskCidr } from '../net/ip.js';
-import type { Match, Rule, Target } from '../rules/model.js';
+import type { Match, Net, Rule, Target } from '../rules/model.js';
 import { renderIptablesTarget } from './iptables.js';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -25,6 +25,16 @@ export function saveFormCidr(cidr: Cidr): string {
   }
   return formatCidr(masked);
 }
+/**
+ * A net's save form without a new string where it is its own text: an IPv4 prefix already
+ * masked prints as written (IPv4 text is canonical: no leading zeros), which is every
+ * exclude of a long list.
+ */
+function saveFormNet(net: Net): string {
+  const cidr = net.cidr;
+  return cidr.addr.family === 4 && maskCidr(cidr) === cidr && net.text.indexOf('/') !== -1 ? net.text : saveFormCidr(cidr);
+}
+
 const not = (negate: boolean | undefined) => (negate ? '! ' : '');
 
 /** Resolves a group or user name to its number, as iptables does when adding the rule. */
@@ -85,7 +95,10 @@ export function renderSaveSpec(rule: Rule, family: 'ipv4' | 'ipv6', resolveId: I
   let outIface: Extract<Match, { kind: 'outIface' }> | undefined;
   let proto: Extract<Match, { kind: 'proto' }> | undefined;
   let modules = '';
-  for (const match of rule.matches) {
+  // Indexed, as in renderIptablesRuleSpec.
+  const matches = rule.matches;
+  for (let i = 0; i < matches.length; i++) {
+    const match = matches[i]!;
     if (match.only === 'nft') continue;
     if (match.kind === 'src') src ??= match;
     else if (match.kind === 'dst') dst ??= match;
@@ -98,8 +111,8 @@ export function renderSaveSpec(rule: Rule, family: 'ipv4' | 'ipv6', resolveId: I
     }
   }
   let spec = '';
-  if (src) spec += ` ${not(src.negate)}-s ${saveFormCidr(src.net.cidr)}`;
-  if (dst) spec += ` ${not(dst.negate)}-d ${saveFormCidr(dst.net.cidr)}`;
+  if (src) spec += ` ${not(src.negate)}-s ${saveFormNet(src.net)}`;
+  if (dst) spec += ` ${not(dst.negate)}-d ${saveFormNet(dst.net)}`;
   if (inIface) spec += ` -i ${inIface.name}`;
   if (outIface) spec += ` -o ${outIface.name}`;
   if (proto) spec += ` -p ${proto.proto}`;

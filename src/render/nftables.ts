@@ -296,17 +296,23 @@ const FAMILY_BIT: Record<Rule['family'], number> = { ipv4: 1, ipv6: 2, both: 4 }
 
 export function nftTableOps(ruleset: Ruleset): NftTableOps[] {
   const result: NftTableOps[] = [];
+  const byTable = rulesByNftTable(ruleset);
   for (const table of NFT_TABLES) {
-    const rules = ruleset.rules.filter((rule) => rule.table === table && (rule.family !== 'ipv6' || ruleset.ipv6));
+    const rules = byTable[table];
     // In an inet table a family-scoped rule without an address matches both families; Istio
     // writes such a rule once even where iptables needs one per family (the raw DNS jump).
-    // Families already written per chain and body: a lookup, not a scan (5000 excludes made a scan quadratic).
+    // A rule with an address is never such a twin (its body names ip or ip6), so the 5000
+    // excludes of a long list are neither looked up nor remembered.
     const bodies: { rule: Rule; chain: string; body: string }[] = [];
     // Per chain and body, the families written so far (bits of FAMILY_BIT).
     const written = new Map<string, number>();
     for (const rule of rules) {
       const chain = nftChainName(rule.chain);
       const body = renderNftRuleBody(rule);
+      if (hasAddress(rule)) {
+        bodies.push({ rule, chain, body });
+        continue;
+      }
       const key = `${chain} ${body}`;
       const families = written.get(key);
       const bit = FAMILY_BIT[rule.family];
@@ -335,6 +341,25 @@ export function nftTableOps(ruleset: Ruleset): NftTableOps[] {
     });
   }
   return result;
+}
+
+/** The rules of each nft table, in order, IPv6 ones only when IPv6 is on; one pass. */
+function rulesByNftTable(ruleset: Ruleset): Record<'nat' | 'mangle' | 'raw', Rule[]> {
+  const byTable: Record<'nat' | 'mangle' | 'raw', Rule[]> = { nat: [], mangle: [], raw: [] };
+  for (const rule of ruleset.rules) {
+    if (rule.table !== 'filter' && (rule.family !== 'ipv6' || ruleset.ipv6)) byTable[rule.table].push(rule);
+  }
+  return byTable;
+}
+
+function hasAddress(rule: Rule): boolean {
+  // Indexed: a for-of allocates an iterator per call, and this runs once per rule on a cold start.
+  const matches = rule.matches;
+  for (let i = 0; i < matches.length; i++) {
+    const match = matches[i]!;
+    if ((match.kind === 'src' || match.kind === 'dst') && match.only !== 'iptables') return true;
+  }
+  return false;
 }
 
 export function renderChainDecl(table: string, decl: ChainDecl): string {

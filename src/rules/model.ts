@@ -83,10 +83,15 @@ export const TABLE_ORDER: readonly Table[] = ['filter', 'mangle', 'nat', 'raw'];
 export const BUILTIN_CHAINS = new Set(['INPUT', 'OUTPUT', 'FORWARD', 'PREROUTING', 'POSTROUTING']);
 
 /** Rules for one iptables family, in order (v6 only when enabled). */
-export function rulesForFamily(ruleset: Ruleset, family: Family): Rule[] {
+export function rulesForFamily(ruleset: Ruleset, family: Family): readonly Rule[] {
   if (family === 'ipv6' && !ruleset.ipv6) return [];
-  return ruleset.rules.filter((rule) => rule.family === 'both' || rule.family === family);
+  // Remembered per ruleset: planning, rendering and the read-back each ask, and a long exclude list makes each pass count.
+  let families = FAMILY_RULES.get(ruleset);
+  if (!families) FAMILY_RULES.set(ruleset, (families = {}));
+  return (families[family] ??= ruleset.rules.filter((rule) => rule.family === 'both' || rule.family === family));
 }
+
+const FAMILY_RULES = new WeakMap<Ruleset, Partial<Record<Family, readonly Rule[]>>>();
 
 /** How a family is named in messages. */
 export function familyLabel(family: Family): 'IPv4' | 'IPv6' {

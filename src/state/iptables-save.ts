@@ -18,21 +18,25 @@ export type SaveState = ReadonlyMap<string, SavedTable>;
 export function parseSave(text: string): Map<string, SavedTable> {
   const tables = new Map<string, SavedTable>();
   let current: SavedTable | undefined;
-  for (const rawLine of text.split('\n')) {
-    const line = rawLine.trimEnd();
-    if (line === '' || line.startsWith('#')) continue;
-    if (line.startsWith('*')) {
+  // Line by line without split(): a read-back of 5000 excludes is parsed on the init path.
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf('\n', start);
+    if (end === -1) end = text.length;
+    const line = text.charCodeAt(end - 1) <= 32 ? text.slice(start, end).trimEnd() : text.slice(start, end);
+    start = end + 1;
+    const first = line.charCodeAt(0);
+    if (first === 0x2d /* - */ && line.startsWith('-A ')) {
+      if (!current) continue;
+      const space = line.indexOf(' ', 3);
+      current.rules.push(space === -1 ? { chain: line.slice(3), spec: '' } : { chain: line.slice(3, space), spec: line.slice(space + 1) });
+    } else if (first === 0x2a /* * */) {
       const name = line.slice(1).trim();
       current = tables.get(name) ?? { name, chains: [], rules: [] };
       tables.set(name, current);
     } else if (line === 'COMMIT') {
       current = undefined;
-    } else if (current && line.startsWith(':')) {
+    } else if (current && first === 0x3a /* : */) {
       current.chains.push(line.slice(1).split(' ')[0]!);
-    } else if (current && line.startsWith('-A ')) {
-      const rest = line.slice(3);
-      const space = rest.indexOf(' ');
-      current.rules.push(space === -1 ? { chain: rest, spec: '' } : { chain: rest.slice(0, space), spec: rest.slice(space + 1) });
     }
   }
   return tables;

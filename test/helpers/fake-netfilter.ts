@@ -31,7 +31,7 @@
  * mean" suggestions, and rule syntax outside what meshcap and Istio write.
  */
 import { formatCidr, maskCidr, parseCidr } from '../../src/net/ip.js';
-import type { RunOptions, RunResult, System } from '../../src/backend/system.js';
+import { type RunOptions, type RunResult, type System, inputText } from '../../src/backend/system.js';
 
 export type Variant = 'legacy' | 'nft';
 export type Family = 'ipv4' | 'ipv6';
@@ -288,7 +288,9 @@ export class FakeNetfilter implements System {
 
   async run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const name = file.split('/').pop() ?? file;
-    this.calls.push(options.input === undefined ? { file: name, args } : { file: name, args, input: options.input });
+    // A streamed input is read whole, as the real tools read stdin to its end.
+    const input = inputText(options.input);
+    this.calls.push(input === undefined ? { file: name, args } : { file: name, args, input });
     const done = (code: number, stdout = '', stderr = ''): RunResult => ({ file, args, code, signal: null, stdout, stderr, notFound: false });
     if (!this.binaries.has(name)) {
       return { file, args, code: 127, signal: null, stdout: '', stderr: `${file}: spawn ${file} ENOENT`, notFound: true };
@@ -300,7 +302,7 @@ export class FakeNetfilter implements System {
       const program = `${tool[1]}${variant === 'nft' && tool[2] ? '-nft' : ''}${tool[3] ?? ''}`;
       if (args.includes('--version')) return done(0, `${program} v1.8.9 (${variant === 'nft' ? 'nf_tables' : 'legacy'})\n`);
       if (tool[3] === '-save') return done(0, this.saveOutput(variant, family));
-      if (tool[3] === '-restore') return this.restore(variant, family, program, args, options.input ?? '', done);
+      if (tool[3] === '-restore') return this.restore(variant, family, program, args, input ?? '', done);
       return done(2, '', `${program}: the fake answers only --version for the plain binary\n`);
     }
     if (name === 'nft') {
@@ -311,7 +313,7 @@ export class FakeNetfilter implements System {
       if (args.join(' ') === 'list ruleset') return done(0, `${this.iptablesNftTables().map((t) => `table ${t} {\n}\n`).join('')}${this.nftListing()}`);
       if (args.join(' ') === 'list tables') return done(0, [...this.iptablesNftTables(), ...[...this.nftTables.keys()].map((name) => `inet ${name}`)].map((t) => `table ${t}\n`).join(''));
       if (args.join(' ') === '-f -') {
-        const result = this.nftTransaction(options.input ?? '');
+        const result = this.nftTransaction(input ?? '');
         return done(result.code, '', result.stderr);
       }
       return done(1, '', `Error: the fake does not know 'nft ${args.join(' ')}'\n`);

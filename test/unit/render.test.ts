@@ -10,8 +10,10 @@ import {
   chainsOf,
   renderIptablesMatch,
   renderIptablesRuleLine,
+  istioRestoreChunks,
   renderIstioRestore,
 } from '../../src/render/iptables.js';
+import { renderSaveSpec, saveFormCidr } from '../../src/render/iptables-save-form.js';
 import { nftChainName, renderNftCleanup, renderNftRuleBody, renderNftTransaction } from '../../src/render/nftables.js';
 import { m, net, t } from '../../src/rules/build.js';
 import { renderDryRun } from '../../src/reconcile/dry-run.js';
@@ -271,5 +273,26 @@ describe('nftables transaction', () => {
     assert.ok(!lines.some((line) => line.includes('ip6 ')), lines.filter((line) => line.includes('ip6 ')).join('\n'));
     const on = nft(build(['--ipv6=true', '-m', 'TPROXY', '-b', '*']));
     assert.ok(on.includes('add rule inet istio-proxy-mangle istio-tproxy meta l4proto tcp ip6 daddr != ::1/128 tproxy ip6 to :15006 meta mark set 1337 counter accept'));
+  });
+});
+
+describe('long exclude lists', () => {
+  const cidrs = Array.from({ length: 700 }, (_, i) => `198.${18 + (i >> 8)}.${i & 255}.0/24`);
+
+  test('the restore input in chunks: each ends a line, and together they are the lines', () => {
+    const ruleset = build(['-x', cidrs.join(',')]);
+    const chunks = [...istioRestoreChunks(ruleset, 'ipv4')];
+    assert.ok(chunks.length > 2, 'hundreds of rules come in several chunks');
+    for (const chunk of chunks) assert.ok(chunk.endsWith('\n'), JSON.stringify(chunk.slice(-20)));
+    assert.equal(chunks.join(''), `${renderIstioRestore(ruleset, 'ipv4').join('\n')}\n`);
+    assert.equal(chunks.join('').split('\n').filter((line) => line.startsWith('-A ISTIO_OUTPUT -d 198.')).length, 700);
+  });
+
+  test('a masked IPv4 prefix saves as its text; host bits and IPv6 are rendered', () => {
+    for (const text of ['198.18.0.0/15', '10.0.0.1/32', '0.0.0.0/0', '10.1.2.3/8', '2001:db8::/32', '2001:DB8::1/32', '::127.0.0.53/128']) {
+      const dst = net(text);
+      const spec = renderSaveSpec({ table: 'nat', chain: 'ISTIO_OUTPUT', family: 'both', matches: [m.dst(dst)], target: t.return, why: '' }, dst.cidr.addr.family === 4 ? 'ipv4' : 'ipv6');
+      assert.equal(spec, `-d ${saveFormCidr(dst.cidr)} -j RETURN`, text);
+    }
   });
 });

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { realSystem } from '../../src/backend/system.js';
+import { StreamedText } from '../../src/render/streamed-text.js';
 
 const variants = [
   { name: 'async, pipe', blocking: false, largeOutput: false, background: false },
@@ -24,6 +25,30 @@ describe('realSystem.run', () => {
       assert.ok(result.stdout.endsWith('r1999 hello\n'));
       assert.equal(result.stdout.split(' ').length, 2001);
       assert.equal(result.notFound, false);
+    });
+
+    it(`${v.name}: a streamed input reaches the child whole, in order`, async () => {
+      const sys = realSystem(process.env, { blocking: v.blocking });
+      // 40 chunks of 8 KiB: more than a pipe holds, so the feed waits for the child at least once.
+      const chunks = function* (n: number) {
+        for (let i = 0; i < n; i++) yield `${String(i).padStart(8, '0')}${'y'.repeat(8183)}\n`;
+      };
+      const input = StreamedText.rendered(chunks, [40], { empty: false, estimatedLength: 40 * 8192 });
+      const result = await sys.run('/bin/sh', ['-c', 'cksum'], { input, largeOutput: v.largeOutput, background: v.background });
+      const expected = await realSystem(process.env, { blocking: true }).run('/bin/sh', ['-c', 'cksum'], { input: [...chunks(40)].join('') });
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, expected.stdout);
+      assert.equal(input.text().length, 40 * 8192);
+    });
+
+    it(`${v.name}: a child that exits without reading a streamed input is reported, not a crash`, async () => {
+      const sys = realSystem(process.env, { blocking: v.blocking });
+      const input = StreamedText.rendered(function* () {
+        for (let i = 0; i < 512; i++) yield `${'z'.repeat(8191)}\n`;
+      }, [], { empty: false, estimatedLength: 512 * 8192 });
+      const result = await sys.run('/bin/sh', ['-c', 'echo gone >&2; exit 4'], { input, largeOutput: v.largeOutput, background: v.background });
+      assert.equal(result.code, 4);
+      assert.equal(result.stderr, 'gone\n');
     });
 
     it(`${v.name}: a missing binary is exit 127 and notFound`, async () => {
