@@ -16,9 +16,11 @@ export interface RunOptions {
   /**
    * Written to the child's stdin (restore input goes this way, never through a temp file).
    * A StreamedText is written through a pipe chunk by chunk as it renders, so the child
-   * reads the first lines while the rest are made (with `background`).
+   * reads the first lines while the rest are made (with `background`). A DeferredInput is not
+   * known yet: a background child is started now and fed the moment it is given (EarlyWriter);
+   * elsewhere the child starts then.
    */
-  readonly input?: string | StreamedText;
+  readonly input?: RunInput | DeferredInput;
   readonly timeoutMs?: number;
   readonly env?: Readonly<Record<string, string>>;
   /** Run as this user and group (needs root); the owner match sees them. */
@@ -39,8 +41,32 @@ export interface RunOptions {
   readonly background?: boolean;
 }
 
+export type RunInput = string | StreamedText;
+
+/** An input given after its child started: listeners run at once when it is, so feeding starts in the giver's turn. */
+export class DeferredInput {
+  #given: { readonly input: RunInput } | undefined;
+  readonly #listeners: ((input: RunInput) => void)[] = [];
+
+  give(input: RunInput): void {
+    if (this.#given) throw new Error('internal: a deferred input is given once');
+    this.#given = { input };
+    for (const listener of this.#listeners.splice(0)) listener(input);
+  }
+
+  whenGiven(listener: (input: RunInput) => void): void {
+    if (this.#given) listener(this.#given.input);
+    else this.#listeners.push(listener);
+  }
+}
+
+/** The input once known (a System that takes it whole waits for a deferred one). */
+export function knownInput(input: RunOptions['input']): Promise<RunInput | undefined> {
+  return input instanceof DeferredInput ? new Promise((resolve) => input.whenGiven(resolve)) : Promise.resolve(input);
+}
+
 /** The input as one string, for a child that takes it whole (spawnSync, fakes). */
-export function inputText(input: RunOptions['input']): string | undefined {
+export function inputText(input: RunInput | undefined): string | undefined {
   return input instanceof StreamedText ? input.text() : input;
 }
 
@@ -84,7 +110,11 @@ export function realSystem(env: Readonly<Record<string, string | undefined>> = p
   return {
     run: (file, args, options = {}) => {
       if (!systemOptions.blocking) return runProcess(file, args, options, env);
-      return options.background ? runProcessBackground(file, args, options, env) : Promise.resolve(runProcessSync(file, args, options, env));
+      if (options.background) return runProcessBackground(file, args, options, env);
+      // A blocking child takes its input whole: it starts once the input is known.
+      const input = options.input;
+      if (input instanceof DeferredInput) return knownInput(input).then((known) => runProcessSync(file, args, { ...options, input: known }, env));
+      return Promise.resolve(runProcessSync(file, args, { ...options, input }, env));
     },
     which(name) {
       if (!whichCache.has(name)) whichCache.set(name, findOnPath(name, env.PATH ?? ''));
@@ -201,7 +231,7 @@ function spawnOptions(options: RunOptions, env: Readonly<Record<string, string |
 function runProcessSync(
   file: string,
   args: readonly string[],
-  options: RunOptions,
+  options: RunOptions & { readonly input?: RunInput },
   env: Readonly<Record<string, string | undefined>>,
 ): RunResult {
   const scratch = options.largeOutput ? openScratch() : undefined;
@@ -246,8 +276,10 @@ function runProcessBackground(
   options: RunOptions,
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<RunResult> {
-  const streamed = options.input instanceof StreamedText ? options.input : undefined;
-  const input = options.input === undefined ? 'ignore' : streamed ? 'pipe' : scratchWith(options.input as string);
+  // Through a pipe: an input rendered as it is written, or one not known yet. A known string
+  // goes in a scratch file, which the child reads at its own pace.
+  const piped = options.input instanceof StreamedText || options.input instanceof DeferredInput ? options.input : undefined;
+  const input = options.input === undefined ? 'ignore' : piped ? 'pipe' : scratchWith(options.input as string);
   const out = openScratch();
   const err = openScratch();
   const opened = [input, out, err].filter((fd): fd is number => typeof fd === 'number');
@@ -272,16 +304,22 @@ function runProcessBackground(
       spawnError = error;
     });
     child.on('close', (code, signal) => resolve(closedResult(file, args, code, signal, drainScratch(out), drainScratch(err), spawnError)));
-    if (streamed && child.stdin) void feed(child.stdin, streamed);
+    if (piped && child.stdin) startFeed(child.stdin, piped);
   });
 }
 
+/** Feeds a child's stdin with its input now, or the moment a deferred one is given. */
+function startFeed(stdin: Writable, input: StreamedText | DeferredInput): void {
+  if (input instanceof DeferredInput) input.whenGiven((given) => void feed(stdin, given));
+  else void feed(stdin, input);
+}
+
 /**
- * Writes a streamed input as it renders: each chunk goes to the pipe at once while the pipe
- * has room (the child reads meanwhile), else after it drains. A child that stops reading
+ * Writes an input, a streamed one as it renders: each chunk goes to the pipe at once while the
+ * pipe has room (the child reads meanwhile), else after it drains. A child that stops reading
  * (it failed on a line) ends the feed; its exit and stderr tell why.
  */
-async function feed(stdin: Writable, input: StreamedText): Promise<void> {
+async function feed(stdin: Writable, input: RunInput): Promise<void> {
   let stopped = false;
   stdin.on('error', () => {
     stopped = true;
@@ -290,7 +328,7 @@ async function feed(stdin: Writable, input: StreamedText): Promise<void> {
     stopped = true;
   });
   try {
-    for (const chunk of input.chunks()) {
+    for (const chunk of typeof input === 'string' ? [input] : input.chunks()) {
       if (stopped) break;
       if (!stdin.write(chunk)) await drained(stdin);
     }
@@ -361,7 +399,7 @@ function runProcess(
     });
     // A child that exits before reading stdin must not crash us with EPIPE.
     child.stdin?.on('error', () => {});
-    if (options.input instanceof StreamedText && child.stdin) void feed(child.stdin, options.input);
+    if ((options.input instanceof StreamedText || options.input instanceof DeferredInput) && child.stdin) startFeed(child.stdin, options.input);
     else child.stdin?.end(options.input);
     child.on('close', (code, signal) => {
       const stdout = scratch === undefined ? Buffer.concat(out).toString('utf8') : drainScratch(scratch);

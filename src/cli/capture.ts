@@ -1,14 +1,14 @@
 /** `meshcap istio-iptables` / `meshcap apply`: argument wiring for the capture engine. */
 import { writeFileSync } from 'node:fs';
 import { readHostFacts } from '../backend/host.js';
-import { type CaptureIntent, captureIntent, parseResolvedConfig, resolveCaptureFlags } from '../config/parse.js';
+import { type CaptureIntent, captureIntent, parseResolvedConfig, type ResolvedFlags, resolveCaptureFlags } from '../config/parse.js';
 import type { CaptureConfig } from '../config/types.js';
 import { ExitCode, InvalidInputError, MeshcapError } from '../errors.js';
 import { readNamespaceFacts } from '../backend/namespaces.js';
 import { type System, realSystem } from '../backend/system.js';
 import { hostNetnsEvidence } from '../preflight/host-netns.js';
 import { logPlan, renderDryRun } from '../reconcile/dry-run.js';
-import { dryRunState, planCapture, runCapture, startFirstRead } from '../reconcile/engine.js';
+import { dryRunState, type EngineOptions, planCapture, runCapture, startEarlyWriter, startFirstRead } from '../reconcile/engine.js';
 import { defineCommand } from './command.js';
 import type { Command, CommandContext } from './context.js';
 import { captureHelp } from './help.js';
@@ -30,34 +30,51 @@ export function captureCommand(name: string, system: (env: CommandContext['env']
       const intent = captureIntent(flags);
       refuseHostNamespace(intent, sys);
       // The first read runs in the background while the values are validated and the decisions
-      // logged (README, "Start-up"): it changes nothing, whatever they turn out to be.
+      // logged (README, "Start-up"): it changes nothing, whatever they turn out to be. A long
+      // capture's writer starts now too; it is given nothing before a plan exists.
       const firstRead = intent.touchesRules ? startFirstRead(sys, intent.nativeNftables) : undefined;
-      const config = parseResolvedConfig(flags, ctx.env, readHostFacts(sys));
-      const log = logger({ json: config.logJson, debug: config.debug });
-      // Istio's istio-validation (CNI mode): unprivileged, proves the node's capture, exits 126 with Istio's line first.
-      if (config.skipRuleApply && config.runValidation && !config.dryRun) return await (await import('./validate.js')).runValidationOnly(config, ctx, log);
-      logDecisions(config, log);
-      if (config.dryRun) return await dryRun(config, ctx, log);
-      if (config.skipRuleApply) {
-        log.info('--skip-rule-apply: rules and routes left as they are');
-        return ExitCode.Ok;
+      const writer = intent.touchesRules && intent.longLists && !intent.cleanupOnly ? startEarlyWriter(sys, intent.nativeNftables) : undefined;
+      try {
+        return await capture(flags, sys, ctx, logger, { ...(firstRead ? { firstRead } : {}), ...(writer ? { writer } : {}) });
+      } finally {
+        writer?.release();
       }
-      const report = await runCapture(config, { sys, log, ...(firstRead ? { firstRead } : {}) });
-      for (const family of report.families) {
-        if (family.family === 'ipv6' && !config.ipv6.enabled && !family.changed) continue;
-        log.info(`${familyLabel(family.family)}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
-      }
-      for (const note of report.notes) log.info(note);
-      if (config.cleanupOnly) log.info(report.changed ? `capture removed (${report.backend})` : 'no capture found: nothing to do');
-      else log.info(report.changed ? `capture in place (${report.backend})` : `already in place, nothing to do (${report.backend})`);
-      // Loaded only when asked for: it pulls in the probe server and client.
-      if (config.runValidation && !config.cleanupOnly) {
-        // The engine has just read the rules back: do not detect and read them a second time.
-        return await (await import('./verify.js')).runVerify(config, ctx, log, { rulesJustVerified: true });
-      }
-      return ExitCode.Ok;
     },
   });
+}
+
+/** The capture once its reads and writer are started: validate, log, then apply (or dry-run, or validate only). */
+async function capture(
+  flags: ResolvedFlags,
+  sys: System,
+  ctx: CommandContext,
+  logger: (options: { json: boolean; debug: boolean }) => Logger,
+  started: Pick<EngineOptions, 'firstRead' | 'writer'>,
+): Promise<number> {
+  const config = parseResolvedConfig(flags, ctx.env, readHostFacts(sys));
+  const log = logger({ json: config.logJson, debug: config.debug });
+  // Istio's istio-validation (CNI mode): unprivileged, proves the node's capture, exits 126 with Istio's line first.
+  if (config.skipRuleApply && config.runValidation && !config.dryRun) return await (await import('./validate.js')).runValidationOnly(config, ctx, log);
+  logDecisions(config, log);
+  if (config.dryRun) return await dryRun(config, ctx, log);
+  if (config.skipRuleApply) {
+    log.info('--skip-rule-apply: rules and routes left as they are');
+    return ExitCode.Ok;
+  }
+  const report = await runCapture(config, { sys, log, ...started });
+  for (const family of report.families) {
+    if (family.family === 'ipv6' && !config.ipv6.enabled && !family.changed) continue;
+    log.info(`${familyLabel(family.family)}: ${family.changed ? `applied and verified${family.attempts > 1 ? ` (after ${family.attempts} attempts)` : ''}` : 'already in place, nothing to do'}`);
+  }
+  for (const note of report.notes) log.info(note);
+  if (config.cleanupOnly) log.info(report.changed ? `capture removed (${report.backend})` : 'no capture found: nothing to do');
+  else log.info(report.changed ? `capture in place (${report.backend})` : `already in place, nothing to do (${report.backend})`);
+  // Loaded only when asked for: it pulls in the probe server and client.
+  if (config.runValidation && !config.cleanupOnly) {
+    // The engine has just read the rules back: do not detect and read them a second time.
+    return await (await import('./verify.js')).runVerify(config, ctx, log, { rulesJustVerified: true });
+  }
+  return ExitCode.Ok;
 }
 
 /** Blocking children: the init path runs them one after another anyway (README, "Start-up"). */

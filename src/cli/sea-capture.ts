@@ -20,7 +20,7 @@ import { captureCommand } from './capture.js';
 import { processContext } from './process-context.js';
 import { markSingleExecutable } from './self.js';
 import { readHostFacts } from '../backend/host.js';
-import { inputText, realSystem, type RunResult, type System } from '../backend/system.js';
+import { DeferredInput, inputText, knownInput, realSystem, type RunResult, type System } from '../backend/system.js';
 import { StreamedText } from '../render/streamed-text.js';
 import { parseCaptureConfig } from '../config/parse.js';
 import { buildRuleset } from '../rules/build.js';
@@ -124,13 +124,16 @@ function trainingSystem(ruleset: Ruleset): System {
         spawned = true;
         await real.run(process.execPath, ['--version']);
         // With a streamed input, as a long restore's (its pipe and feed).
-        await real.run(process.execPath, ['--version'], { background: true, input: StreamedText.of('\n') });
+        const deferred = new DeferredInput();
+        const background = real.run(process.execPath, ['--version'], { background: true, input: deferred });
+        deferred.give(StreamedText.of('\n'));
+        await background;
       }
       const tool = basename(file);
       const family: Family = tool.startsWith('ip6') ? 'ipv6' : 'ipv4';
       let stdout = '';
       if (args[0] === '--version') stdout = `${tool} v1.8.9 (nf_tables)\n`;
-      else if (tool.endsWith('-restore') && inputText(options.input)) restored.add(family);
+      else if (tool.endsWith('-restore') && inputText(await knownInput(options.input))) restored.add(family);
       else if (tool.endsWith('-save')) stdout = restored.has(family) ? savedText(ruleset, family) : '';
       else if (tool === 'nft' && args.join(' ') === 'list tables') stdout = [...restored].map((f) => `table ${f === 'ipv4' ? 'ip' : 'ip6'} nat\n`).join('');
       return { file, args, code: 0, signal: null, stdout, stderr: '', notFound: false };

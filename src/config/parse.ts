@@ -115,7 +115,12 @@ export interface CaptureIntent {
   readonly allowHostNetns: boolean;
   /** As given (for messages): not yet validated. */
   readonly proxyPort: string;
+  /** The values are long (a list of thousands of excludes): the rules' writer is started ahead (EarlyWriter). */
+  readonly longLists: boolean;
 }
+
+/** Characters of flag values from which on a capture counts as long (~1300 excluded CIDRs, ~40 KB of restore input). */
+const LONG_VALUES = 16 * 1024;
 
 export function captureIntent(flags: ResolvedFlags): CaptureIntent {
   const bool = (key: FlagKey) => flags.raw.get(key)?.value === true;
@@ -125,7 +130,14 @@ export function captureIntent(flags: ResolvedFlags): CaptureIntent {
     cleanupOnly: bool('cleanupOnly'),
     allowHostNetns: bool('allowHostNetns'),
     proxyPort: String(flags.raw.get('proxyPort')?.value ?? ''),
+    longLists: valuesLength(flags) >= LONG_VALUES,
   };
+}
+
+function valuesLength(flags: ResolvedFlags): number {
+  let length = 0;
+  for (const { value } of flags.raw.values()) if (typeof value === 'string') length += value.length;
+  return length;
 }
 
 /** Parse argv and env into a validated CaptureConfig, or throw ConfigError / UsageError. */

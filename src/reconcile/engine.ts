@@ -24,8 +24,9 @@ import { cleanupInput, type FamilyPlan, planFamily } from './plan.js';
 import { parseSave } from '../state/iptables-save.js';
 import type { NftListing, NftTableName } from '../state/nft-listing.js';
 import { hasMeshTables } from '../state/nft-view.js';
-import { cleanIptables, type FamilyOutcome, reconcileIptables } from './iptables.js';
-import { applyNftPlan, cleanNftables, type NftPlan, nftTablesToDelete, planNftables } from './nftables.js';
+import { cleanIptables, type FamilyOutcome, reconcileIptables, restoreArgs } from './iptables.js';
+import { EarlyWriter } from './early-writer.js';
+import { applyNftPlan, cleanNftables, NFT_APPLY_ARGS, type NftPlan, nftTablesToDelete, planNftables } from './nftables.js';
 import { cleanTproxyRouting, ensureIpv6Passthrough, ensureTproxyRouting, type TproxyRouting } from './routes.js';
 
 export interface EngineOptions {
@@ -36,6 +37,8 @@ export interface EngineOptions {
   readonly backoff?: () => Promise<void>;
   /** The first read, already started (startFirstRead). */
   readonly firstRead?: FirstRead;
+  /** The rules' writer, already started (startEarlyWriter); the caller releases it. */
+  readonly writer?: EarlyWriter;
 }
 
 /**
@@ -63,6 +66,18 @@ export function startFirstRead(sys: System, nativeNftables: boolean): FirstRead 
   // readCaptureState awaits it; a caller that fails before then must not leave a rejection unhandled.
   void (first.ruleset ?? first.tables)!.catch(() => undefined);
   return first;
+}
+
+/**
+ * Starts the writer a long capture will most likely use, before anything is read: on the
+ * iptables path iptables-nft-restore (what a fresh namespace on an nf_tables kernel gets),
+ * on the native path nft. A plan that needs another binary releases it unused.
+ */
+export function startEarlyWriter(sys: System, nativeNftables: boolean): EarlyWriter | undefined {
+  const file = sys.which(nativeNftables ? 'nft' : 'iptables-nft-restore');
+  if (!file) return undefined;
+  // iptables-nft takes no xtables lock, so no lock wait bounds it: the default timeout does.
+  return new EarlyWriter(sys, file, nativeNftables ? NFT_APPLY_ARGS : restoreArgs({ usesXtablesLock: false }, 0), {});
 }
 
 export interface CaptureReport {
@@ -308,7 +323,7 @@ export async function runCapture(config: CaptureConfig, opts: EngineOptions): Pr
 
 async function applyNative(plan: NftCapturePlan, opts: EngineOptions): Promise<CaptureReport> {
   const { sys, log } = opts;
-  const nftOpts = { sys, log, nft: plan.nft };
+  const nftOpts = { sys, log, nft: plan.nft, ...(opts.writer ? { writer: opts.writer } : {}) };
   const report = (changed: boolean, notes: string[]): CaptureReport => ({ backend: 'nftables', reason: '--native-nftables', changed, families: [], notes });
   if (plan.cleanupOnly) {
     const notes = (await cleanNftables(nftOpts, plan.tablesToDelete)).map((table) => `deleted table inet ${table}`);
@@ -345,6 +360,7 @@ async function applyIptables(plan: IptablesCapturePlan, opts: EngineOptions): Pr
   const { sys, log } = opts;
   const { config } = plan;
   const common = { sys, log, lockTimeoutSeconds: config.lockTimeoutSeconds, ...backoffOf(opts) };
+  const writer = opts.writer ? { writer: opts.writer } : {};
   const steps = bySteps(plan.families);
   if (!plan.assumed) log.info(`backend ${plan.backend}: ${plan.reason}`);
 
@@ -356,7 +372,7 @@ async function applyIptables(plan: IptablesCapturePlan, opts: EngineOptions): Pr
 
   const notes: string[] = [];
   const reconcileWith = (binaries: Partial<Record<Family, IptablesBinaries>>, prefetched?: Partial<Record<Family, string>>, firstPlans?: Partial<Record<Family, FamilyPlan>>) =>
-    reconcileIptables(plan.ruleset, { ...common, binaries, prefetched, firstPlans, force: config.forceApply, resolveId: opts.resolveId });
+    reconcileIptables(plan.ruleset, { ...common, ...writer, binaries, prefetched, firstPlans, force: config.forceApply, resolveId: opts.resolveId });
   let backend = plan.backend;
   let stale = plan.staleBackend;
   let families: FamilyOutcome[];

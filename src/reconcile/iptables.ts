@@ -19,6 +19,7 @@ import { type SaveState, parseSave } from '../state/iptables-save.js';
 import { type StateView, currentView } from '../state/iptables-view.js';
 import { type FamilyPlan, cleanupInput, desiredOf, planFamily } from './plan.js';
 import type { Logger } from '../log.js';
+import type { EarlyWriter } from './early-writer.js';
 
 export interface IptablesRunOptions {
   readonly sys: System;
@@ -35,6 +36,8 @@ export interface IptablesRunOptions {
   readonly firstPlans?: Partial<Record<Family, FamilyPlan>>;
   /** Waits between attempts (tests pass one that does not wait). */
   readonly backoff?: () => Promise<void>;
+  /** A restore already started (startEarlyWriter): used when it is the one a family needs. */
+  readonly writer?: EarlyWriter;
 }
 
 export interface FamilyOutcome {
@@ -70,7 +73,7 @@ async function stateChanged(opts: IptablesRunOptions, family: Family, before: st
 /** Restore input from which on the restore runs in the background (5000 excludes are ~150 KB; Istio's defaults ~1 KB). */
 const BACKGROUND_INPUT = 32 * 1024;
 
-export function restoreArgs(bins: IptablesBinaries, lockTimeoutSeconds: number): string[] {
+export function restoreArgs(bins: Pick<IptablesBinaries, 'usesXtablesLock'>, lockTimeoutSeconds: number): string[] {
   return bins.usesXtablesLock ? ['--noflush', `--wait=${lockTimeoutSeconds}`] : ['--noflush'];
 }
 
@@ -78,11 +81,10 @@ async function restore(opts: IptablesRunOptions, bins: IptablesBinaries, plan: F
   // Only a long input leaves work to do meanwhile (its read-back view); a short one is done before a
   // background child would pay. A fresh family's long input is rendered as the restore reads it.
   const long = plan.restoreInput.estimatedLength >= BACKGROUND_INPUT;
-  return opts.sys.run(bins.restore, restoreArgs(bins, opts.lockTimeoutSeconds), {
-    input: long && plan.fresh ? plan.restoreInput : plan.restoreInput.text(),
-    timeoutMs: (opts.lockTimeoutSeconds + 30) * 1000,
-    background: long,
-  });
+  const input = long && plan.fresh ? plan.restoreInput : plan.restoreInput.text();
+  const args = restoreArgs(bins, opts.lockTimeoutSeconds);
+  if (opts.writer?.takes(bins.restore, args)) return opts.writer.write(input);
+  return opts.sys.run(bins.restore, args, { input, timeoutMs: (opts.lockTimeoutSeconds + 30) * 1000, background: long });
 }
 
 const jitter = () => new Promise((resolve) => setTimeout(resolve, 5 + Math.floor(Math.random() * 40)));
@@ -119,8 +121,9 @@ export async function reconcileIptables(ruleset: Ruleset, opts: IptablesRunOptio
     }
     const toApply = plans.filter((plan) => !plan.noop && !plan.restoreInput.empty);
     const restoring = Promise.all(toApply.map((plan) => restore(opts, opts.binaries[plan.family]!, plan)));
-    // The read-back's expectation, rendered while the restores commit (a streamed input has been
-    // written by now, unless the pipe filled: then the rest follows as the child reads).
+    // The read-back's expectation, rendered while the restores commit: a streamed input is first
+    // written whole (rendering beside it would starve the child of its next lines on two cores).
+    await Promise.race([Promise.all(toApply.map((plan) => plan.restoreInput.taken)), restoring]);
     const desired = toApply.map((plan) => desiredOf(ruleset, plan, opts.resolveId));
     const results = await restoring;
     // Logged once written: a streamed input is rendered as the restore reads it, not for the log first.

@@ -8,6 +8,7 @@ import type { System } from '../backend/system.js';
 import { toolFailure } from '../backend/tool-errors.js';
 import { ExitCode, MeshcapError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { EarlyWriter } from './early-writer.js';
 import { MESH_NFT_TABLES } from '../rules/constants.js';
 import { type NftListing, parseNftListing } from '../state/nft-listing.js';
 import { liveDifferences } from '../state/compare.js';
@@ -23,7 +24,12 @@ export interface NftRunOptions {
   readonly sys: System;
   readonly log: Logger;
   readonly nft: string;
+  /** `nft -f -` already started (startEarlyWriter): used for the transaction. */
+  readonly writer?: EarlyWriter;
 }
+
+/** How a transaction is applied: read from stdin, atomically. */
+export const NFT_APPLY_ARGS: readonly string[] = ['-f', '-'];
 
 /**
  * The transaction text. A table that exists with chains the config no longer has is
@@ -97,7 +103,9 @@ export async function applyNftPlan(ruleset: Ruleset, plan: NftPlan, opts: NftRun
   opts.log.debug(`nft transaction:\n${plan.transaction}`);
   // nft applies in the background while the read-back's expectation is made here: rules as
   // written, compared with rules as listed (sameListing), normalised only where they differ.
-  const applying = opts.sys.run(opts.nft, ['-f', '-'], { input: plan.transaction, background: plan.transaction.length >= BACKGROUND_INPUT });
+  const applying = opts.writer?.takes(opts.nft, NFT_APPLY_ARGS)
+    ? opts.writer.write(plan.transaction)
+    : opts.sys.run(opts.nft, NFT_APPLY_ARGS, { input: plan.transaction, background: plan.transaction.length >= BACKGROUND_INPUT });
   const expected = desiredListing(plan.ops, false);
   const result = await applying;
   if (result.code !== 0) throw toolFailure(result, { action: `applying the nftables transaction with ${opts.nft}`, input: plan.transaction });

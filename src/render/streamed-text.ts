@@ -5,6 +5,11 @@
  */
 export class StreamedText {
   #text: string | undefined;
+  #settle!: () => void;
+  // Private, as #text: two texts made alike stay deep-equal.
+  readonly #taken = new Promise<void>((resolve) => {
+    this.#settle = resolve;
+  });
 
   private constructor(
     // A renderer and its arguments, not a closure: two plans made alike compare equal (they are data).
@@ -28,21 +33,31 @@ export class StreamedText {
   static of(text: string): StreamedText {
     const streamed = StreamedText.rendered(whole, [text], { empty: text === '', estimatedLength: text.length });
     streamed.#text = text;
+    streamed.#settle();
     return streamed;
   }
 
   /** The chunks, rendered as they are taken. */
   *chunks(): Generator<string> {
-    if (this.#text !== undefined) {
-      if (this.#text !== '') yield this.#text;
-      return;
+    try {
+      if (this.#text !== undefined) {
+        if (this.#text !== '') yield this.#text;
+        return;
+      }
+      const parts: string[] = [];
+      for (const chunk of this.render(...this.args)) {
+        parts.push(chunk);
+        yield chunk;
+      }
+      this.#text = parts.join('');
+    } finally {
+      this.#settle();
     }
-    const parts: string[] = [];
-    for (const chunk of this.render(...this.args)) {
-      parts.push(chunk);
-      yield chunk;
-    }
-    this.#text = parts.join('');
+  }
+
+  /** Settles once the chunks have all been taken, or the taking stopped (the child quit reading). */
+  get taken(): Promise<void> {
+    return this.#taken;
   }
 
   text(): string {

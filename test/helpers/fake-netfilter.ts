@@ -31,7 +31,7 @@
  * mean" suggestions, and rule syntax outside what meshcap and Istio write.
  */
 import { formatCidr, maskCidr, parseCidr } from '../../src/net/ip.js';
-import { type RunOptions, type RunResult, type System, inputText } from '../../src/backend/system.js';
+import { type RunOptions, type RunResult, type System, inputText, knownInput } from '../../src/backend/system.js';
 
 export type Variant = 'legacy' | 'nft';
 export type Family = 'ipv4' | 'ipv6';
@@ -289,7 +289,7 @@ export class FakeNetfilter implements System {
   async run(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const name = file.split('/').pop() ?? file;
     // A streamed input is read whole, as the real tools read stdin to its end.
-    const input = inputText(options.input);
+    const input = inputText(await knownInput(options.input));
     this.calls.push(input === undefined ? { file: name, args } : { file: name, args, input });
     const done = (code: number, stdout = '', stderr = ''): RunResult => ({ file, args, code, signal: null, stdout, stderr, notFound: false });
     if (!this.binaries.has(name)) {

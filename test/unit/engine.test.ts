@@ -19,7 +19,7 @@ import { parseNftListing } from '../../src/state/nft-listing.js';
 import { desiredListing, diffListings, sameListing } from '../../src/state/nft-view.js';
 import { nftTableOps } from '../../src/render/nftables.js';
 import { nftTransaction } from '../../src/reconcile/nftables.js';
-import { type System, inputText } from '../../src/backend/system.js';
+import { type System, inputText, knownInput } from '../../src/backend/system.js';
 import { analyzeStatus } from '../../src/status/analyze.js';
 import { readNamespace } from '../../src/status/gather.js';
 import { ruleDifferences } from '../../src/verify/run.js';
@@ -297,7 +297,7 @@ describe('native nftables on the fake', () => {
     const sys: System = {
       run: async (file, args, options) => {
         const result = await fake.run(file, args, options);
-        if (args.join(' ') === '-f -' && /^add table inet istio-proxy-nat$/m.test(inputText(options?.input) ?? '')) fake.loadNft('add rule inet istio-proxy-nat istio-output ip daddr 198.18.0.9 counter return\n');
+        if (args.join(' ') === '-f -' && /^add table inet istio-proxy-nat$/m.test(inputText(await knownInput(options?.input)) ?? '')) fake.loadNft('add rule inet istio-proxy-nat istio-output ip daddr 198.18.0.9 counter return\n');
         return result;
       },
       which: (name) => fake.which(name),

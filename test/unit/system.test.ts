@@ -1,7 +1,7 @@
 /** The real System seam: both ways of running a child, and both ways of collecting stdout, answer alike. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { realSystem } from '../../src/backend/system.js';
+import { DeferredInput, realSystem } from '../../src/backend/system.js';
 import { StreamedText } from '../../src/render/streamed-text.js';
 
 const variants = [
@@ -49,6 +49,20 @@ describe('realSystem.run', () => {
       const result = await sys.run('/bin/sh', ['-c', 'echo gone >&2; exit 4'], { input, largeOutput: v.largeOutput, background: v.background });
       assert.equal(result.code, 4);
       assert.equal(result.stderr, 'gone\n');
+    });
+
+    it(`${v.name}: an input given after the child was asked for reaches it; one given empty is an empty stdin`, async () => {
+      const sys = realSystem(process.env, { blocking: v.blocking });
+      const later = new DeferredInput();
+      const running = sys.run('/bin/sh', ['-c', 'cat; echo end'], { input: later, largeOutput: v.largeOutput, background: v.background });
+      // A turn of the event loop with the child (where it was started) waiting on its stdin.
+      await new Promise((resolve) => setImmediate(resolve));
+      later.give(StreamedText.of('given later\n'));
+      assert.equal((await running).stdout, 'given later\nend\n');
+      const empty = new DeferredInput();
+      const idle = sys.run('/bin/sh', ['-c', 'wc -c'], { input: empty, largeOutput: v.largeOutput, background: v.background });
+      empty.give('');
+      assert.equal((await idle).stdout.trim(), '0');
     });
 
     it(`${v.name}: a missing binary is exit 127 and notFound`, async () => {
