@@ -65,6 +65,8 @@ export function net(text: string): Net {
 
 const netOf = (cidr: Cidr): Net => ({ cidr, text: formatCidr(cidr) });
 
+const EXCLUDED_DESTINATION = 'the destination is on the exclude list (-x): not captured';
+
 /** Accumulates rules in builder order; drops IPv6 rules when IPv6 is off, as Istio does. */
 class RuleList {
   readonly rules: Rule[] = [];
@@ -229,15 +231,10 @@ export function buildRuleset(config: CaptureSpec): Ruleset {
     table: nat, chain: Chain.Output, matches: [m.dst(loopback(family))], target: t.return,
   }), 'traffic to localhost is not captured');
 
-  // 16. Excluded destinations.
-  for (const cidr of config.outboundCidrsExclude.v4) {
-    const dst = netOf(cidr);
-    list.append(nat, Chain.Output, 'ipv4', [m.dst(dst)], t.return, `destination ${dst.text} is excluded from capture`);
-  }
-  for (const cidr of config.outboundCidrsExclude.v6) {
-    const dst = netOf(cidr);
-    list.append(nat, Chain.Output, 'ipv6', [m.dst(dst)], t.return, `destination ${dst.text} is excluded from capture`);
-  }
+  // 16. Excluded destinations. One reason for them all, the rule beside it names the address:
+  // a list may hold thousands, each built on a cold start.
+  for (const cidr of config.outboundCidrsExclude.v4) list.append(nat, Chain.Output, 'ipv4', [m.dst(netOf(cidr))], t.return, EXCLUDED_DESTINATION);
+  for (const cidr of config.outboundCidrsExclude.v6) list.append(nat, Chain.Output, 'ipv6', [m.dst(netOf(cidr))], t.return, EXCLUDED_DESTINATION);
 
   // 17. Outbound ports always captured.
   for (const port of config.outboundPorts) {
