@@ -9,7 +9,7 @@ import { type System, realSystem } from '../backend/system.js';
 import { hostNetnsEvidence } from '../preflight/host-netns.js';
 import { logPlan, renderDryRun } from '../reconcile/dry-run.js';
 import { dryRunState, type EngineOptions, planCapture, runCapture, startEarlyWriter, startFirstRead } from '../reconcile/engine.js';
-import { defineCommand } from './command.js';
+import { type CommandRun, defineCommand } from './command.js';
 import type { Command, CommandContext } from './context.js';
 import { captureHelp } from './help.js';
 import type { Logger } from './log.js';
@@ -48,7 +48,7 @@ async function capture(
   flags: ResolvedFlags,
   sys: System,
   ctx: CommandContext,
-  logger: (options: { json: boolean; debug: boolean }) => Logger,
+  logger: CommandRun['logger'],
   started: Pick<EngineOptions, 'firstRead' | 'writer'>,
 ): Promise<number> {
   const config = parseResolvedConfig(flags, ctx.env, readHostFacts(sys));
