@@ -28,11 +28,14 @@ import { type Family, type Ruleset, rulesForFamily } from '../rules/model.js';
 import { desiredView } from '../state/iptables-view.js';
 import type { CommandContext } from './context.js';
 import { PLUGIN_TYPE } from '../cni/spec.js';
+import { acceptedV8Options, CAPTURE_V8_OPTIONS, nodeAccepts } from './v8-options.js';
 
 const CAPTURE = new Set(['istio-iptables', 'apply']);
 /** The assets' names, as scripts/build-sea.mjs stores them; `<name>.cache` is its V8 code cache. */
 const WHOLE_CLI = 'meshcap.cjs';
 const CNI_PLUGIN = 'meshcap-cni.cjs';
+/** Set while the snapshot is built, from the options this node accepts (src/cli/v8-options.ts). */
+let captureV8Options = '';
 
 interface SeaAssets {
   getAsset(key: string, encoding: string): string;
@@ -76,6 +79,7 @@ function run(): void {
   const [name, ...rest] = process.argv.slice(2);
   if ((name === '-e' || name === '--eval') && rest[0] !== undefined) return evalLikeNode(rest[0], rest.slice(1));
   if (name === undefined || !CAPTURE.has(name)) return runAsset(WHOLE_CLI);
+  if (captureV8Options) v8.setFlagsFromString(captureV8Options);
   void captureCommand(name)(rest, processContext()).then((code) => {
     process.exitCode = code;
   });
@@ -164,6 +168,7 @@ if (snapshot?.isBuildingSnapshot()) {
   void captureCommand('istio-iptables')(['--dry-run', ...istioInit], quiet);
   void captureCommand('istio-iptables')(['--dry-run', '--native-nftables', ...istioInit], quiet);
   void trainApply(istioInit, quiet);
+  captureV8Options = acceptedV8Options(CAPTURE_V8_OPTIONS, nodeAccepts(process.execPath));
   snapshot.setDeserializeMainFunction(run);
 } else {
   run();
