@@ -851,6 +851,47 @@ export const KNOWLEDGE: readonly KnowledgeEntry[] = [
     ],
   },
   {
+    id: 'cni-name-service',
+    title: "The CNI plugin's capture waits on the node's name service, so pods start late",
+    signatures: [
+      // meshcap-cni's own warning: the capture ran with the node's nsswitch.conf (the reason is in the parentheses).
+      sig('meshcap-cni-no-nss-sandbox', /warning: capture runs without a private mount namespace \(/, 0.7),
+      // Istio #48416: OS Login's NSS/PAM module asks the metadata server, which refuses a pod that is not running yet.
+      sig('oslogin-users-request', /computeMetadata\/v1\/oslogin\/users/, 0.85, { group: 'oslogin', with: ['cni'] }),
+      sig('oslogin-mentioned', /\boslogin\b|guest-oslogin/i, 0.35, { group: 'oslogin', with: ['cni'] }),
+      // A pasted nsswitch.conf whose users or groups come from a remote service.
+      sig('nsswitch-remote-users', /^\s{0,8}(?:passwd|group):[^\n]{0,80}\b(?:ldap|sss|nis|nisplus|hesiod|winbind|oslogin|cache_oslogin)\b/, 0.5, { with: ['cni'] }),
+      // The remote service itself failing, in the node's journal.
+      sig(
+        'nss-service-unreachable',
+        /nslcd\[\d{1,7}\]: [^\n]{0,160}(?:failed to bind|no available LDAP server|timed out)|sssd(?:_be)?\[[^\]\n]{1,40}\]{1,2}: [^\n]{0,160}(?:Backend is offline|Could not connect)|nss_ldap: (?:could not|failed to) (?:connect|bind|search)/,
+        0.55,
+        { with: ['cni'] },
+      ),
+    ],
+    explanation:
+      'In CNI mode the capture runs from the node, inside the pod network namespace, with the node\'s files. ' +
+      'iptables resolves `--uid-owner 1337` with getpwnam() even though it is numeric (libxt_owner), and nft ' +
+      'resolves uids too. When the node\'s nsswitch.conf sends user lookups to a remote service (LDAP, SSSD, NIS, ' +
+      'winbind, GCE OS Login), each lookup is made from inside the new pod\'s netns, where that service cannot be ' +
+      'reached, and waits for its timeouts: ADD takes 30 to 60 s and the pod sits in ContainerCreating or Init:0/1 ' +
+      'meanwhile. On GKE with OS Login the metadata server refuses the request because it comes from a pod that is ' +
+      'not running yet, and the module retries (Istio #48416). meshcap-cni avoids all of this by running the capture ' +
+      'in a private mount namespace where /etc/nsswitch.conf is /dev/null. Its warning "capture runs without a ' +
+      'private mount namespace (...)" means that could not be done; the reason is in the parentheses.',
+    fix: [
+      "Read the reason in meshcap-cni's warning (containerd's journal: `journalctl -u containerd | grep meshcap-cni`): `'unshare' (util-linux) is not on the node's PATH` needs util-linux on the runtime's PATH; `unshare failed: Operation not permitted` or a denied `mount --bind` is an SELinux, AppArmor or seccomp policy on the CNI plugin's process that must allow creating a mount namespace and a bind mount inside it.",
+      'Or take the remote service out of user and group lookups on nodes: `passwd: files` and `group: files` in /etc/nsswitch.conf (the mesh uid 1337 needs no directory). On GKE, turn OS Login off for the node pool (instance metadata `enable-oslogin=FALSE`).',
+      'Istio fixed #48416 the same way (istio-iptables bind-mounts /dev/null over nsswitch.conf in its own mount namespace); an istio-cni from before that fix on such nodes: upgrade it, or use the istio-init container instead of CNI mode there.',
+      'To confirm, time one ADD by hand on the node: `meshcap doctor` cannot see a delay, but `journalctl -u containerd` shows RunPodSandbox starting and returning; a gap of tens of seconds for mesh pods only points here.',
+    ],
+    references: [
+      'https://github.com/istio/istio/issues/48416',
+      'https://github.com/kumahq/kuma/issues/11038',
+      'https://github.com/istio/istio/issues/23770',
+    ],
+  },
+  {
     id: 'unknown',
     title: 'No known cause matched the input',
     signatures: [],

@@ -24,6 +24,7 @@ export const CAUSE_IDS = [
   'cni-api-unavailable',
   'cni-node-config',
   'cni-plugin-failed',
+  'cni-name-service',
   'unknown',
 ] as const;
 

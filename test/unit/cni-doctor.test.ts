@@ -100,3 +100,24 @@ test('DEL exits 0 and prints nothing whatever it is given: garbage stdin, no net
     assert.equal(ran, 0);
   }
 });
+
+test("doctor reads meshcap-cni's NSS-sandbox warning from a successful ADD as the name-service cause", async () => {
+  // The node has no unshare: the plugin still captures, and warns (the real plugin shell, a fake System).
+  const base = fakeSystem(outcome({ ok: true }));
+  const sys = { ...base, which: (name: string) => (name === 'unshare' ? undefined : `/usr/bin/${name}`) } as System;
+  let stderr = '';
+  const code = await runPlugin({ env: env('ADD'), stdin: withAnnotations(INJECTED), stdout: () => {}, stderr: (t) => (stderr += t), sys, self: ['/opt/cni/bin/meshcap-cni'] });
+  assert.equal(code, 0, stderr);
+  const warning = stderr.split('\n').find((line) => line.includes('warning:'));
+  assert.ok(warning, stderr);
+  // containerd passes a plugin's stderr to its own journal.
+  const journal = `Dec 02 09:14:02 worker-3 containerd[790]: ${warning}`;
+  const top = diagnose(journal).causes[0]!;
+  assert.equal(top.id, 'cni-name-service', diagnose(journal).causes.map((c) => `${c.id} ${c.confidence}`).join(', '));
+  assert.match(top.fix[0]!, /unshare/);
+});
+
+test('a remote name service alone, without any CNI in the input, is not blamed', () => {
+  const ids = diagnose('passwd:         files ldap\ngroup:          files ldap\nDec 02 10:02:33 worker-1 nslcd[402]: [8b4567] <passwd="root"> failed to bind to LDAP server ldap://10.40.0.5/: Can\'t contact LDAP server\n').causes.map((c) => c.id);
+  assert.ok(!ids.includes('cni-name-service'), ids.join(', '));
+});
