@@ -21,6 +21,9 @@ COPY bin ./bin
 COPY scripts/cjs-bundle.mjs scripts/bundle.mjs scripts/build-sea.mjs ./scripts/
 # /out is the runtime stage's files as they will lie: /opt/meshcap/meshcap and the `meshcap` on PATH.
 # (Tests and benchmarks are not part of the image.)
+# --build-arg MESHCAP_SEA=0 takes the plain path on purpose (scripts/build-sea.mjs then builds nothing):
+# how the fallback is built and tested (test/runtime/image.test.ts) on a node that can build one.
+ARG MESHCAP_SEA=
 RUN npm run build && node scripts/build-sea.mjs \
  && mkdir -p /out/opt/meshcap /out/usr/local/bin \
  && if [ -x dist/sea/meshcap ]; then cp dist/sea/meshcap /out/opt/meshcap/meshcap; \

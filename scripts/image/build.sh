@@ -4,8 +4,11 @@
 # plus this machine's Node >= 20 and npm, made here). Exports it as a docker-archive tagged with the
 # name `meshcap inject` writes (ghcr.io/meshcap/meshcap:<version>), for `ctr images import`.
 #
-#   scripts/image/build.sh [--fresh]      prints the archive path; builds only when the build context
+#   scripts/image/build.sh [--fresh] [--plain]
+#                                         prints the archive path; builds only when the build context
 #                                         (Dockerfile, package files, src, bin, the build scripts: what the Dockerfile copies) changed
+#   --plain                               the Dockerfile's fallback (--build-arg MESHCAP_SEA=0: node and the one-file
+#                                         build, no single executable), tagged <name>:<version>-plain
 #   MESHCAP_CACHE=/var/cache/meshcap-test  where the stand-in base and the archives are kept
 #
 # Also writes <archive>.size: the image's compressed size (gzip layers, as a registry stores it).
@@ -14,7 +17,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 fresh=false
-[ "${1:-}" = "--fresh" ] && fresh=true
+plain=false
+for arg in "$@"; do
+  case "$arg" in
+    --fresh) fresh=true ;;
+    --plain) plain=true ;;
+    *) echo "image: unknown option $arg (use --fresh, --plain)" >&2; exit 2 ;;
+  esac
+done
 
 cache=${MESHCAP_CACHE:-/var/cache/meshcap-test}
 mkdir -p "$cache/images"
@@ -26,8 +36,11 @@ node_major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
 [ "$node_major" -ge 20 ] || { echo "image: the build stage needs Node >= 20 (found $("$node_bin" --version))" >&2; exit 3; }
 version=$(node -p 'require("./package.json").version')
 tag="ghcr.io/meshcap/meshcap:$version"
-key=$( { basename "$base_tar"; sha256sum "$node_bin" "$npm_dir/package.json" | cut -d' ' -f1; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin scripts/cjs-bundle.mjs scripts/bundle.mjs scripts/build-sea.mjs -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
-out="$cache/images/meshcap-$version-$key.tar"
+variant=""
+build_args=()
+if $plain; then tag="$tag-plain"; variant="-plain"; build_args=(--build-arg MESHCAP_SEA=0); fi
+key=$( { echo "$variant"; basename "$base_tar"; sha256sum "$node_bin" "$npm_dir/package.json" | cut -d' ' -f1; find Dockerfile .dockerignore package.json package-lock.json tsconfig.json src bin scripts/cjs-bundle.mjs scripts/bundle.mjs scripts/build-sea.mjs -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
+out="$cache/images/meshcap-$version$variant-$key.tar"
 
 # One builder per build context; other contexts (other checkouts) build alongside.
 exec 9>"$out.lock"
@@ -71,7 +84,7 @@ if [ -n "$cafile" ] && [ "$cafile" != "null" ] && [ -f "$cafile" ]; then
 fi
 
 echo "image: building $tag from the Dockerfile (buildah, --pull=never)" >&2
-b build --quiet --pull=never --network host --layers "${volumes[@]}" -t localhost/meshcap:build -f Dockerfile . >&2
+b build --quiet --pull=never --network host --layers "${volumes[@]}" "${build_args[@]}" -t localhost/meshcap:build -f Dockerfile . >&2
 
 rm -f "$out.partial" "$work/oci.tar"
 b push --quiet localhost/meshcap:build "docker-archive:$out.partial:$tag" >&2

@@ -14,30 +14,43 @@ import type { K8sContainer, K8sVolume } from './kubelet.js';
 /** The image name `meshcap inject` writes by default; the archive is tagged with it. */
 export const MESHCAP_IMAGE = `ghcr.io/meshcap/meshcap:${(JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version}`;
 
-let archive: string | undefined;
+/**
+ * The Dockerfile's fallback, built on purpose (scripts/image/build.sh --plain: MESHCAP_SEA=0): node and the
+ * one-file build instead of the single executable, what a node that cannot build one ships.
+ */
+export const MESHCAP_PLAIN_IMAGE = `${MESHCAP_IMAGE}-plain`;
+
+export type ImageVariant = 'sea' | 'plain';
+const archives = new Map<ImageVariant, string>();
 
 /** Builds (or finds, for the same build context) the image; returns the docker-archive path. */
-export function meshcapImageArchive(): string {
-  if (archive) return archive;
+export function meshcapImageArchive(variant: ImageVariant = 'sea'): string {
+  const known = archives.get(variant);
+  if (known) return known;
   // For iterating on tests only: an archive built earlier (CI never sets it).
-  if (process.env.MESHCAP_TEST_IMAGE_ARCHIVE && process.env.CI !== 'true') return (archive = process.env.MESHCAP_TEST_IMAGE_ARCHIVE);
-  const result = spawnSync('bash', [join(REPO_ROOT, 'scripts/image/build.sh')], { encoding: 'utf8', timeout: 20 * 60_000, maxBuffer: 64 * 1024 * 1024 });
-  if (result.status !== 0) throw new Error(`the image build failed (exit ${result.status}):\n${(result.stderr ?? '').slice(-4000)}`);
-  archive = result.stdout.trim().split('\n').pop()!;
+  if (variant === 'sea' && process.env.MESHCAP_TEST_IMAGE_ARCHIVE && process.env.CI !== 'true') {
+    archives.set(variant, process.env.MESHCAP_TEST_IMAGE_ARCHIVE);
+    return process.env.MESHCAP_TEST_IMAGE_ARCHIVE;
+  }
+  const args = [join(REPO_ROOT, 'scripts/image/build.sh'), ...(variant === 'plain' ? ['--plain'] : [])];
+  const result = spawnSync('bash', args, { encoding: 'utf8', timeout: 20 * 60_000, maxBuffer: 64 * 1024 * 1024 });
+  if (result.status !== 0) throw new Error(`the ${variant} image build failed (exit ${result.status}):\n${(result.stderr ?? '').slice(-4000)}`);
+  const archive = result.stdout.trim().split('\n').pop()!;
+  archives.set(variant, archive);
   return archive;
 }
 
-/** The image's compressed size in bytes (gzip layers), written by build.sh. */
 /** A private containerd node (harness.ts) with the meshcap image imported, built first when missing. */
-export async function startNodeWithImage(label: string, options: { snapshotter?: 'overlayfs' | 'native' } = {}): Promise<RuntimeNode> {
-  const archive = meshcapImageArchive();
-  const node = await RuntimeNode.start({ label, ...options });
+export async function startNodeWithImage(label: string, options: { snapshotter?: 'overlayfs' | 'native'; variant?: ImageVariant } = {}): Promise<RuntimeNode> {
+  const archive = meshcapImageArchive(options.variant);
+  const node = await RuntimeNode.start({ label, ...(options.snapshotter ? { snapshotter: options.snapshotter } : {}) });
   await node.importImage(archive);
   return node;
 }
 
-export function meshcapImageCompressedSize(): number {
-  return Number(readFileSync(`${meshcapImageArchive()}.size`, 'utf8').trim());
+/** The image's compressed size in bytes (gzip layers), written by build.sh. */
+export function meshcapImageCompressedSize(variant: ImageVariant = 'sea'): number {
+  return Number(readFileSync(`${meshcapImageArchive(variant)}.size`, 'utf8').trim());
 }
 
 export interface InjectedPod {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { RuntimeNode, runtimeSkip, type Sandbox } from './harness.js';
-import { injectPod, istioInit, MESHCAP_IMAGE, meshRules, meshcapImageCompressedSize, podRules, startNodeWithImage, STACK_TRACE } from './fixtures.js';
+import { injectPod, istioInit, MESHCAP_IMAGE, MESHCAP_PLAIN_IMAGE, meshRules, meshcapImageCompressedSize, podRules, startNodeWithImage, STACK_TRACE } from './fixtures.js';
 import { kubeletContainer } from './kubelet.js';
 
 const skip = runtimeSkip();
@@ -76,6 +76,42 @@ describe('the meshcap image under the native snapshotter', { skip }, () => {
     const run = await pod.run(kubeletContainer(istioInit(injected), pod));
     assert.equal(run.exitCode, 0, run.log);
     assert.doesNotMatch(run.log, STACK_TRACE);
+    assert.equal(meshRules(podRules(pod, 'nft')).length, 18);
+    await pod.remove();
+  });
+});
+
+// The Dockerfile's other branch, built on purpose (scripts/image/build.sh --plain: MESHCAP_SEA=0), as a node
+// that cannot build a single executable would build it: node, bin/meshcap and the one-file build.
+describe("the plain-path image (the Dockerfile's fallback, MESHCAP_SEA=0)", { skip }, () => {
+  let node: RuntimeNode;
+  before(async () => {
+    node = await startNodeWithImage('plain', { variant: 'plain' });
+  });
+  after(() => node?.stop());
+
+  it('ships node and the one-file build instead of the single executable, and runs them as its default user', async () => {
+    const pod = await node.runSandbox({ name: 'plain-check' });
+    const script = ['id -u', 'command -v node', 'readlink /opt/meshcap/meshcap', 'ls /opt/meshcap/dist', 'meshcap --version'].join('; ');
+    const run = await pod.run(pod.container({ name: 'contents', image: MESHCAP_PLAIN_IMAGE, command: ['/bin/sh', '-c', script] }));
+    assert.equal(run.exitCode, 0, run.log);
+    const lines = run.log.split('\n');
+    assert.equal(lines[0], '65532');
+    assert.equal(lines[1], '/usr/local/bin/node');
+    assert.equal(lines[2], 'bin/meshcap');
+    assert.equal(lines[3], 'meshcap.cjs');
+    assert.match(lines[4] ?? '', new RegExp(`\\b${version.replaceAll('.', '\\.')}\\b`));
+    assert.doesNotMatch(run.log, /ERR_MODULE_NOT_FOUND|Cannot find module/);
+    await pod.remove();
+  });
+
+  it('istio-init as injected, from this image, exits 0 with the 18 mesh rules in place', async () => {
+    const injected = injectPod();
+    const pod = await node.runSandbox({ name: 'plain-init', namespace: 'demo', annotations: injected.annotations, labels: injected.labels });
+    const run = await pod.run(kubeletContainer({ ...istioInit(injected), image: MESHCAP_PLAIN_IMAGE }, pod));
+    assert.equal(run.exitCode, 0, run.log);
+    assert.doesNotMatch(run.log, STACK_TRACE);
+    assert.match(run.log, /capture in place \(iptables-nft\)/);
     assert.equal(meshRules(podRules(pod, 'nft')).length, 18);
     await pod.remove();
   });
