@@ -5,7 +5,8 @@
  * that writes the rules. TurboFan, V8's optimising compiler, compiles on a background thread:
  * on two cores that thread takes CPU from the restore child, and a one-shot run ends before the
  * optimised code pays back. Without it, 5000 excludes on iptables-nft applied ~18 ms sooner
- * (README, "Start-up and long lists"); the short apply, the re-run and native nft did not move.
+ * (README, "Start-up and long lists"). The short apply and the re-run gained 0.1 to 0.17 of a
+ * ratio when the machine was slow and nothing when it was fast; native nft did not move.
  *
  * Only options this node accepts are kept, decided when the executable is built: a node that
  * renamed one runs without it rather than printing an error at every pod start.
