@@ -112,8 +112,9 @@ test("doctor reads meshcap-cni's NSS-sandbox warning from a successful ADD as th
   assert.ok(warning, stderr);
   // containerd passes a plugin's stderr to its own journal.
   const journal = `Dec 02 09:14:02 worker-3 containerd[790]: ${warning}`;
-  const top = diagnose(journal).causes[0]!;
-  assert.equal(top.id, 'cni-name-service', diagnose(journal).causes.map((c) => `${c.id} ${c.confidence}`).join(', '));
+  const { causes } = diagnose(journal);
+  const top = causes[0]!;
+  assert.equal(top.id, 'cni-name-service', causes.map((c) => `${c.id} ${c.confidence}`).join(', '));
   assert.match(top.fix[0]!, /unshare/);
 });
 
